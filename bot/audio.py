@@ -1,0 +1,89 @@
+"""Recognising audio by its bytes: content types and file names are only claims."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# MIME type -> file extension for what we can recognise and hand to Discord.
+EXTENSIONS = {
+    "audio/mpeg": "mp3",
+    "audio/wav": "wav",
+    "audio/ogg": "ogg",
+    "audio/flac": "flac",
+    "audio/mp4": "m4a",
+    "audio/webm": "webm",
+    "audio/aac": "aac",
+}
+_CONTENT_TYPE_ALIASES = {
+    "audio/mp3": "audio/mpeg",
+    "audio/x-wav": "audio/wav",
+    "audio/wave": "audio/wav",
+    "audio/vnd.wave": "audio/wav",
+    "audio/x-flac": "audio/flac",
+    "audio/x-m4a": "audio/mp4",
+    "audio/m4a": "audio/mp4",
+    "audio/opus": "audio/ogg",
+    "application/ogg": "audio/ogg",
+    "audio/x-aac": "audio/aac",
+}
+
+
+def sniff_audio(data: bytes) -> str | None:
+    """The audio MIME type the leading bytes show, or None if they do not look like audio."""
+    head = data[:64]
+    if head.startswith(b"ID3"):
+        return "audio/mpeg"
+    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+        return "audio/wav"
+    if head.startswith(b"OggS"):
+        return "audio/ogg"
+    if head.startswith(b"fLaC"):
+        return "audio/flac"
+    if head[4:8] == b"ftyp" and head[8:12] in (b"M4A ", b"M4B ", b"mp42", b"isom", b"dash"):
+        return "audio/mp4"
+    if head.startswith(b"\x1a\x45\xdf\xa3"):
+        return "audio/webm"
+    if len(head) >= 2 and head[0] == 0xFF and head[1] & 0xF6 == 0xF0:
+        return "audio/aac"  # ADTS: sync word, layer bits 00
+    if len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0 and head[1] & 0x06:
+        return "audio/mpeg"  # MPEG audio frame sync with a layer set
+    return None
+
+
+def normalise_content_type(content_type: str | None) -> str:
+    if not content_type:
+        return ""
+    base = content_type.split(";", 1)[0].strip().lower()
+    return _CONTENT_TYPE_ALIASES.get(base, base)
+
+
+def _looks_like_text(data: bytes) -> bool:
+    head = data[:256].lstrip().lower()
+    return head.startswith((b"<", b"{", b"[")) or head[:5] == b"error"
+
+
+@dataclass(frozen=True, slots=True)
+class AudioFile:
+    data: bytes
+    content_type: str
+    extension: str
+    source_url: str = ""
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+
+def identify_audio(data: bytes, content_type: str | None) -> tuple[str, str] | None:
+    """(MIME type, extension) if `data` is audio we can pass on, else None.
+
+    The bytes decide when we recognise them; a declared `audio/*` type is trusted only
+    for formats we cannot sniff and only when the bytes are not plainly text or HTML.
+    """
+    sniffed = sniff_audio(data)
+    if sniffed is not None:
+        return sniffed, EXTENSIONS[sniffed]
+    declared = normalise_content_type(content_type)
+    if declared.startswith("audio/") and data and not _looks_like_text(data):
+        return declared, EXTENSIONS.get(declared, "bin")
+    return None

@@ -1,0 +1,233 @@
+"""Settings from the environment and `.env`, validated once at start-up.
+
+Every problem becomes a `ConfigError` naming the variable and what is wrong, so
+`python -m bot` can print one line and exit 2. Secrets are wrapped in `Secret`,
+whose repr and str never show the value.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+from urllib.parse import urlsplit
+
+from dotenv import dotenv_values
+
+DEFAULT_WORKFLOW_URL = "https://api.segmind.com/workflows/69b7a526e90fc09c1a796167-v13"
+MIB = 1024 * 1024
+LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+
+T = TypeVar("T")
+
+
+class ConfigError(Exception):
+    """A setting is missing or invalid. The message names the variable, never its value
+    when the variable is a secret."""
+
+    def __init__(self, name: str, problem: str) -> None:
+        super().__init__(f"{name}: {problem}")
+        self.name = name
+        self.problem = problem
+
+
+class Secret:
+    """A string that does not print itself: safe to log the settings object."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def get(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True)
+class HostPort:
+    """An operator-named output host; `port` None means any port."""
+
+    host: str
+    port: int | None = None
+
+    def __str__(self) -> str:
+        return self.host if self.port is None else f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    discord_token: Secret
+    segmind_api_key: Secret
+    segmind_workflow_url: str = DEFAULT_WORKFLOW_URL
+    segmind_poll_interval: float = 7.0
+    segmind_timeout: float = 600.0
+    segmind_rpm: int = 50
+    segmind_max_concurrent: int = 10
+    segmind_max_output_bytes: int = 25 * MIB
+    segmind_output_hosts: tuple[HostPort, ...] = ()
+    bot_data_dir: Path = field(default_factory=lambda: Path("data"))
+    log_level: str = "INFO"
+
+
+def _parse_float(raw: str) -> float:
+    value = float(raw)
+    if not math.isfinite(value):
+        raise ValueError
+    return value
+
+
+def _parse_hosts(raw: str) -> tuple[HostPort, ...]:
+    hosts: list[HostPort] = []
+    for item in raw.split(","):
+        entry = item.strip().lower()
+        if not entry:
+            continue
+        if "/" in entry or "@" in entry or entry.startswith("["):
+            raise ValueError(f"'{entry}' is not a host or host:port")
+        host, sep, port_text = entry.partition(":")
+        port: int | None = None
+        if sep:
+            if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+                raise ValueError(f"'{entry}' has an invalid port")
+            port = int(port_text)
+        if not host:
+            raise ValueError(f"'{entry}' has no host")
+        hosts.append(HostPort(host, port))
+    return tuple(hosts)
+
+
+class _Reader:
+    """Reads and validates one variable at a time from a merged mapping."""
+
+    def __init__(self, env: Mapping[str, str | None]) -> None:
+        self._env = env
+
+    def raw(self, name: str) -> str | None:
+        value = self._env.get(name)
+        if value is None:
+            return None
+        value = value.strip()
+        return value or None
+
+    def secret(self, name: str) -> Secret:
+        value = self.raw(name)
+        if value is None:
+            raise ConfigError(name, "is required but not set (see .env.example)")
+        if any(ch.isspace() for ch in value):
+            raise ConfigError(name, "contains whitespace; paste the value without spaces")
+        return Secret(value)
+
+    def number(
+        self,
+        name: str,
+        default: T,
+        parse: Callable[[str], T],
+        *,
+        minimum: float,
+        maximum: float,
+        what: str,
+    ) -> T:
+        raw = self.raw(name)
+        if raw is None:
+            return default
+        try:
+            value = parse(raw)
+        except ValueError:
+            raise ConfigError(name, f"must be {what}, got {raw!r}") from None
+        if not minimum <= value <= maximum:  # type: ignore[operator]
+            raise ConfigError(name, f"must be between {minimum:g} and {maximum:g}, got {raw!r}")
+        return value
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, dotenv_path: str | os.PathLike[str] | None = ".env"
+) -> Settings:
+    """Merge `.env` (if present) under the process environment and validate."""
+    merged: dict[str, str | None] = {}
+    if dotenv_path is not None and Path(dotenv_path).is_file():
+        merged.update(dotenv_values(dotenv_path))
+    merged.update(os.environ if environ is None else environ)
+    env = _Reader(merged)
+
+    discord_token = env.secret("DISCORD_TOKEN")
+    api_key = env.secret("SEGMIND_API_KEY")
+
+    workflow_url = env.raw("SEGMIND_WORKFLOW_URL") or DEFAULT_WORKFLOW_URL
+    parts = urlsplit(workflow_url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError("SEGMIND_WORKFLOW_URL", "must be an http(s) URL")
+
+    hosts_raw = env.raw("SEGMIND_OUTPUT_HOSTS") or ""
+    try:
+        output_hosts = _parse_hosts(hosts_raw)
+    except ValueError as exc:
+        raise ConfigError(
+            "SEGMIND_OUTPUT_HOSTS", f"{exc} (comma-separated host or host:port)"
+        ) from None
+
+    log_level = (env.raw("LOG_LEVEL") or "INFO").upper()
+    if log_level not in LOG_LEVELS:
+        raise ConfigError("LOG_LEVEL", f"must be one of {', '.join(LOG_LEVELS)}")
+
+    return Settings(
+        discord_token=discord_token,
+        segmind_api_key=api_key,
+        segmind_workflow_url=workflow_url,
+        segmind_poll_interval=env.number(
+            "SEGMIND_POLL_INTERVAL",
+            7.0,
+            _parse_float,
+            minimum=0.05,
+            maximum=3600,
+            what="a number of seconds",
+        ),
+        segmind_timeout=env.number(
+            "SEGMIND_TIMEOUT",
+            600.0,
+            _parse_float,
+            minimum=1,
+            maximum=86400,
+            what="a number of seconds",
+        ),
+        segmind_rpm=env.number(
+            "SEGMIND_RPM",
+            50,
+            int,
+            minimum=0,
+            maximum=100_000,
+            what="a whole number of requests per minute (0 = no limit)",
+        ),
+        segmind_max_concurrent=env.number(
+            "SEGMIND_MAX_CONCURRENT",
+            10,
+            int,
+            minimum=1,
+            maximum=10_000,
+            what="a whole number of jobs",
+        ),
+        segmind_max_output_bytes=env.number(
+            "SEGMIND_MAX_OUTPUT_BYTES",
+            25 * MIB,
+            int,
+            minimum=1024,
+            maximum=1024 * MIB,
+            what="a whole number of bytes",
+        ),
+        segmind_output_hosts=output_hosts,
+        bot_data_dir=Path(env.raw("BOT_DATA_DIR") or "data"),
+        log_level=log_level,
+    )

@@ -1,0 +1,194 @@
+"""Runs one voice job from request to audio: wait for a slot, submit, poll, download.
+
+Everything happens in the caller's task, so cancelling that task stops the job at once
+and leaves nothing behind; progress is reported through a plain callback that must not
+block (the Discord layer records it and edits its message on its own schedule).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from .audio import AudioFile
+from .config import Settings
+from .segmind.client import SegmindClient
+from .segmind.errors import JobFailedError, JobTimeoutError, MalformedResponseError, SegmindError
+from .segmind.models import JobHandle, JobStatus, find_audio_url
+from .segmind.retry import get_retryable
+from .slots import FifoSlots
+
+log = logging.getLogger(__name__)
+
+
+class Phase(enum.Enum):
+    QUEUED = "queued"  # waiting for a slot (position is set)
+    SUBMITTING = "submitting"
+    SUBMITTED = "submitted"  # Segmind has it, not started yet
+    PROCESSING = "processing"
+    DOWNLOADING = "downloading"
+    DONE = "done"
+
+
+@dataclass(frozen=True, slots=True)
+class JobRequest:
+    sample_url: str
+    text: str
+    language: str
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    phase: Phase
+    elapsed: float  # seconds since the job was handed to the runner
+    position: int | None = None  # QUEUED only
+    handle: JobHandle | None = None  # from SUBMITTED on
+
+
+@dataclass(frozen=True, slots=True)
+class JobResult:
+    audio: AudioFile
+    request_id: str
+    elapsed: float
+    polls: int
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+class _Report(Protocol):
+    def __call__(
+        self, phase: Phase, position: int | None = ..., handle: JobHandle | None = ...
+    ) -> None: ...
+
+
+# Consecutive unusable status answers tolerated before the job is given up: one garbled
+# answer from a proxy should not throw away a paid job.
+MAX_MALFORMED_POLLS = 3
+
+
+class JobRunner:
+    def __init__(
+        self,
+        client: SegmindClient,
+        *,
+        poll_interval: float,
+        timeout: float,
+        max_concurrent: int,
+    ) -> None:
+        self.client = client
+        self.poll_interval = poll_interval
+        self.timeout = timeout
+        self.slots = FifoSlots(max_concurrent)
+
+    @classmethod
+    def from_settings(cls, client: SegmindClient, settings: Settings) -> JobRunner:
+        return cls(
+            client,
+            poll_interval=settings.segmind_poll_interval,
+            timeout=settings.segmind_timeout,
+            max_concurrent=settings.segmind_max_concurrent,
+        )
+
+    @property
+    def in_flight(self) -> int:
+        return self.slots.in_use
+
+    @property
+    def waiting(self) -> int:
+        return self.slots.waiting
+
+    async def run(self, request: JobRequest, progress: ProgressCallback | None = None) -> JobResult:
+        """Turn a request into audio, or raise a `SegmindError`.
+
+        The deadline (`timeout`) counts from the submit; time spent waiting for a slot
+        costs nothing on Segmind and is not counted.
+        """
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+
+        def report(
+            phase: Phase, position: int | None = None, handle: JobHandle | None = None
+        ) -> None:
+            if progress is not None:
+                progress(Progress(phase, loop.time() - started, position, handle))
+
+        await self.slots.acquire(
+            (lambda pos: report(Phase.QUEUED, position=pos)) if progress else None
+        )
+        handle: JobHandle | None = None
+        try:
+            async with asyncio.timeout(self.timeout):
+                report(Phase.SUBMITTING)
+                handle = await self.client.submit(
+                    request.sample_url, request.text, request.language
+                )
+                log.info("Segmind job %s submitted", handle.request_id)
+                report(Phase.SUBMITTED, handle=handle)
+                return await self._finish(handle, request, started, report)
+        except TimeoutError:
+            request_id = handle.request_id if handle else None
+            log.warning("Segmind job %s passed its %.0fs deadline", request_id, self.timeout)
+            raise JobTimeoutError(
+                f"no result within {self.timeout:.0f} s", request_id=request_id
+            ) from None
+        except SegmindError as exc:
+            if handle is not None and exc.request_id is None:
+                exc.request_id = handle.request_id
+            raise
+        finally:
+            self.slots.release()
+
+    async def _finish(
+        self,
+        handle: JobHandle,
+        request: JobRequest,
+        started: float,
+        report: _Report,
+    ) -> JobResult:
+        polls = 0
+        malformed = 0
+        processing_reported = False
+        while True:
+            await asyncio.sleep(self.poll_interval)
+            polls += 1
+            try:
+                result = await self.client.poll(handle)
+            except MalformedResponseError:
+                malformed += 1
+                if malformed >= MAX_MALFORMED_POLLS:
+                    raise
+                log.warning("Segmind job %s: unusable status answer, polling on", handle.request_id)
+                continue
+            except SegmindError as exc:
+                if not get_retryable(exc):
+                    raise
+                # Retries inside poll() ran out; the job is paid for, so keep waiting
+                # until the deadline rather than give it up.
+                log.warning("Segmind job %s: poll failed (%s), polling on", handle.request_id, exc)
+                continue
+            malformed = 0
+            if result.status is JobStatus.PROCESSING and not processing_reported:
+                processing_reported = True
+                report(Phase.PROCESSING, handle=handle)
+            elif result.status is JobStatus.FAILED:
+                log.info("Segmind job %s failed: %s", handle.request_id, result.error)
+                raise JobFailedError(result.error, request_id=handle.request_id)
+            elif result.status is JobStatus.COMPLETED:
+                url = find_audio_url(result.output, exclude=(request.sample_url,))
+                report(Phase.DOWNLOADING, handle=handle)
+                audio = await self.client.download(url, request_id=handle.request_id)
+                elapsed = asyncio.get_running_loop().time() - started
+                report(Phase.DONE, handle=handle)
+                log.info(
+                    "Segmind job %s done in %.1fs after %d polls (%d bytes)",
+                    handle.request_id,
+                    elapsed,
+                    polls,
+                    audio.size,
+                )
+                return JobResult(audio, handle.request_id, elapsed, polls)
