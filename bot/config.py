@@ -19,6 +19,12 @@ from dotenv import dotenv_values
 
 DEFAULT_WORKFLOW_URL = "https://api.segmind.com/workflows/69b7a526e90fc09c1a796167-v13"
 MIB = 1024 * 1024
+# The languages ElevenLabs' multilingual models speak.
+DEFAULT_LANGUAGES = (
+    "en", "ja", "zh", "de", "hi", "fr", "ko", "pt", "it", "es", "id", "nl", "tr", "fil", "pl",
+    "sv", "bg", "ro", "ar", "cs", "el", "fi", "hr", "ms", "sk", "da", "ta", "uk", "ru", "hu",
+    "no", "vi",
+)  # fmt: skip
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 
 T = TypeVar("T")
@@ -81,6 +87,10 @@ class Settings:
     segmind_output_hosts: tuple[HostPort, ...] = ()
     bot_data_dir: Path = field(default_factory=lambda: Path("data"))
     log_level: str = "INFO"
+    discord_guild_ids: tuple[int, ...] = ()
+    max_text_chars: int = 1000
+    max_sample_bytes: int = 10 * MIB
+    supported_languages: tuple[str, ...] = DEFAULT_LANGUAGES
 
 
 def _parse_float(raw: str) -> float:
@@ -183,6 +193,30 @@ def load_settings(
     if log_level not in LOG_LEVELS:
         raise ConfigError("LOG_LEVEL", f"must be one of {', '.join(LOG_LEVELS)}")
 
+    guild_ids: list[int] = []
+    for item in (env.raw("DISCORD_GUILD_IDS") or "").split(","):
+        if item.strip():
+            if not item.strip().isdigit():
+                raise ConfigError(
+                    "DISCORD_GUILD_IDS", f"{item.strip()!r} is not a numeric guild id"
+                )
+            guild_ids.append(int(item.strip()))
+
+    languages: tuple[str, ...] = DEFAULT_LANGUAGES
+    if env.raw("SUPPORTED_LANGUAGES"):
+        languages = tuple(
+            dict.fromkeys(
+                x.strip().lower()
+                for x in (env.raw("SUPPORTED_LANGUAGES") or "").split(",")
+                if x.strip()
+            )
+        )
+        bad = [code for code in languages if not code.replace("-", "").isalpha() or len(code) > 10]
+        if bad or not languages:
+            raise ConfigError(
+                "SUPPORTED_LANGUAGES", "must be comma-separated language codes like en,hi,fr"
+            )
+
     return Settings(
         discord_token=discord_token,
         segmind_api_key=api_key,
@@ -230,4 +264,22 @@ def load_settings(
         segmind_output_hosts=output_hosts,
         bot_data_dir=Path(env.raw("BOT_DATA_DIR") or "data"),
         log_level=log_level,
+        discord_guild_ids=tuple(guild_ids),
+        max_text_chars=env.number(
+            "MAX_TEXT_CHARS",
+            1000,
+            int,
+            minimum=1,
+            maximum=5000,
+            what="a whole number of characters",
+        ),
+        max_sample_bytes=env.number(
+            "MAX_SAMPLE_BYTES",
+            10 * MIB,
+            int,
+            minimum=1024,
+            maximum=500 * MIB,
+            what="a whole number of bytes",
+        ),
+        supported_languages=languages,
     )

@@ -1,0 +1,118 @@
+"""The Bot: owns the HTTP session, the Segmind client and the job runner; loads the cogs."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine, Sequence
+from typing import Any
+
+import aiohttp
+import discord
+from discord.ext import commands
+
+from .config import Settings
+from .jobs import JobRunner
+from .segmind.budget import RequestBudget
+from .segmind.client import SegmindClient
+from .sync import sync_commands
+from .tree import VoiceCloneTree
+
+log = logging.getLogger(__name__)
+
+# Extensions are named, not imported: the core never depends on the cogs' code.
+DEFAULT_EXTENSIONS = ("cogs.speak",)
+SESSION_TIMEOUT = aiohttp.ClientTimeout(total=120, connect=10)
+
+
+class VoiceCloneBot(commands.Bot):
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        session: aiohttp.ClientSession | None = None,
+        segmind: SegmindClient | None = None,
+        jobs: JobRunner | None = None,
+        extensions: Sequence[str] = DEFAULT_EXTENSIONS,
+        force_sync: bool = False,
+    ) -> None:
+        intents = discord.Intents.none()
+        intents.guilds = True  # channel and permission cache; nothing privileged
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=intents,
+            allowed_mentions=discord.AllowedMentions.none(),
+            tree_cls=VoiceCloneTree,
+            help_command=None,
+        )
+        self.settings = settings
+        self._owns_session = session is None
+        self._session = session
+        self._segmind = segmind
+        self._jobs = jobs
+        self._extensions = tuple(extensions)
+        self._force_sync = force_sync
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.accepting_jobs = True
+
+    # The cogs reach the core through these; they exist once setup_hook has run.
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        assert self._session is not None, "setup_hook has not run"
+        return self._session
+
+    @property
+    def segmind(self) -> SegmindClient:
+        assert self._segmind is not None, "setup_hook has not run"
+        return self._segmind
+
+    @property
+    def jobs(self) -> JobRunner:
+        assert self._jobs is not None, "setup_hook has not run"
+        return self._jobs
+
+    async def setup_hook(self) -> None:
+        settings = self.settings
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=SESSION_TIMEOUT)
+        if self._segmind is None:
+            budget = RequestBudget(settings.segmind_rpm)
+            self._segmind = SegmindClient.from_settings(self._session, settings, budget)
+        if self._jobs is None:
+            self._jobs = JobRunner.from_settings(self._segmind, settings)
+        for name in self._extensions:
+            await self.load_extension(name)
+        await sync_commands(
+            self.tree, settings.bot_data_dir, settings.discord_guild_ids, force=self._force_sync
+        )
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str) -> asyncio.Task[Any]:
+        """Start a task the bot owns: kept referenced, logged if it fails, cancelled on close."""
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("Task %s failed", task.get_name(), exc_info=task.exception())
+
+    @property
+    def owned_tasks(self) -> frozenset[asyncio.Task[Any]]:
+        return frozenset(self._tasks)
+
+    async def close(self) -> None:
+        self.accepting_jobs = False
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=5)
+        try:
+            await super().close()
+        finally:
+            if self._segmind is not None:
+                self._segmind.budget.close()
+            if self._owns_session and self._session is not None:
+                await self._session.close()

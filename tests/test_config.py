@@ -1,0 +1,114 @@
+"""Settings: defaults, validation, .env merging, and that secrets never print."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.config import DEFAULT_WORKFLOW_URL, ConfigError, HostPort, load_settings
+
+REQUIRED = {"DISCORD_TOKEN": "discord-secret-token", "SEGMIND_API_KEY": "sg-secret-key"}
+
+
+def load(**extra: str) -> object:
+    return load_settings({**REQUIRED, **extra}, dotenv_path=None)
+
+
+def test_defaults() -> None:
+    s = load_settings(REQUIRED, dotenv_path=None)
+    assert s.segmind_workflow_url == DEFAULT_WORKFLOW_URL
+    assert s.segmind_poll_interval == 7.0
+    assert s.segmind_timeout == 600.0
+    assert s.segmind_rpm == 50
+    assert s.segmind_max_concurrent == 10
+    assert s.segmind_max_output_bytes == 25 * 1024 * 1024
+    assert s.segmind_output_hosts == ()
+    assert s.bot_data_dir == Path("data")
+    assert s.log_level == "INFO"
+    assert s.segmind_api_key.get() == "sg-secret-key"
+
+
+def test_values_parsed() -> None:
+    s = load_settings(
+        {
+            **REQUIRED,
+            "SEGMIND_POLL_INTERVAL": "0.5",
+            "SEGMIND_RPM": "5",
+            "SEGMIND_OUTPUT_HOSTS": "cdn.example.org, 127.0.0.1:8080",
+            "LOG_LEVEL": "debug",
+        },
+        dotenv_path=None,
+    )
+    assert s.segmind_poll_interval == 0.5
+    assert s.segmind_rpm == 5
+    assert s.segmind_output_hosts == (HostPort("cdn.example.org"), HostPort("127.0.0.1", 8080))
+    assert s.log_level == "DEBUG"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "fragment"),
+    [
+        ("SEGMIND_POLL_INTERVAL", "soon", "number of seconds"),
+        ("SEGMIND_POLL_INTERVAL", "nan", "number of seconds"),
+        ("SEGMIND_POLL_INTERVAL", "0", "between"),
+        ("SEGMIND_TIMEOUT", "-1", "between"),
+        ("SEGMIND_RPM", "2.5", "whole number"),
+        ("SEGMIND_MAX_CONCURRENT", "0", "between"),
+        ("SEGMIND_WORKFLOW_URL", "ftp://x/y", "http(s) URL"),
+        ("SEGMIND_OUTPUT_HOSTS", "http://evil/", "host"),
+        ("SEGMIND_OUTPUT_HOSTS", "h:99999", "port"),
+        ("LOG_LEVEL", "LOUD", "one of"),
+    ],
+)
+def test_invalid_values_name_the_variable(name: str, value: str, fragment: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load(**{name: value})
+    assert info.value.name == name
+    assert str(info.value).startswith(name)
+    assert fragment in str(info.value)
+
+
+@pytest.mark.parametrize("missing", ["DISCORD_TOKEN", "SEGMIND_API_KEY"])
+def test_required_secrets(missing: str) -> None:
+    env = {k: v for k, v in REQUIRED.items() if k != missing}
+    with pytest.raises(ConfigError, match=f"^{missing}: is required"):
+        load_settings(env, dotenv_path=None)
+
+
+def test_secret_never_printed() -> None:
+    s = load_settings(REQUIRED, dotenv_path=None)
+    text = repr(s) + str(s)
+    assert "discord-secret-token" not in text
+    assert "sg-secret-key" not in text
+
+
+def test_dotenv_read_and_environment_wins(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text(
+        "DISCORD_TOKEN=from-file\nSEGMIND_API_KEY=file-key\nSEGMIND_RPM=5\nSEGMIND_TIMEOUT=30\n"
+    )
+    s = load_settings({"SEGMIND_RPM": "7"}, dotenv_path=env_file)
+    assert s.discord_token.get() == "from-file"
+    assert s.segmind_rpm == 7  # the environment wins
+    assert s.segmind_timeout == 30.0
+
+
+def test_cli_bad_config_exits_2_with_one_line(tmp_path: Path) -> None:
+    env = {"PATH": "/usr/bin:/bin", "DISCORD_TOKEN": "tok-should-not-print", "SEGMIND_RPM": "x"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "bot"],
+        env={**env, "SEGMIND_API_KEY": "key-should-not-print", "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "SEGMIND_RPM" in lines[0]
+    assert "Traceback" not in proc.stderr
+    assert "should-not-print" not in proc.stderr + proc.stdout
