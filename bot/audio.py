@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+MIB = 1024 * 1024
+
 # MIME type -> file extension for what we can recognise and hand to Discord.
 EXTENSIONS = {
     "audio/mpeg": "mp3",
@@ -86,4 +88,37 @@ def identify_audio(data: bytes, content_type: str | None) -> tuple[str, str] | N
     declared = normalise_content_type(content_type)
     if declared.startswith("audio/") and data and not _looks_like_text(data):
         return declared, EXTENSIONS.get(declared, "bin")
+    return None
+
+
+# What a member may attach as a voice sample (by name, when Discord gives no type).
+CLIP_EXTENSIONS = ("mp3", "wav", "ogg", "opus", "m4a", "flac", "webm", "aac")
+_NOT_AUDIO_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"%PDF", b"PK\x03\x04", b"\x7fELF", b"MZ")
+
+
+def clip_problem(filename: str, content_type: str | None, size: int, max_bytes: int) -> str | None:
+    """Why an attachment cannot be a voice sample, from its metadata; None if it may be."""
+    extension = filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
+    declared = normalise_content_type(content_type)
+    if not declared.startswith("audio/") and extension not in CLIP_EXTENSIONS:
+        return (
+            "That file isn't an audio clip. Attach a short recording of the voice "
+            f"({', '.join(CLIP_EXTENSIONS)})."
+        )
+    if size <= 0:
+        return "That audio file is empty. Attach a short recording of the voice."
+    if size > max_bytes:
+        return (
+            f"That clip is {size / MIB:.1f} MiB; the limit is {max_bytes / MIB:.0f} MiB. "
+            "A clear 10–60 second clip is plenty."
+        )
+    return None
+
+
+def head_problem(head: bytes) -> str | None:
+    """Why a clip's first bytes show it is not audio; None if they may be audio."""
+    if not head:
+        return None
+    if sniff_audio(head) is None and (head.startswith(_NOT_AUDIO_MAGIC) or _looks_like_text(head)):
+        return "That file's contents are not audio (it looks like another kind of file)."
     return None

@@ -24,7 +24,7 @@ def test_sniff(data: bytes, mime: str) -> None:
     assert sniff_audio(data) == mime
 
 
-@pytest.mark.parametrize("data", [b"", b"<html>", b"%PDF-1.7", b"\x89PNG\r\n", b"{\"a\":1}"])
+@pytest.mark.parametrize("data", [b"", b"<html>", b"%PDF-1.7", b"\x89PNG\r\n", b'{"a":1}'])
 def test_not_audio(data: bytes) -> None:
     assert sniff_audio(data) is None
     assert identify_audio(data, "application/octet-stream") is None

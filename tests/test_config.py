@@ -100,7 +100,11 @@ def test_cli_bad_config_exits_2_with_one_line(tmp_path: Path) -> None:
     env = {"PATH": "/usr/bin:/bin", "DISCORD_TOKEN": "tok-should-not-print", "SEGMIND_RPM": "x"}
     proc = subprocess.run(
         [sys.executable, "-m", "bot"],
-        env={**env, "SEGMIND_API_KEY": "key-should-not-print", "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+        env={
+            **env,
+            "SEGMIND_API_KEY": "key-should-not-print",
+            "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+        },
         cwd=tmp_path,
         capture_output=True,
         text=True,

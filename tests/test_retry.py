@@ -44,7 +44,15 @@ def test_backoff_grows_with_jitter_and_honours_retry_after() -> None:
 
 @pytest.mark.parametrize(
     ("header", "expected"),
-    [("3", 3.0), ("0.5", 0.5), ("-4", 0.0), (None, None), ("", None), ("soon", None), ("inf", None)],
+    [
+        ("3", 3.0),
+        ("0.5", 0.5),
+        ("-4", 0.0),
+        (None, None),
+        ("", None),
+        ("soon", None),
+        ("inf", None),
+    ],
 )
 def test_parse_retry_after(header: str | None, expected: float | None) -> None:
     assert parse_retry_after(header) == expected

@@ -19,11 +19,15 @@ class Priority(enum.IntEnum):
 
 
 class RequestBudget:
-    def __init__(self, per_minute: int, *, window: float = 60.0) -> None:
-        if per_minute < 0 or window <= 0:
-            raise ValueError("per_minute must be >= 0 and window > 0")
+    def __init__(self, per_minute: int, *, window: float = 60.0, margin: float = 0.05) -> None:
+        if per_minute < 0 or window <= 0 or margin < 0:
+            raise ValueError("per_minute must be >= 0, window > 0, margin >= 0")
         self.per_minute = per_minute  # 0: unlimited
         self.window = window
+        # A grant leaves our window a little later than Segmind's: a request granted now
+        # may reach Segmind later than one granted after it, and that must not count as
+        # one too many there.
+        self._hold = window * (1 + margin)
         self._grants: deque[float] = deque()
         self._queues: tuple[deque[asyncio.Future[None]], ...] = tuple(deque() for _ in Priority)
         self._paused_until = 0.0
@@ -61,10 +65,10 @@ class RequestBudget:
         """Seconds until one more grant fits (<= 0: now)."""
         wait = self._paused_until - now
         if self.per_minute:
-            while self._grants and self._grants[0] <= now - self.window:
+            while self._grants and self._grants[0] <= now - self._hold:
                 self._grants.popleft()
             if len(self._grants) >= self.per_minute:
-                wait = max(wait, self._grants[0] + self.window - now)
+                wait = max(wait, self._grants[0] + self._hold - now)
         return wait
 
     def _grant(self, now: float) -> None:

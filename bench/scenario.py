@@ -1,0 +1,110 @@
+"""One scenario in a fresh process: `python -m bench.scenario --impl ours --jobs 1000 ...`.
+
+A process per scenario keeps the figures clean: peak RSS (`ru_maxrss`) is this
+implementation's alone, and CPU is the `getrusage` delta around the measured run only (not
+interpreter start-up, imports, set-up or the warm-up job). Prints one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import resource
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+
+from .lag import LagTicker
+from .result import ScenarioResult
+from .target import Implementation, Target
+
+IMPLS = ("ours", "requests", "segmind-sdk")
+
+
+def load(impl: str) -> Implementation:
+    """Import only the chosen implementation, so no other client's modules inflate RSS."""
+    if impl == "ours":
+        from .ours import ours
+
+        return ours
+    if impl == "requests":
+        from .peers import requests_peer
+
+        return requests_peer
+    if impl == "segmind-sdk":
+        from .peers import sdk_peer
+
+        return sdk_peer
+    raise ValueError(f"unknown implementation {impl!r}")
+
+
+def _cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _rss_mb() -> float:
+    """Peak RSS so far in MB (10^6 bytes; Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6
+
+
+def _is_audio(outcome: object) -> bool:
+    # The fake's audio is an MP3 with an ID3 tag; ours has checked it already, peers not.
+    return isinstance(outcome, bytes) and outcome[:3] == b"ID3"
+
+
+async def measure(impl: str, target: Target, jobs: int, interval: float) -> ScenarioResult:
+    async with load(impl)(target, jobs, interval) as job:
+        # One job first, unmeasured: lazy imports and first connections are start-up costs.
+        await job(-1)
+        base_rss = _rss_mb()
+        ticker = LagTicker()
+        ticker.start()
+        cpu0, wall0 = _cpu_s(), time.perf_counter()
+        outcomes = await asyncio.gather(*(job(i) for i in range(jobs)), return_exceptions=True)
+        wall, cpu = time.perf_counter() - wall0, _cpu_s() - cpu0
+        await ticker.stop()
+    errors = Counter(
+        type(o).__name__ if isinstance(o, BaseException) else "not audio"
+        for o in outcomes
+        if not _is_audio(o)
+    )
+    first = next((o for o in outcomes if not _is_audio(o)), None)
+    p50, p99, worst = ticker.stats_ms()
+    return ScenarioResult(
+        impl=impl,
+        jobs=jobs,
+        wall_s=wall,
+        cpu_s=cpu,
+        lag_p50_ms=p50,
+        lag_p99_ms=p99,
+        lag_max_ms=worst,
+        lag_samples=len(ticker.lags),
+        base_rss_mb=base_rss,
+        peak_rss_mb=_rss_mb(),
+        failures=sum(errors.values()),
+        errors=dict(errors),
+        first_error="" if first is None else repr(first)[:300],
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Run one benchmark scenario, print JSON.")
+    parser.add_argument("--impl", choices=IMPLS, required=True)
+    parser.add_argument("--jobs", type=int, required=True)
+    parser.add_argument("--interval", type=float, default=0.1, help="poll interval, seconds")
+    parser.add_argument("--workflow-url", required=True)
+    parser.add_argument("--sample-url", required=True)
+    parser.add_argument("--api-key", required=True)
+    args = parser.parse_args(argv)
+    # The runner logs every job at INFO; at 1,000 jobs that is noise, not what we measure.
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    target = Target(args.workflow_url, args.sample_url, args.api_key)
+    result = asyncio.run(measure(args.impl, target, args.jobs, args.interval))
+    print(result.to_json(), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,231 @@
+"""The job runner against the fake: progress, deadline, cancel, concurrency, budget."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+
+import pytest
+
+from bot.jobs import JobRequest, JobRunner, Phase, Progress
+from bot.segmind.budget import RequestBudget
+from bot.segmind.errors import (
+    JobFailedError,
+    JobTimeoutError,
+    MalformedResponseError,
+    NoAudioInOutputError,
+    WorkflowNotFoundError,
+)
+from bot.segmind.retry import RetryPolicy
+from tests.conftest import MakeClient
+from tests.fakes.segmind import FakeSegmind, Injection, JobScript
+
+INTERVAL = 0.02
+
+
+def make_runner(make_client: MakeClient, **overrides: object) -> JobRunner:
+    options: dict[str, object] = {"poll_interval": INTERVAL, "timeout": 10.0, "max_concurrent": 4}
+    client_options = overrides.pop("client", {})
+    options.update(overrides)
+    return JobRunner(make_client(**client_options), **options)  # type: ignore[arg-type]
+
+
+def request(fake: FakeSegmind, text: str = "Hello world") -> JobRequest:
+    return JobRequest(fake.sample_url, text, "en")
+
+
+def other_tasks() -> set[asyncio.Task[object]]:
+    """Tasks besides this test's own and the fake server's connection handlers."""
+    return {
+        t
+        for t in asyncio.all_tasks()
+        if t is not asyncio.current_task()
+        and not getattr(t.get_coro(), "__qualname__", "").startswith("RequestHandler.")
+    }
+
+
+async def test_happy_path_reports_progress_and_returns_the_audio(
+    fake_segmind: FakeSegmind, make_client: MakeClient
+) -> None:
+    runner = make_runner(make_client)
+    events: list[Progress] = []
+    result = await runner.run(request(fake_segmind), events.append)
+    job = fake_segmind.jobs[result.request_id]
+    assert result.audio.data.startswith(b"ID3")
+    assert result.request_id.encode() in result.audio.data
+    assert job.text == "Hello world"
+    phases = [e.phase for e in events]
+    assert phases == [
+        Phase.SUBMITTING,
+        Phase.SUBMITTED,
+        Phase.PROCESSING,
+        Phase.DOWNLOADING,
+        Phase.DONE,
+    ]
+    assert all(b.elapsed >= a.elapsed for a, b in itertools.pairwise(events))
+    assert events[1].handle is not None
+    assert events[1].handle.request_id == result.request_id
+    assert fake_segmind.count("submit") == 1
+    assert runner.in_flight == 0
+
+
+async def test_failed_job_carries_segmind_reason(
+    fake_segmind: FakeSegmind, make_client: MakeClient
+) -> None:
+    fake_segmind.script_jobs(
+        JobScript(statuses=("QUEUED", "FAILED"), failure_reason="Sample too noisy")
+    )
+    with pytest.raises(JobFailedError, match="Sample too noisy") as info:
+        await make_runner(make_client).run(request(fake_segmind))
+    assert info.value.request_id in fake_segmind.jobs
+
+
+async def test_output_as_object_and_without_audio(
+    fake_segmind: FakeSegmind, make_client: MakeClient
+) -> None:
+    runner = make_runner(make_client)
+    fake_segmind.script_jobs(
+        JobScript(output={"node": {"text": "hi"}}),
+        JobScript(output=json.dumps({"image": "not a url"})),
+    )
+    with pytest.raises(NoAudioInOutputError) as info:
+        await runner.run(request(fake_segmind))
+    assert info.value.request_id is not None
+    with pytest.raises(NoAudioInOutputError):
+        await runner.run(request(fake_segmind))
+    # An object (not a JSON string) with the URL nested in a list; reuse a served file.
+    served = next(iter(fake_segmind.jobs.values())).audio_url
+    fake_segmind.script_jobs(JobScript(output={"n": [{"audio": "x"}, {"url": served}]}))
+    result = await runner.run(request(fake_segmind))
+    assert result.audio.size > 0
+
+
+async def test_deadline_raises_typed_error_and_leaves_no_task(
+    fake_segmind: FakeSegmind, make_client: MakeClient
+) -> None:
+    before = other_tasks()
+    fake_segmind.script_jobs(JobScript(statuses=("QUEUED", "PROCESSING")))  # never completes
+    runner = make_runner(make_client, timeout=0.3)
+    with pytest.raises(JobTimeoutError) as info:
+        await runner.run(request(fake_segmind))
+    assert info.value.request_id in fake_segmind.jobs
+    assert runner.in_flight == 0
+    assert other_tasks() <= before
+
+
+async def test_cancel_stops_polling_at_once(
+    fake_segmind: FakeSegmind, make_client: MakeClient
+) -> None:
+    before = other_tasks()
+    fake_segmind.script_jobs(JobScript(statuses=("PROCESSING",)))
+    runner = make_runner(make_client)
+    task = asyncio.create_task(runner.run(request(fake_segmind)))
+    await fake_segmind.wait_for(lambda: fake_segmind.count("poll") >= 2)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    polls = fake_segmind.count("poll")
+    await asyncio.sleep(INTERVAL * 5)  # time for polls that should not happen
+    assert fake_segmind.count("poll") == polls
+    assert runner.in_flight == 0
+    assert other_tasks() <= before
+
+
+async def test_concurrency_cap_is_fifo_with_positions(
+    fake_segmind: FakeSegmind, make_client: MakeClient
+) -> None:
+    runner = make_runner(make_client, max_concurrent=2)
+    positions: dict[int, list[int]] = {i: [] for i in range(5)}
+
+    def tracker(i: int) -> object:
+        def on_progress(p: Progress) -> None:
+            if p.phase is Phase.QUEUED:
+                assert p.position is not None
+                positions[i].append(p.position)
+
+        return on_progress
+
+    tasks = []
+    for i in range(5):
+        tasks.append(
+            asyncio.create_task(runner.run(request(fake_segmind, f"text {i}"), tracker(i)))  # type: ignore[arg-type]
+        )
+        await asyncio.sleep(0)  # arrive in order
+    await asyncio.gather(*tasks)
+    # Jobs in flight at Segmind, from its own log: +1 at submit, -1 at download.
+    in_flight = peak = 0
+    for r in fake_segmind.requests:
+        in_flight += {"submit": 1, "download": -1}.get(r.kind, 0)
+        peak = max(peak, in_flight)
+    submitted = [r.json["text"] for r in fake_segmind.requests if r.kind == "submit"]  # type: ignore[index]
+    assert submitted == [f"text {i}" for i in range(5)]  # FIFO
+    assert positions[0] == positions[1] == []
+    assert [positions[i][0] for i in (2, 3, 4)] == [1, 2, 3]
+    assert positions[4][-1] == 1
+    assert peak == 2
+
+
+async def test_budget_holds_across_jobs_and_fake_never_rate_limits(make_client: MakeClient) -> None:
+    async with FakeSegmind(rate_limit=(6, 0.5)) as fake:
+        budget = RequestBudget(6, window=0.5)
+        runner = make_runner(
+            make_client, client={"workflow_url": fake.workflow_url, "budget": budget}
+        )
+        results = await asyncio.wait_for(
+            asyncio.gather(*(runner.run(request(fake, f"t{i}")) for i in range(4))), 20
+        )
+        assert len(results) == 4
+        api = [r for r in fake.requests if r.kind in ("submit", "poll")]
+        assert all(r.status != 429 for r in api)
+        times = sorted(r.time for r in api)
+        for i, t in enumerate(times):
+            in_window = [u for u in times[i:] if u - t < 0.5 - 0.01]
+            assert len(in_window) <= 6
+
+
+async def test_poll_errors_past_retries_do_not_lose_a_paid_job(
+    fake_segmind: FakeSegmind, make_client: MakeClient
+) -> None:
+    policy = RetryPolicy(attempts=2, base_delay=0.01, max_delay=0.02, max_total=1)
+    runner = make_runner(make_client, client={"retry": policy})
+    fake_segmind.inject("poll", Injection(status=503, times=5))
+    result = await runner.run(request(fake_segmind))
+    assert result.audio.size > 0
+    assert fake_segmind.count("submit") == 1
+
+
+async def test_job_not_found_ends_the_job(
+    fake_segmind: FakeSegmind, make_client: MakeClient
+) -> None:
+    fake_segmind.inject("poll", Injection(status=404, body={"error": "Request not found"}))
+    with pytest.raises(WorkflowNotFoundError):
+        await make_runner(make_client).run(request(fake_segmind))
+
+
+async def test_repeated_garbage_status_gives_up(
+    fake_segmind: FakeSegmind, make_client: MakeClient
+) -> None:
+    fake_segmind.inject("poll", Injection(status=200, body="<html>oops</html>", times=10))
+    with pytest.raises(MalformedResponseError):
+        await make_runner(make_client).run(request(fake_segmind))
+    assert fake_segmind.count("poll") == 3
+
+
+async def test_one_garbage_status_is_tolerated(
+    fake_segmind: FakeSegmind, make_client: MakeClient
+) -> None:
+    fake_segmind.inject("poll", Injection(status=200, body="{}", times=1))
+    result = await make_runner(make_client).run(request(fake_segmind))
+    assert result.audio.size > 0
+
+
+async def test_hundred_jobs_all_delivered_distinctly(
+    fake_segmind: FakeSegmind, make_client: MakeClient
+) -> None:
+    runner = make_runner(make_client, max_concurrent=100)
+    results = await asyncio.gather(
+        *(runner.run(request(fake_segmind, f"t{i}")) for i in range(100))
+    )
+    assert len({r.audio.data for r in results}) == 100
+    assert fake_segmind.count("submit") == 100

@@ -1,0 +1,322 @@
+"""The Segmind client against the loopback fake: protocol, errors, retries, downloads."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import aiohttp
+import pytest
+
+from bot.config import HostPort
+from bot.segmind.client import SegmindClient
+from bot.segmind.errors import (
+    STATUS_ERRORS,
+    BadGatewayError,
+    InsufficientCreditsError,
+    MalformedResponseError,
+    NotAudioError,
+    OutputTooLargeError,
+    RateLimitedError,
+    SegmindConnectionError,
+    SegmindHTTPError,
+    UnsafeOutputURLError,
+)
+from bot.segmind.models import JobHandle, JobStatus
+from tests.conftest import FAST_RETRY, MakeClient
+from tests.fakes.segmind import FAKE_API_KEY, FakeSegmind, Injection, JobScript
+
+SAMPLE = "voice.mp3"
+
+
+async def submit(client: SegmindClient, fake: FakeSegmind) -> JobHandle:
+    return await client.submit(fake.sample_url, "Hello there", "hi")
+
+
+async def test_submit_sends_documented_fields(
+    fake_segmind: FakeSegmind, make_client: MakeClient
+) -> None:
+    handle = await submit(make_client(), fake_segmind)
+    job = fake_segmind.jobs[handle.request_id]
+    assert (job.voice_samples, job.text, job.language) == (
+        fake_segmind.sample_url,
+        "Hello there",
+        "hi",
+    )
+    [sent] = [r for r in fake_segmind.requests if r.kind == "submit"]
+    assert sent.json == {
+        "voice_samples": fake_segmind.sample_url,
+        "text": "Hello there",
+        "Language_ISO": "hi",
+    }
+    assert sent.headers.get("x-api-key") == FAKE_API_KEY
+    assert handle.poll_url.endswith(handle.request_id)
+
+
+async def test_poll_walks_the_status_sequence(
+    fake_segmind: FakeSegmind, make_client: MakeClient
+) -> None:
+    client = make_client()
+    handle = await submit(client, fake_segmind)
+    await fake_segmind.wait_for(lambda: fake_segmind.jobs[handle.request_id].sample_done)
+    seen = [(await client.poll(handle)).status for _ in range(3)]
+    assert seen == [JobStatus.QUEUED, JobStatus.PROCESSING, JobStatus.COMPLETED]
+    assert fake_segmind.jobs[handle.request_id].sample_bytes is not None
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 406, 500, 502, 504])
+async def test_submit_error_statuses_are_typed_and_never_resent(
+    fake_segmind: FakeSegmind, make_client: MakeClient, status: int
+) -> None:
+    fake_segmind.inject("submit", Injection(status=status, times=5))
+    with pytest.raises(SegmindHTTPError) as info:
+        await submit(make_client(), fake_segmind)
+    assert type(info.value) is STATUS_ERRORS[status]
+    assert fake_segmind.count("submit") == 1  # 4xx: pointless; 5xx: the job may exist
+
+
+async def test_submit_retries_429_honouring_retry_after(
+    fake_segmind: FakeSegmind, make_client: MakeClient
+) -> None:
+    fake_segmind.inject("submit", Injection(status=429, headers={"Retry-After": "0.3"}))
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    handle = await submit(make_client(), fake_segmind)
+    assert handle.request_id in fake_segmind.jobs
+    submits = [r for r in fake_segmind.requests if r.kind == "submit"]
+    assert len(submits) == 2
+    assert submits[1].time - submits[0].time >= 0.29
+    assert loop.time() - started >= 0.29
+
+
+async def test_submit_429_gives_up_after_bounded_attempts(
+    fake_segmind: FakeSegmind, make_client: MakeClient
+) -> None:
+    fake_segmind.inject("submit", Injection(status=429, times=10))
+    with pytest.raises(RateLimitedError):
+        await submit(make_client(), fake_segmind)
+    assert fake_segmind.count("submit") == FAST_RETRY.attempts
+
+
+async def test_ambiguous_submit_failures_are_not_resent(
+    fake_segmind: FakeSegmind, make_client: MakeClient
+) -> None:
+    # The server created the job, then the connection dropped: re-sending would bill twice.
+    fake_segmind.inject("submit", Injection(drop=True, create_job=True))
+    with pytest.raises(SegmindConnectionError) as info:
+        await submit(make_client(), fake_segmind)
+    assert info.value.request_sent
+    assert fake_segmind.count("submit") == 1
+    assert len(fake_segmind.jobs) == 1
+
+
+async def test_submit_timeout_is_not_resent(
+    fake_segmind: FakeSegmind, make_client: MakeClient
+) -> None:
+    fake_segmind.inject("submit", Injection(status=200, delay=2.0, create_job=True))
+    client = make_client(request_timeout=aiohttp.ClientTimeout(total=0.3))
+    with pytest.raises(SegmindConnectionError):
+        await submit(client, fake_segmind)
+    assert fake_segmind.count("submit") == 1
+
+
+async def test_refused_connection_is_retried_then_reported(http: aiohttp.ClientSession) -> None:
+    with socket.socket() as sock:  # a port with nobody listening
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    waits: list[float] = []
+
+    async def record_sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    client = SegmindClient(
+        http,
+        api_key=FAKE_API_KEY,
+        workflow_url=f"http://127.0.0.1:{port}/workflows/x",
+        retry=FAST_RETRY,
+        sleep=record_sleep,
+    )
+    with pytest.raises(SegmindConnectionError) as info:
+        await client.submit("http://127.0.0.1/s.mp3", "hi", "en")
+    assert not info.value.request_sent
+    assert len(waits) == FAST_RETRY.attempts - 1  # nothing was sent, so re-sending is safe
+    assert FAKE_API_KEY not in str(info.value)
+
+
+@pytest.mark.parametrize("status", [429, 500, 502, 503, 504])
+async def test_poll_retries_transient_errors(
+    fake_segmind: FakeSegmind, make_client: MakeClient, status: int
+) -> None:
+    client = make_client()
+    handle = await submit(client, fake_segmind)
+    fake_segmind.inject("poll", Injection(status=status, times=2))
+    result = await client.poll(handle)
+    assert result.status in (JobStatus.QUEUED, JobStatus.PROCESSING)
+    assert fake_segmind.count("poll") == 3
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 406])
+async def test_poll_client_errors_not_retried(
+    fake_segmind: FakeSegmind, make_client: MakeClient, status: int
+) -> None:
+    client = make_client()
+    handle = await submit(client, fake_segmind)
+    fake_segmind.inject("poll", Injection(status=status, times=3))
+    with pytest.raises(STATUS_ERRORS[status]) as info:
+        await client.poll(handle)
+    assert info.value.request_id == handle.request_id
+    assert fake_segmind.count("poll") == 1
+
+
+async def test_poll_survives_dropped_connections(
+    fake_segmind: FakeSegmind, make_client: MakeClient
+) -> None:
+    client = make_client()
+    handle = await submit(client, fake_segmind)
+    fake_segmind.inject("poll", Injection(drop=True, times=2))  # aiohttp re-tries one itself
+    result = await client.poll(handle)
+    assert result.status is JobStatus.QUEUED or result.status is JobStatus.PROCESSING
+
+
+async def test_insufficient_credits_is_typed(
+    fake_segmind: FakeSegmind, make_client: MakeClient
+) -> None:
+    fake_segmind.inject("submit", Injection(status=406, body={"error": "Insufficient credits"}))
+    with pytest.raises(InsufficientCreditsError, match="Insufficient credits"):
+        await submit(make_client(), fake_segmind)
+    assert fake_segmind.count("submit") == 1
+
+
+async def test_error_text_is_safe_to_show(
+    fake_segmind: FakeSegmind, make_client: MakeClient
+) -> None:
+    html = "<!DOCTYPE html><html><body><h1>502 Bad Gateway</h1>nginx</body></html>"
+    fake_segmind.inject("submit", Injection(status=502, body=html, content_type="text/html"))
+    with pytest.raises(BadGatewayError) as info:
+        await submit(make_client(), fake_segmind)
+    assert "<" not in str(info.value)
+    leak = {"error": f"bad key {FAKE_API_KEY} " + "x" * 2000}
+    fake_segmind.inject("submit", Injection(status=400, body=leak))
+    with pytest.raises(SegmindHTTPError) as info2:
+        await submit(make_client(), fake_segmind)
+    assert FAKE_API_KEY not in str(info2.value)
+    assert len(str(info2.value)) < 400
+
+
+@pytest.mark.parametrize(
+    "body",
+    ["not json at all", '{"request_id": "x"}', "[]", '{"poll_url": 7}'],
+)
+async def test_malformed_submit_answers(
+    fake_segmind: FakeSegmind, make_client: MakeClient, body: str
+) -> None:
+    fake_segmind.inject("submit", Injection(status=200, body=body))
+    with pytest.raises(MalformedResponseError):
+        await submit(make_client(), fake_segmind)
+
+
+async def test_status_url_outside_segmind_is_refused(
+    fake_segmind: FakeSegmind, make_client: MakeClient
+) -> None:
+    body = {"request_id": "r1", "poll_url": "http://169.254.169.254/latest/meta-data"}
+    fake_segmind.inject("submit", Injection(status=200, body=body))
+    with pytest.raises(MalformedResponseError, match="outside Segmind") as info:
+        await submit(make_client(), fake_segmind)
+    assert info.value.request_id == "r1"
+
+
+async def test_unknown_status_is_malformed(
+    fake_segmind: FakeSegmind, make_client: MakeClient
+) -> None:
+    fake_segmind.script_jobs(JobScript(statuses=("EXPLODING",)))
+    client = make_client()
+    handle = await submit(client, fake_segmind)
+    await fake_segmind.wait_for(lambda: fake_segmind.jobs[handle.request_id].sample_done)
+    with pytest.raises(MalformedResponseError, match="unknown job status"):
+        await client.poll(handle)
+
+
+async def test_download_serves_audio(fake_segmind: FakeSegmind, make_client: MakeClient) -> None:
+    client = make_client()
+    handle = await submit(client, fake_segmind)
+    job = fake_segmind.jobs[handle.request_id]
+    audio = await client.download(job.audio_url)
+    assert audio.data.startswith(b"ID3")
+    assert handle.request_id.encode() in audio.data
+    assert (audio.content_type, audio.extension) == ("audio/mpeg", "mp3")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://10.0.0.1/a.mp3",
+        "http://169.254.169.254/latest/meta-data",
+        "https://evil.example.com/a.mp3",
+        "http://api.segmind.com/a.mp3",  # Segmind's hosts: https only
+        "https://segmind.com.evil.net/a.mp3",
+        "file:///etc/passwd",
+        "https://user:pw@api.segmind.com/a.mp3",
+        "http://127.0.0.1:1/a.mp3",  # loopback, but not the operator's port
+    ],
+)
+async def test_download_refuses_untrusted_urls(make_client: MakeClient, url: str) -> None:
+    with pytest.raises(UnsafeOutputURLError):
+        await make_client().download(url)
+
+
+def test_allowed_hosts(make_client: MakeClient) -> None:
+    client = make_client(output_hosts=(HostPort("cdn.example.org"), HostPort("files.local", 8080)))
+    check = client._check_output_url
+    check("https://api.segmind.com/x.mp3")
+    check("https://segmind-outputs.s3.us-east-1.amazonaws.com/x.mp3")
+    check("http://cdn.example.org/x.mp3")  # operator-named: plain http allowed
+    check("http://files.local:8080/x.mp3")
+    with pytest.raises(UnsafeOutputURLError):
+        check("http://files.local:9090/x.mp3")
+    with pytest.raises(UnsafeOutputURLError):
+        check("https://other-bucket.s3.amazonaws.com/x.mp3")
+
+
+async def test_download_redirect_to_foreign_host_refused(
+    fake_segmind: FakeSegmind, make_client: MakeClient
+) -> None:
+    fake_segmind.inject(
+        "download", Injection(status=302, headers={"Location": "http://10.1.2.3/x.mp3"})
+    )
+    with pytest.raises(UnsafeOutputURLError):
+        await make_client().download(f"{fake_segmind.base_url}/files/nothing.mp3")
+
+
+async def test_download_too_large(fake_segmind: FakeSegmind, make_client: MakeClient) -> None:
+    fake_segmind.script_jobs(JobScript(audio=b"ID3" + bytes(300_000)))
+    client = make_client(max_output_bytes=100_000)
+    handle = await submit(client, fake_segmind)
+    with pytest.raises(OutputTooLargeError):
+        await client.download(fake_segmind.jobs[handle.request_id].audio_url)
+
+
+async def test_download_not_audio(fake_segmind: FakeSegmind, make_client: MakeClient) -> None:
+    fake_segmind.script_jobs(
+        JobScript(audio=b"<html><body>Access denied</body></html>", audio_content_type="text/html")
+    )
+    client = make_client()
+    handle = await submit(client, fake_segmind)
+    with pytest.raises(NotAudioError):
+        await client.download(fake_segmind.jobs[handle.request_id].audio_url)
+
+
+async def test_slow_download_times_out(fake_segmind: FakeSegmind, make_client: MakeClient) -> None:
+    fake_segmind.script_jobs(JobScript(download_delay=3.0))
+    client = make_client(download_timeout=aiohttp.ClientTimeout(total=0.2))
+    handle = await submit(client, fake_segmind)
+    with pytest.raises(SegmindConnectionError):
+        await client.download(fake_segmind.jobs[handle.request_id].audio_url)
+
+
+async def test_credits(fake_segmind: FakeSegmind, make_client: MakeClient) -> None:
+    fake_segmind.credits = 3.25
+    credits = await make_client().credits()
+    assert credits.credits == 3.25
+    bad = make_client(api_key="wrong-key")
+    with pytest.raises(STATUS_ERRORS[401]):
+        await bad.credits()
