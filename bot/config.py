@@ -91,6 +91,7 @@ class Settings:
     max_text_chars: int = 1000
     max_sample_bytes: int = 10 * MIB
     supported_languages: tuple[str, ...] = DEFAULT_LANGUAGES
+    progress_update_seconds: float = 3.0
 
 
 def _parse_float(raw: str) -> float:
@@ -282,4 +283,12 @@ def load_settings(
             what="a whole number of bytes",
         ),
         supported_languages=languages,
+        progress_update_seconds=env.number(
+            "PROGRESS_UPDATE_SECONDS",
+            3.0,
+            _parse_float,
+            minimum=0.05,
+            maximum=600,
+            what="a number of seconds",
+        ),
     )

@@ -1,0 +1,128 @@
+"""What the bot says: progress lines, results, and one explanation per failure cause."""
+
+from __future__ import annotations
+
+import re
+
+import discord
+
+from bot.audio import MIB
+from bot.jobs import Phase, Progress
+from bot.languages import label
+from bot.segmind.errors import (
+    AuthenticationError,
+    BadRequestError,
+    InsufficientCreditsError,
+    JobFailedError,
+    JobTimeoutError,
+    OutputRejectedError,
+    OutputTooLargeError,
+    PermissionDeniedError,
+    RateLimitedError,
+    SegmindConnectionError,
+    SegmindError,
+    SegmindHTTPError,
+    WorkflowNotFoundError,
+)
+
+QUOTE_CHARS = 200
+AI_LABEL = "AI-generated voice"
+
+
+def neutralise(text: str) -> str:
+    """Text safe to echo: no pings (even if allowed_mentions were lost), no markdown tricks."""
+    text = discord.utils.escape_mentions(text)
+    return discord.utils.escape_markdown(text)
+
+
+def quote(text: str, limit: int = QUOTE_CHARS) -> str:
+    short = text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+    lines = neutralise(short).splitlines() or [""]
+    return "\n".join(f"> {line}" for line in lines[:6])
+
+
+def started_line(started_unix: int) -> str:
+    # Discord renders <t:…:R> as a live "x minutes ago": elapsed time without edits.
+    return f"started <t:{started_unix}:R>"
+
+
+def progress_text(progress: Progress, started_unix: int) -> str:
+    since = started_line(started_unix)
+    if progress.phase is Phase.QUEUED:
+        return f"⏳ Waiting in line — position **{progress.position}** ({since})."
+    if progress.phase in (Phase.SUBMITTING, Phase.SUBMITTED):
+        return f"📨 Sent to the voice service, waiting for it to start ({since})."
+    if progress.phase is Phase.PROCESSING:
+        return f"🧬 Cloning the voice and speaking your text ({since})."
+    if progress.phase is Phase.DOWNLOADING:
+        return f"📥 Almost done: fetching the audio ({since})."
+    return f"✅ Done ({since})."
+
+
+def accepted_text(started_unix: int) -> str:
+    return f"🎙️ Got it — preparing your clip ({started_line(started_unix)})."
+
+
+def result_text(text: str, language: str, user_id: int) -> str:
+    return f"{quote(text)}\n-# 🌐 {label(language)} · 🤖 {AI_LABEL} · requested by <@{user_id}>"
+
+
+def too_large_text(size: int, limit: int, url: str) -> str:
+    return (
+        f"The audio is {size / MIB:.1f} MiB, over this channel's upload limit of "
+        f"{limit / MIB:.0f} MiB, so here is a link instead (it expires within an hour): "
+        f"<{url}>"
+    )
+
+
+def failure_text(error: SegmindError) -> str:
+    """Say what happened and what to do, by cause; the ref lets an admin find the log."""
+    ref = f" (ref `{error.request_id}`)" if error.request_id else ""
+    if isinstance(error, InsufficientCreditsError):
+        return (
+            "❌ The bot's Segmind account is out of credits, so no clip could be made. "
+            "Please tell a server admin." + ref
+        )
+    if isinstance(error, AuthenticationError | PermissionDeniedError | WorkflowNotFoundError):
+        if isinstance(error, WorkflowNotFoundError) and error.request_id:
+            return (
+                "❌ The voice service lost track of this job (results expire after an hour). "
+                "Please try again." + ref
+            )
+        return (
+            "❌ The bot is misconfigured: the voice service rejected its API key or workflow. "
+            "Please tell a server admin." + ref
+        )
+    if isinstance(error, RateLimitedError) or (
+        isinstance(error, SegmindHTTPError | SegmindConnectionError)
+        and not isinstance(error, BadRequestError)
+    ):
+        wait = max(30, int(error.retry_after or 0))
+        return f"⏳ The voice service is busy or unreachable. Try again in {wait} s." + ref
+    if isinstance(error, BadRequestError | JobFailedError):
+        reason = f": {error.detail}" if error.detail else "."
+        return (
+            f"❌ The voice service could not use this clip or text{reason} "
+            "Try a clear 10–60 second recording of one speaker, without music." + ref
+        )
+    if isinstance(error, JobTimeoutError):
+        return (
+            "⌛ The voice service took too long, so the bot stopped waiting. "
+            "Try again later, perhaps with shorter text." + ref
+        )
+    if isinstance(error, OutputTooLargeError):
+        return "❌ The voice service made an audio file too large to fetch." + ref
+    if isinstance(error, OutputRejectedError):
+        return "❌ The voice service's result could not be used. Please try again." + ref
+    return (
+        "❌ The voice service sent an answer the bot could not understand. Please try again; "
+        "if it keeps happening, tell a server admin." + ref
+    )
+
+
+_SLUG = re.compile(r"[^a-z0-9]+")
+
+
+def audio_filename(text: str, extension: str) -> str:
+    slug = _SLUG.sub("-", text.lower())[:40].strip("-") or "clip"
+    return f"voiceclone-{slug}.{extension}"
