@@ -17,7 +17,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 from .target import JobFn, Target
@@ -40,10 +40,8 @@ def find_audio_url(output: object) -> str:
         if isinstance(node, str):
             text = node.strip()
             if text.startswith(("{", "[")):
-                try:
+                with suppress(ValueError):
                     stack.append(json.loads(text))
-                except ValueError:
-                    pass
             elif text.startswith(("http://", "https://")) and text.endswith(AUDIO_EXTENSIONS):
                 return text
         elif isinstance(node, dict):
@@ -131,5 +129,6 @@ async def sdk_peer(target: Target, jobs: int, interval: float) -> AsyncIterator[
         async with _threaded(blocking, jobs) as job:
             yield job
     finally:
-        downloads.close()
+        # Idle pools by now (the threads have finished): closing them does not block.
+        downloads.close()  # noqa: ASYNC212
         client._client.close()

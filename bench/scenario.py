@@ -1,6 +1,6 @@
 """One scenario in a fresh process: `python -m bench.scenario --impl ours --jobs 1000 ...`.
 
-A process per scenario keeps the figures clean: peak RSS (`ru_maxrss`) is this
+A process per scenario keeps the figures clean: peak RSS (VmHWM) is this
 implementation's alone, and CPU is the `getrusage` delta around the measured run only (not
 interpreter start-up, imports, set-up or the warm-up job). Prints one JSON line.
 """
@@ -46,7 +46,16 @@ def _cpu_s() -> float:
 
 
 def _rss_mb() -> float:
-    """Peak RSS so far in MB (10^6 bytes; Linux reports KiB)."""
+    """Peak RSS so far in MB (10^6 bytes): VmHWM, the high-water mark of this process's
+    own memory. Not `ru_maxrss`: Linux carries that over from the parent across fork and
+    exec, so every scenario would report at least the parent's size."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024 / 1e6
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6
 
 
