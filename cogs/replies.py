@@ -31,8 +31,9 @@ AI_LABEL = "AI-generated voice"
 
 def neutralise(text: str) -> str:
     """Text safe to echo: no pings (even if allowed_mentions were lost), no markdown tricks."""
-    text = discord.utils.escape_mentions(text)
-    return discord.utils.escape_markdown(text)
+    text = discord.utils.escape_markdown(text)
+    # A zero-width space after every "@" breaks @everyone, @here, <@id>, <@&id> and <@!id>.
+    return text.replace("@", "@\u200b")
 
 
 def quote(text: str, limit: int = QUOTE_CHARS) -> str:

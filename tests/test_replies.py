@@ -1,0 +1,119 @@
+"""Reply texts: one explanation per cause, safe quoting, languages."""
+
+from __future__ import annotations
+
+import asyncio
+
+import discord
+import pytest
+
+from bot import languages
+from bot.config import DEFAULT_LANGUAGES
+from bot.segmind import errors
+from cogs.progress import ProgressMessage
+from cogs.replies import audio_filename, failure_text, quote, result_text
+
+
+@pytest.mark.parametrize(
+    ("error", "needle"),
+    [
+        (errors.InsufficientCreditsError(), "out of credits"),
+        (errors.AuthenticationError(), "misconfigured"),
+        (errors.PermissionDeniedError(), "misconfigured"),
+        (errors.WorkflowNotFoundError(), "misconfigured"),
+        (errors.WorkflowNotFoundError(request_id="r1"), "lost track"),
+        (errors.RateLimitedError(retry_after=90), "Try again in 90 s"),
+        (errors.ServerError(), "busy or unreachable"),
+        (errors.SegmindConnectionError("refused"), "busy or unreachable"),
+        (errors.BadRequestError("sample too short"), "sample too short"),
+        (errors.JobFailedError("noisy clip"), "could not use this clip"),
+        (errors.JobTimeoutError(), "took too long"),
+        (errors.UnsafeOutputURLError(), "could not be used"),
+        (errors.OutputTooLargeError(), "too large"),
+        (errors.MalformedResponseError(), "could not understand"),
+    ],
+)
+def test_failure_text_by_cause(error: errors.SegmindError, needle: str) -> None:
+    assert needle in failure_text(error)
+
+
+def test_failure_text_carries_request_ref() -> None:
+    assert "`abc123`" in failure_text(errors.JobFailedError("x", request_id="abc123"))
+
+
+def test_quote_neutralises_mentions_and_truncates() -> None:
+    q = quote("@everyone @here hi <@123456789012345678> and <@&456> " + "x" * 500)
+    for mention in ("@everyone", "@here", "<@123456789012345678>", "<@&456>"):
+        assert mention not in q
+    assert len(q) < 260
+    assert q.startswith("> ")
+
+
+def test_result_text_labels_ai_and_requester() -> None:
+    text = result_text("Hello", "hi", 42)
+    assert "AI-generated" in text
+    assert "<@42>" in text
+    assert "Hindi (hi)" in text
+
+
+def test_audio_filename() -> None:
+    assert audio_filename("Hello, World!", "mp3") == "voiceclone-hello-world.mp3"
+    assert audio_filename("こんにちは", "wav") == "voiceclone-clip.wav"
+
+
+def test_language_resolution_and_suggestions() -> None:
+    assert languages.resolve(None, DEFAULT_LANGUAGES) == "en"
+    assert languages.resolve("HI", DEFAULT_LANGUAGES) == "hi"
+    assert languages.resolve("Hindi (hi)", DEFAULT_LANGUAGES) == "hi"
+    assert languages.resolve("hindi", DEFAULT_LANGUAGES) == "hi"
+    assert languages.resolve("klingon", DEFAULT_LANGUAGES) is None
+    assert languages.resolve("fr", ("en", "de")) is None
+    assert languages.suggest("hin", DEFAULT_LANGUAGES)[0] == ("Hindi (hi)", "hi")
+    assert len(languages.suggest("", DEFAULT_LANGUAGES)) == 25
+    assert ("Hindi (hi)", "hi") in languages.suggest("ind", DEFAULT_LANGUAGES)
+
+
+async def test_progress_edits_are_throttled_and_final_is_last() -> None:
+    sent: list[str] = []
+    edited = asyncio.Event()
+
+    async def edit(text: str) -> None:
+        sent.append(text)
+        edited.set()
+
+    progress = ProgressMessage(edit, interval=0.2, job_ref="t")
+    progress.start()
+    progress.show("one")
+    await asyncio.wait_for(edited.wait(), 2)
+    for i in range(20):
+        progress.show(f"burst {i}")  # within the interval: only the newest is sent
+    await progress.stop()
+    assert sent == ["one"] or sent == ["one", "burst 19"]
+    assert progress.edits == len(sent)
+
+
+async def test_progress_survives_discord_errors() -> None:
+    calls = 0
+    failed = asyncio.Event()
+
+    async def edit(text: str) -> None:
+        nonlocal calls
+        calls += 1
+        failed.set()
+        raise discord.HTTPException(
+            _Response(), {"code": 50027, "message": "Invalid Webhook Token"}
+        )
+
+    progress = ProgressMessage(edit, interval=0.01, job_ref="t")
+    progress.start()
+    progress.show("a")
+    await asyncio.wait_for(failed.wait(), 2)
+    progress.show("b")  # the editor is still alive after the failure
+    await progress.stop()
+    assert calls >= 1
+    assert progress.edits == 0
+
+
+class _Response:
+    status = 401
+    reason = "Unauthorized"
