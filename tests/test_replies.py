@@ -101,7 +101,8 @@ async def test_progress_survives_discord_errors() -> None:
         calls += 1
         failed.set()
         raise discord.HTTPException(
-            _Response(), {"code": 50027, "message": "Invalid Webhook Token"}
+            _Response(),  # type: ignore[arg-type]
+            {"code": 50027, "message": "Invalid Webhook Token"},
         )
 
     progress = ProgressMessage(edit, interval=0.01, job_ref="t")
