@@ -226,7 +226,7 @@ def load_settings(
             "SEGMIND_POLL_INTERVAL",
             7.0,
             _parse_float,
-            minimum=0.05,
+            minimum=0.01,
             maximum=3600,
             what="a number of seconds",
         ),

@@ -14,6 +14,16 @@ Typical use::
         with fake.patch_discord_py():
             ...  # start a discord.py client with fake.token
 
+Rules enforced (status/code): initial callback after `callback_deadline` 404/10062; a second
+initial callback 400/40060; interaction-token webhook calls after `token_lifetime` 401/50027;
+files over the interaction's `attachment_size_limit` or the channel's `upload_limit` 413/40005;
+channel posts without View Channel 403/50001, without Send Messages (in Threads) or Attach
+Files 403/50013; DMs to users with `blocks_dms` 403/50007; replies without Read Message
+History 400/160002; empty messages 400/50006; over-long content 400/50035; voice-message
+shape 400/50159-50161, edits 400/50162; more than `command_create_limit` new command names
+per scope per UTC day 429/30034 (sent without `Via`, so discord.py raises at once instead of
+sleeping until midnight as it would against real Discord); CDN URLs are signed and expire.
+
 Times: `FakeInteraction.dispatched_at`, `deadline`, `expires_at` and callback/edit times are
 `time.monotonic()` values; message `created_at`/`edited_at` are wall-clock `time.time()`.
 """
@@ -137,8 +147,9 @@ LOADING = 1 << 7
 SUPPRESS_NOTIFICATIONS = 1 << 12
 IS_VOICE_MESSAGE = 1 << 13
 IS_COMPONENTS_V2 = 1 << 15
-CREATABLE_FLAGS = SUPPRESS_EMBEDS | EPHEMERAL | SUPPRESS_NOTIFICATIONS | IS_VOICE_MESSAGE
-CREATABLE_FLAGS |= IS_COMPONENTS_V2
+CREATABLE_FLAGS = (
+    SUPPRESS_EMBEDS | EPHEMERAL | SUPPRESS_NOTIFICATIONS | IS_VOICE_MESSAGE | IS_COMPONENTS_V2
+)
 
 # Channel, interaction, callback, option and message types.
 GUILD_TEXT, DM, PUBLIC_THREAD = 0, 1, 11
@@ -176,6 +187,9 @@ class UploadedFile(NamedTuple):
     content_type: str | None
     data: bytes
 
+    def __repr__(self) -> str:
+        return f"UploadedFile({self.filename!r}, {self.content_type!r}, <{len(self.data)} bytes>)"
+
 
 @dataclass(eq=False)
 class RecordedRequest:
@@ -184,12 +198,12 @@ class RecordedRequest:
     method: str
     path: str
     query: dict[str, str]
-    headers: dict[str, str]
+    headers: dict[str, str] = field(repr=False)
     json: Any = None
     files: list[UploadedFile] = field(default_factory=list)
-    files_by_index: dict[int, UploadedFile] = field(default_factory=dict)
+    files_by_index: dict[int, UploadedFile] = field(default_factory=dict, repr=False)
     status: int = 0
-    response: Any = None
+    response: Any = field(default=None, repr=False)
     at: float = field(default_factory=time.monotonic)
 
     @property
@@ -376,7 +390,7 @@ class FakeAttachment:
     id: int
     channel_id: int
     filename: str
-    data: bytes
+    data: bytes = field(repr=False)
     content_type: str | None
     url: str = ""
     proxy_url: str = ""
@@ -386,7 +400,7 @@ class FakeAttachment:
     waveform: str | None = None
     ephemeral: bool = False
     expires_at: float = 0.0  # wall clock; the CDN answers 404 afterwards
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def size(self) -> int:
@@ -426,7 +440,7 @@ class FakeMessage:
     id: int
     channel_id: int
     guild_id: int | None
-    author: dict[str, Any]
+    author: dict[str, Any] = field(repr=False)
     content: str = ""
     embeds: list[dict[str, Any]] = field(default_factory=list)
     attachments: list[FakeAttachment] = field(default_factory=list)
@@ -440,11 +454,11 @@ class FakeMessage:
     mention_everyone: bool = False
     webhook_id: int | None = None
     interaction_id: int | None = None
-    interaction_metadata: dict[str, Any] | None = None
+    interaction_metadata: dict[str, Any] | None = field(default=None, repr=False)
     created_at: float = field(default_factory=time.time)
     edited_at: float | None = None
     deleted: bool = False
-    history: list[dict[str, Any]] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list, repr=False)
 
     @property
     def author_id(self) -> int:
@@ -479,7 +493,7 @@ class FakeInteraction:
     id: int
     token: str
     type: int
-    payload: dict[str, Any]
+    payload: dict[str, Any] = field(repr=False)
     channel_id: int
     guild_id: int | None
     user_id: int
@@ -522,7 +536,7 @@ class GatewaySession:
     intents: int
     shard: list[int]
     seq: int = 0
-    events: list[dict[str, Any]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list, repr=False)
     connection: GatewayConnection | None = None
     resumes: int = 0
     presence: dict[str, Any] | None = None
@@ -538,8 +552,11 @@ class GatewayConnection:
     compressor: Any = None  # zlib compressobj when the client asked for zlib-stream
     send_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     session: GatewaySession | None = None
-    received: list[dict[str, Any]] = field(default_factory=list)
+    received: list[dict[str, Any]] = field(default_factory=list, repr=False)
     closed: bool = False
+
+
+_RECORDED = web.RequestKey("recorded", RecordedRequest)
 
 
 @dataclass
@@ -1679,10 +1696,18 @@ class FakeDiscord:
             }
         if not message.flags & LOADING:
             self._check_message_body(message)
-        message.mentions, message.mention_everyone = self._mentions(
-            message.content, message.allowed_mentions, None
-        )
+        self._refresh_mentions(message)
         return message
+
+    def _refresh_mentions(self, message: FakeMessage) -> None:
+        """Who the message pings: content mentions and the replied-to author, if allowed."""
+        replied_to = None
+        if message.message_reference is not None:
+            target = self._messages.get(int(message.message_reference["message_id"]))
+            replied_to = target.author_id if target is not None else None
+        message.mentions, message.mention_everyone = self._mentions(
+            message.content, message.allowed_mentions, replied_to
+        )
 
     def _store_message(self, channel: FakeChannel, message: FakeMessage) -> None:
         self._messages[message.id] = message
@@ -1725,12 +1750,7 @@ class FakeDiscord:
             message.edited_at = time.time()
         for name in ("content", "embeds", "components", "allowed_mentions", "flags", "attachments"):
             setattr(message, name, getattr(edited, name))
-        message.mentions, message.mention_everyone = self._mentions(
-            message.content, message.allowed_mentions, None
-        )
-
-    def _delete_message(self, message: FakeMessage) -> None:
-        message.deleted = True
+        self._refresh_mentions(message)
 
     def _check_channel_send(
         self, channel: FakeChannel, payload: Mapping[str, Any], files: bool
@@ -1748,7 +1768,7 @@ class FakeDiscord:
         needed = SEND_MESSAGES_IN_THREADS if channel.is_thread else SEND_MESSAGES
         if files:
             needed |= ATTACH_FILES
-        if not granted & needed == needed:
+        if granted & needed != needed:
             raise _missing_permissions()
         if int(payload.get("flags") or 0) & IS_VOICE_MESSAGE and not granted & SEND_VOICE_MESSAGES:
             raise DiscordAPIError(403, 50173, "You cannot send voice messages in this channel.")
@@ -1847,7 +1867,7 @@ class FakeDiscord:
             await self._parse_body(request, recorded)
             self._check_auth(request)
             self._raise_injected(recorded)
-            request["recorded"] = recorded
+            request[_RECORDED] = recorded
             response = await handler(request)
         except DiscordAPIError as error:
             response = _json_response(error.body(), error.status, error.headers)
@@ -1914,8 +1934,7 @@ class FakeDiscord:
 
     @staticmethod
     def _recorded(request: web.Request) -> RecordedRequest:
-        recorded: RecordedRequest = request["recorded"]
-        return recorded
+        return request[_RECORDED]
 
     def _json_body(self, request: web.Request) -> dict[str, Any]:
         body = self._recorded(request).json
@@ -2135,7 +2154,10 @@ class FakeDiscord:
             raise _unknown_interaction()
         body = self._json_body(request)
         kind = body.get("type")
-        if kind not in ALLOWED_CALLBACKS.get(interaction.type, set()):
+        updates_message = kind in (DEFERRED_UPDATE_MESSAGE, UPDATE_MESSAGE)
+        if kind not in ALLOWED_CALLBACKS.get(interaction.type, set()) or (
+            updates_message and interaction.message_id is None
+        ):
             raise _form_error(
                 "type", "INTERACTION_RESPONSE_TYPE_INVALID", "Invalid interaction response type"
             )
@@ -2276,7 +2298,7 @@ class FakeDiscord:
 
     async def _delete_webhook_message(self, request: web.Request) -> web.Response:
         interaction = self._webhook_interaction(request)
-        self._delete_message(self._webhook_message(request, interaction))
+        self._webhook_message(request, interaction).deleted = True
         return web.Response(status=204)
 
     # ------------------------------------------------------------------ REST: channels
@@ -2311,23 +2333,16 @@ class FakeDiscord:
         self._check_upload_sizes(recorded, self._upload_limit(channel))
         payload = self._json_body(request)
         self._check_channel_send(channel, payload, bool(recorded.files))
-        message = self._new_message(
-            channel, {**payload, "flags": int(payload.get("flags") or 0) & ~EPHEMERAL}, recorded
-        )
-        if (
-            not self._bot_permissions(channel) & (EMBED_LINKS | ADMINISTRATOR)
-            and channel.type != DM
-        ):
-            message.embeds = []  # Discord silently drops embeds without Embed Links
         reference = payload.get("message_reference")
-        if reference:
-            message.message_reference = self._resolve_reference(channel, reference)
-            if message.message_reference is not None:
-                message.type = MESSAGE_REPLY
-                replied_to = self.message(int(message.message_reference["message_id"])).author_id
-                message.mentions, message.mention_everyone = self._mentions(
-                    message.content, message.allowed_mentions, replied_to
-                )
+        echoed = self._resolve_reference(channel, reference) if reference else None
+        flags = int(payload.get("flags") or 0) & ~EPHEMERAL
+        message = self._new_message(channel, {**payload, "flags": flags}, recorded)
+        if echoed is not None:
+            message.message_reference, message.type = echoed, MESSAGE_REPLY
+            self._refresh_mentions(message)
+        lacks_embed_links = not self._bot_permissions(channel) & (EMBED_LINKS | ADMINISTRATOR)
+        if channel.type != DM and lacks_embed_links:
+            message.embeds = []  # Discord silently drops embeds without Embed Links
         self._store_message(channel, message)
         await self._broadcast_message_create(message)
         return _json_response(self._message_payload(message))
@@ -2370,7 +2385,7 @@ class FakeDiscord:
             and not self._bot_permissions(channel) & MANAGE_MESSAGES
         ):
             raise _missing_permissions()
-        self._delete_message(message)
+        message.deleted = True
         return web.Response(status=204)
 
     async def _typing(self, request: web.Request) -> web.Response:

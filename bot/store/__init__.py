@@ -1,0 +1,34 @@
+"""Durable job state, so an accepted `/speak` is delivered or explained exactly once across
+restarts and crashes, and never submitted to Segmind twice.
+
+`JobStore` is the interface; `SqliteJobStore` the implementation. `JobRecord.next_step`
+tells recovery what to do with each job `unfinished()` returns.
+"""
+
+from __future__ import annotations
+
+from .models import (
+    DELIVERY_CHANNELS,
+    SUBMIT_UNKNOWN,
+    TERMINAL_STATES,
+    InvalidTransition,
+    JobRecord,
+    JobState,
+    JobStore,
+    NextStep,
+    StoreError,
+)
+from .sqlite import SqliteJobStore
+
+__all__ = [
+    "DELIVERY_CHANNELS",
+    "SUBMIT_UNKNOWN",
+    "TERMINAL_STATES",
+    "InvalidTransition",
+    "JobRecord",
+    "JobState",
+    "JobStore",
+    "NextStep",
+    "SqliteJobStore",
+    "StoreError",
+]

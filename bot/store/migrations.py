@@ -1,0 +1,98 @@
+"""Schema versions, applied at open in order, one transaction each.
+
+`PRAGMA user_version` holds the number of migrations applied. A migration is never edited
+once released: add a new one. A database from a newer bot is refused, not downgraded.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import aiosqlite
+
+from .models import StoreError
+
+# Migration N (1-based) takes the schema from version N-1 to N.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """
+        CREATE TABLE jobs (
+            id TEXT PRIMARY KEY NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('accepted', 'submitted', 'completed',
+                'delivering', 'delivered', 'failed', 'explained')),
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            sample_url TEXT NOT NULL,
+            text TEXT NOT NULL,
+            language TEXT NOT NULL,
+            application_id INTEGER NOT NULL,
+            interaction_token TEXT NOT NULL,
+            token_expires_at REAL NOT NULL,
+            channel_id INTEGER NOT NULL,
+            guild_id INTEGER,
+            user_id INTEGER NOT NULL,
+            original_message_id INTEGER,
+            submit_started_at REAL,
+            request_id TEXT,
+            poll_url TEXT,
+            submitted_at REAL,
+            audio_path TEXT,
+            audio_content_type TEXT,
+            audio_extension TEXT,
+            audio_url TEXT,
+            audio_size INTEGER,
+            failure_cause TEXT,
+            failure_message TEXT,
+            delivered_at REAL,
+            delivery_channel TEXT
+                CHECK (delivery_channel IN ('interaction', 'channel', 'dm')),
+            delivery_message_id INTEGER,
+            attempts INTEGER NOT NULL DEFAULT 0
+        )
+        """,
+        # Serves purge (terminal + age), count_by_state and unfinished (state ranges).
+        "CREATE INDEX jobs_by_state ON jobs (state, updated_at)",
+    ),
+)
+
+
+async def _version(db: aiosqlite.Connection) -> int:
+    rows = list(await db.execute_fetchall("PRAGMA user_version"))
+    return int(rows[0][0])
+
+
+async def migrate(db: aiosqlite.Connection, path: Path) -> int:
+    """Bring the schema up to date; return how many migrations were applied.
+
+    Each step reads the version inside its own write transaction, so the step and its
+    version bump commit together or not at all. The last transaction rewrites the
+    version unchanged: a cheap probe that the file is writable, found now rather than
+    at the first job.
+    """
+    latest = len(MIGRATIONS)
+    applied = 0
+    while True:
+        await db.execute("BEGIN IMMEDIATE")
+        try:
+            version = await _version(db)
+            if version > latest:
+                raise StoreError(
+                    path,
+                    f"{path} has schema version {version} but this bot knows only up to "
+                    f"{latest}: run the newer bot again, or move the file aside to start "
+                    "fresh (jobs in it will be lost)",
+                )
+            step = version < latest
+            if step:
+                for statement in MIGRATIONS[version]:
+                    await db.execute(statement)
+                version += 1
+            await db.execute(f"PRAGMA user_version = {version:d}")
+            await db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                await db.execute("ROLLBACK")
+            raise
+        if not step:
+            return applied
+        applied += 1

@@ -1,0 +1,165 @@
+"""What the job store keeps and promises: the record, its states, the interface, the errors.
+
+A job moves ACCEPTED -> SUBMITTED -> COMPLETED -> DELIVERING -> DELIVERED, or to FAILED
+(cause recorded, user not yet told) and then EXPLAINED (user told) from any non-terminal
+state. Every move is checked against the stored state, so a second submit of one job is
+refused by the store rather than left to the caller's care.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Protocol, Self
+
+from ..audio import AudioFile
+
+# Failure cause recorded for a job whose submit may have reached Segmind before a crash:
+# we cannot know, and submitting again could pay twice, so the user is told it was lost.
+SUBMIT_UNKNOWN = "submit_unknown"
+DELIVERY_CHANNELS = ("interaction", "channel", "dm")
+
+
+class JobState(enum.Enum):
+    ACCEPTED = "accepted"
+    SUBMITTED = "submitted"
+    COMPLETED = "completed"
+    DELIVERING = "delivering"
+    DELIVERED = "delivered"
+    FAILED = "failed"  # cause recorded, user not yet told
+    EXPLAINED = "explained"  # user told
+
+    @property
+    def terminal(self) -> bool:
+        return self in (JobState.DELIVERED, JobState.EXPLAINED)
+
+
+TERMINAL_STATES = (JobState.DELIVERED, JobState.EXPLAINED)
+
+
+class NextStep(enum.Enum):
+    """What recovery after a restart must do with an unfinished job."""
+
+    SUBMIT = "submit"  # never sent: safe to submit
+    GIVE_UP = "give_up"  # maybe sent: must not resubmit; mark_failed(SUBMIT_UNKNOWN, ...)
+    POLL = "poll"  # Segmind has it: poll `poll_url`
+    DELIVER = "deliver"  # audio spooled; if DELIVERING, an earlier attempt may have posted
+    EXPLAIN = "explain"  # tell the user `failure_message`
+    NOTHING = "nothing"  # terminal
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobRecord:
+    """One accepted `/speak` request and everything needed to finish it after a restart."""
+
+    id: str  # the Discord interaction id
+    state: JobState = JobState.ACCEPTED
+    created_at: float
+    updated_at: float = 0.0  # set by the store on every write
+    # The request.
+    sample_url: str
+    text: str
+    language: str
+    # Where the answer goes. The token lets anyone with it post as the bot: never shown.
+    application_id: int
+    interaction_token: str = field(repr=False)
+    token_expires_at: float
+    channel_id: int
+    guild_id: int | None
+    user_id: int
+    original_message_id: int | None = None
+    # Segmind. `submit_started_at` is written before the submit is sent.
+    submit_started_at: float | None = None
+    request_id: str | None = None
+    poll_url: str | None = None
+    submitted_at: float | None = None
+    # The result, spooled under the data directory until delivered.
+    audio_path: str | None = None  # relative to the data directory
+    audio_content_type: str | None = None
+    audio_extension: str | None = None
+    audio_url: str | None = None
+    audio_size: int | None = None
+    # The failure.
+    failure_cause: str | None = None  # short machine code, e.g. "JobFailedError"
+    failure_message: str | None = None  # the text shown to the user
+    # The delivery.
+    delivered_at: float | None = None
+    delivery_channel: str | None = None  # one of DELIVERY_CHANNELS
+    delivery_message_id: int | None = None
+    attempts: int = 0  # delivery attempts started
+
+    @property
+    def next_step(self) -> NextStep:
+        if self.state is JobState.ACCEPTED:
+            return NextStep.SUBMIT if self.submit_started_at is None else NextStep.GIVE_UP
+        if self.state is JobState.SUBMITTED:
+            return NextStep.POLL
+        if self.state in (JobState.COMPLETED, JobState.DELIVERING):
+            return NextStep.DELIVER
+        if self.state is JobState.FAILED:
+            return NextStep.EXPLAIN
+        return NextStep.NOTHING
+
+
+class StoreError(Exception):
+    """The store cannot be used. The message names the path, the problem and the fix,
+    and is meant to be printed as is."""
+
+    def __init__(self, path: Path, message: str) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class InvalidTransition(Exception):
+    """The job is not in a state the operation may start from (a caller bug, or a
+    second attempt at something that must happen once)."""
+
+    def __init__(
+        self, job_id: str, operation: str, state: JobState | None, detail: str = ""
+    ) -> None:
+        where = "does not exist" if state is None else f"is {state.name}"
+        super().__init__(f"job {job_id}: cannot {operation}: it {where}{detail}")
+        self.job_id = job_id
+        self.operation = operation
+        self.state = state
+
+
+class JobStore(Protocol):
+    """Durable job state. Each write is committed before its method returns."""
+
+    @property
+    def writes(self) -> int: ...
+
+    async def open(self) -> None: ...
+    async def close(self) -> None: ...
+    async def __aenter__(self) -> Self: ...
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    async def add(self, record: JobRecord) -> JobRecord: ...
+    async def mark_submit_started(self, job_id: str) -> JobRecord: ...
+    async def mark_submitted(
+        self, job_id: str, request_id: str, poll_url: str, at: float | None = None
+    ) -> JobRecord: ...
+    async def mark_completed(
+        self, job_id: str, audio: bytes, content_type: str, extension: str, audio_url: str
+    ) -> JobRecord: ...
+    async def mark_delivering(self, job_id: str) -> JobRecord: ...
+    async def mark_delivered(
+        self, job_id: str, channel: str, message_id: int | None
+    ) -> JobRecord: ...
+    async def mark_failed(self, job_id: str, cause: str, message: str) -> JobRecord: ...
+    async def mark_explained(self, job_id: str) -> JobRecord: ...
+    async def set_original_message_id(self, job_id: str, message_id: int) -> JobRecord: ...
+
+    async def get(self, job_id: str) -> JobRecord | None: ...
+    async def unfinished(self) -> list[JobRecord]: ...
+    async def count_by_state(self) -> dict[JobState, int]: ...
+    async def read_audio(self, record: JobRecord) -> AudioFile | None: ...
+    async def purge(self, older_than_seconds: float) -> int: ...

@@ -1,0 +1,135 @@
+"""Blocking file work for the store: the lock file and spooled audio.
+
+Everything here blocks and is meant for `asyncio.to_thread`. Audio is written to a
+temporary name, fsynced and renamed, then the directory is fsynced, so a record that
+points at a file never points at a partial one, even after a power loss.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import re
+import secrets
+from pathlib import Path
+
+from .models import StoreError
+
+TEMP_SUFFIX = ".tmp"
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def prepare_dirs(data_dir: Path, audio_dir: Path) -> None:
+    for directory in (data_dir, audio_dir):
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise StoreError(
+                directory,
+                f"{directory} is not a directory: move the file aside, or set BOT_DATA_DIR "
+                "to another directory",
+            ) from None
+        except OSError as exc:
+            raise StoreError(
+                directory,
+                f"cannot create the directory {directory} ({exc.strerror}): create it and "
+                "make it writable by the bot's user, or set BOT_DATA_DIR elsewhere",
+            ) from None
+
+
+def acquire_lock(path: Path) -> int:
+    """Hold an exclusive lock on `path` so a second bot on the same data directory stops
+    at once instead of both submitting the same jobs. Returns the fd to keep open."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise StoreError(
+            path,
+            f"cannot open the lock file {path} ({exc.strerror}): the job store needs a "
+            f"writable data directory; make {path.parent} writable by the bot's user, or "
+            "set BOT_DATA_DIR elsewhere",
+        ) from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+        os.close(fd)
+        if exc.errno in (errno.EAGAIN, errno.EWOULDBLOCK):
+            raise StoreError(
+                path,
+                f"{path} is held by another running bot (pid {holder}) using the same data "
+                "directory: stop that one, or give this one its own BOT_DATA_DIR",
+            ) from None
+        raise StoreError(path, f"cannot lock {path} ({exc.strerror})") from None
+    with contextlib.suppress(OSError):  # the pid is only a hint for the message above
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+def release_lock(fd: int) -> None:
+    os.close(fd)  # closing drops the flock; the file stays, as deleting it would race
+
+
+def spool_name(job_id: str, extension: str) -> str:
+    """A fresh file name, never reused, so two writers can never clobber each other."""
+    safe_ext = extension.lower() if re.fullmatch(r"[A-Za-z0-9]{1,10}", extension) else "bin"
+    return f"{_UNSAFE.sub('_', job_id)[:64]}-{secrets.token_hex(4)}.{safe_ext}"
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    temp = path.with_name(path.name + TEMP_SUFFIX)
+    try:
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            temp.unlink()
+        raise
+    _fsync_dir(path.parent)
+
+
+def read_file(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+
+
+def remove(path: Path) -> bool:
+    """Delete `path`; a file already gone is fine. Returns whether one was deleted."""
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def remove_unlisted(directory: Path, keep: set[str], modified_before: float) -> int:
+    """Delete the regular files in `directory` not named in `keep` and last modified
+    before `modified_before` (so a file being spooled right now is left alone)."""
+    removed = 0
+    with os.scandir(directory) as entries:
+        for entry in entries:
+            if entry.name in keep or not entry.is_file(follow_symlinks=False):
+                continue
+            if entry.stat(follow_symlinks=False).st_mtime < modified_before:
+                removed += remove(Path(entry.path))
+    return removed

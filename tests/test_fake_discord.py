@@ -1,0 +1,467 @@
+"""Proves tests/fakes/discord.py against the real discord.py 2.7.1 client.
+
+The bot here is a small stand-in defined in this file, not the product: each command takes one
+interaction path (defer + edit with a file, late answer, double answer, expired token,
+oversized upload, autocomplete, buttons, modals) so that product tests can rely on the fake.
+Synchronisation is by events and `FakeDiscord.wait_for`; the only waits on the clock are the
+two tests whose subject is a deadline lapsing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from typing import Any, cast
+
+import aiohttp
+import discord
+import pytest
+from discord import app_commands
+from discord.ext import commands
+from discord.http import Route
+
+from tests.fakes.discord import (
+    FAKE_TOKEN,
+    READ_MESSAGE_HISTORY,
+    VIEW_CHANNEL,
+    FakeDiscord,
+)
+
+SOUNDS = ["alpha", "bravo", "charlie"]
+Interaction = discord.Interaction[commands.Bot]
+
+
+class RecordingTree(app_commands.CommandTree[commands.Bot]):
+    """Hands command errors to the test instead of only logging them."""
+
+    async def on_error(self, interaction: Interaction, error: app_commands.AppCommandError) -> None:
+        original = error.original if isinstance(error, app_commands.CommandInvokeError) else error
+        _bot(interaction).errors.put_nowait(original)
+
+
+class EchoBot(commands.Bot):
+    """A tiny bot with one slash command per interaction path the fake must support."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=discord.Intents.default(),
+            allowed_mentions=discord.AllowedMentions.none(),
+            guild_ready_timeout=0.05,  # the fake sends every GUILD_CREATE right after READY
+            tree_cls=RecordingTree,
+        )
+        self.ready = asyncio.Event()
+        self.release = asyncio.Event()  # commands that must wait block on this
+        self.errors: asyncio.Queue[BaseException] = asyncio.Queue()
+        self.saw_expired: list[bool] = []
+        self.finished: defaultdict[str, asyncio.Event] = defaultdict(asyncio.Event)
+
+    async def setup_hook(self) -> None:
+        own: list[app_commands.Command[Any, ..., None]] = [
+            echo,
+            think,
+            wait,
+            later,
+            big,
+            pick,
+            panel,
+            ask,
+            ping,
+        ]
+        for command in own:
+            self.tree.add_command(command)
+
+    async def on_ready(self) -> None:
+        self.ready.set()
+
+    async def on_app_command_completion(
+        self, interaction: Interaction, command: app_commands.Command[Any, ..., Any]
+    ) -> None:
+        self.finished[command.name].set()
+
+    async def next_error(self) -> BaseException:
+        return await asyncio.wait_for(self.errors.get(), timeout=5)
+
+    async def wait_finished(self, command: str) -> None:
+        """Until the command returned: only then has discord.py registered its view or modal."""
+        await asyncio.wait_for(self.finished[command].wait(), timeout=5)
+
+
+def _bot(interaction: Interaction) -> EchoBot:
+    return cast(EchoBot, interaction.client)
+
+
+@app_commands.command(description="Echo text and a clip back")
+async def echo(interaction: Interaction, text: str, clip: discord.Attachment) -> None:
+    await interaction.response.defer(thinking=True)
+    data = await clip.read()
+    await interaction.edit_original_response(
+        content=f"{text} <@{interaction.user.id}>",
+        attachments=[discord.File(io.BytesIO(data), filename=clip.filename)],
+    )
+    await interaction.followup.send("done", ephemeral=True)
+
+
+@app_commands.command(description="Thinks privately, then answers with a follow-up")
+async def think(interaction: Interaction) -> None:
+    await interaction.response.defer(thinking=True, ephemeral=True)
+    await interaction.followup.send("thought")
+
+
+@app_commands.command(description="Answers only once released")
+async def wait(interaction: Interaction) -> None:
+    await _bot(interaction).release.wait()
+    await interaction.response.send_message("late")
+
+
+@app_commands.command(description="Defers, then edits once released")
+async def later(interaction: Interaction) -> None:
+    await interaction.response.defer()
+    await _bot(interaction).release.wait()
+    _bot(interaction).saw_expired.append(interaction.is_expired())
+    await interaction.edit_original_response(content="too late")
+
+
+@app_commands.command(description="Uploads one byte more than allowed")
+async def big(interaction: Interaction) -> None:
+    await interaction.response.defer()
+    payload = io.BytesIO(b"x" * (interaction.filesize_limit + 1))
+    await interaction.edit_original_response(attachments=[discord.File(payload, "big.bin")])
+
+
+@app_commands.command(description="Pick a sound")
+async def pick(interaction: Interaction, sound: str) -> None:
+    await interaction.response.send_message(f"picked {sound}")
+
+
+@pick.autocomplete("sound")
+async def pick_sound(interaction: Interaction, current: str) -> list[app_commands.Choice[str]]:
+    return [app_commands.Choice(name=s.title(), value=s) for s in SOUNDS if current in s]
+
+
+class Panel(discord.ui.View):
+    @discord.ui.button(label="OK", custom_id="panel:ok")
+    async def ok(self, interaction: Interaction, button: discord.ui.Button[Panel]) -> None:
+        await interaction.response.edit_message(
+            content=f"clicked by {interaction.user.id}", view=None
+        )
+
+
+@app_commands.command(description="Shows a button")
+async def panel(interaction: Interaction) -> None:
+    await interaction.response.send_message("Press OK", view=Panel())
+
+
+class NameModal(discord.ui.Modal, title="Who are you?"):
+    def __init__(self) -> None:
+        super().__init__()
+        self.name_input: discord.ui.TextInput[NameModal] = discord.ui.TextInput(custom_id="name")
+        self.add_item(discord.ui.Label(text="Name", component=self.name_input))
+
+    async def on_submit(self, interaction: discord.Interaction[Any]) -> None:
+        await interaction.response.send_message(f"hello {self.name_input.value}", ephemeral=True)
+
+
+@app_commands.command(description="Asks for a name")
+async def ask(interaction: Interaction) -> None:
+    await interaction.response.send_modal(NameModal())
+
+
+@app_commands.command(description="Pong")
+async def ping(interaction: Interaction) -> None:
+    await interaction.response.send_message("pong")
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeDiscord]:
+    async with FakeDiscord() as fake:
+        with fake.patch_discord_py():
+            yield fake
+
+
+@pytest.fixture
+async def bot(fake: FakeDiscord) -> AsyncIterator[EchoBot]:
+    bot = EchoBot()
+    runner = asyncio.create_task(bot.start(fake.token))
+    ready = asyncio.create_task(bot.ready.wait())
+    await asyncio.wait({runner, ready}, timeout=5, return_when=asyncio.FIRST_COMPLETED)
+    try:
+        if not ready.done():
+            ready.cancel()
+            raise RuntimeError("bot did not become ready") from (
+                runner.exception() if runner.done() else None
+            )
+        yield bot
+    finally:
+        bot.release.set()
+        await bot.close()
+        await runner
+
+
+@pytest.fixture
+async def synced(bot: EchoBot) -> EchoBot:
+    await bot.tree.sync()
+    return bot
+
+
+async def test_login_identify_and_ready(bot: EchoBot, fake: FakeDiscord) -> None:
+    assert bot.user is not None
+    assert bot.user.id == fake.bot_user_id
+    assert bot.application_id == fake.application_id
+    guild = bot.get_guild(fake.guild_id)
+    assert guild is not None
+    assert guild.get_channel(fake.channel_id) is not None
+    assert guild.me.id == fake.bot_user_id
+    [me] = fake.requests_to("GET", r"^/users/@me$")
+    assert me.authorization == f"Bot {FAKE_TOKEN}"
+    assert fake.requests_to("GET", r"^/oauth2/applications/@me$")
+    identify = fake.identify_payload
+    assert identify is not None
+    assert identify["token"] == FAKE_TOKEN
+    assert identify["intents"] == discord.Intents.default().value
+    assert fake.gateway_connections[0].query["compress"] == "zlib-stream"
+
+
+async def test_wrong_token_is_a_login_failure(fake: FakeDiscord) -> None:
+    bot = EchoBot()
+    with pytest.raises(discord.LoginFailure):
+        await bot.login("not-the-token")
+    await bot.close()
+
+
+async def test_sync_globally_and_to_a_guild(bot: EchoBot, fake: FakeDiscord) -> None:
+    synced = await bot.tree.sync()
+    names = {"echo", "think", "wait", "later", "big", "pick", "panel", "ask", "ping"}
+    assert {c.name for c in synced} == names == {c["name"] for c in fake.commands()}
+    echo_schema = next(c for c in fake.commands() if c["name"] == "echo")
+    assert [(o["name"], o["type"]) for o in echo_schema["options"]] == [("text", 3), ("clip", 11)]
+
+    guild = discord.Object(fake.guild_id)
+    bot.tree.copy_global_to(guild=guild)
+    await bot.tree.sync(guild=guild)
+    assert {c["name"] for c in fake.commands(fake.guild_id)} == names
+    assert fake.command_puts == 2
+
+    ids = {c["id"] for c in fake.commands()}
+    await bot.tree.sync()
+    assert {c["id"] for c in fake.commands()} == ids
+    assert fake.command_creates_today() == len(names)  # re-syncing the same names is free
+
+
+async def test_daily_command_create_limit(bot: EchoBot, fake: FakeDiscord) -> None:
+    fake.command_create_limit = 3
+    with pytest.raises(discord.HTTPException) as info:
+        await bot.tree.sync()
+    assert (info.value.status, info.value.code) == (429, 30034)
+    assert fake.commands() == []
+
+
+async def test_slash_with_attachment_round_trip(synced: EchoBot, fake: FakeDiscord) -> None:
+    sample = b"OggS" + bytes(range(256))
+    clip = fake.add_attachment("voice sample.ogg", sample, "audio/ogg")
+    interaction = await fake.slash("echo", {"text": "hello", "clip": clip})
+    await fake.wait_for(lambda: bool(interaction.followups))
+
+    assert [c["type"] for c in interaction.callbacks] == [5]
+    assert fake.requests_to("GET", r"^/attachments/")  # the bot fetched the clip from the CDN
+    original = interaction.original
+    assert original is not None
+    assert not original.loading
+    assert original.content == f"hello <@{fake.user_id}>"
+    [uploaded] = original.attachments
+    assert (uploaded.filename, uploaded.data) == ("voice_sample.ogg", sample)
+    assert original.allowed_mentions == {"parse": []}  # AllowedMentions.none()
+    assert original.mentions == []
+    [followup] = interaction.followups
+    assert followup.content == "done"
+    assert followup.ephemeral
+
+    async with aiohttp.ClientSession() as session, session.get(uploaded.url) as response:
+        assert response.status == 200
+        assert await response.read() == sample
+
+
+async def test_followup_after_bare_defer_fills_the_thinking_message(
+    synced: EchoBot, fake: FakeDiscord
+) -> None:
+    interaction = await fake.slash("think")
+    await fake.wait_for(lambda: bool(interaction.followups))
+    assert interaction.followups == [interaction.original]  # Discord's deprecated behaviour
+    assert interaction.original is not None
+    assert interaction.original.content == "thought"
+    assert interaction.original.ephemeral  # fixed at defer time
+    assert fake.channel_messages(fake.channel_id) == []
+
+
+async def test_cdn_urls_are_signed_and_expire(fake: FakeDiscord) -> None:
+    clip = fake.add_attachment("clip.mp3", b"ID3fake", "audio/mpeg")
+    async with aiohttp.ClientSession() as session:
+        async with session.get(clip["url"]) as response:
+            assert response.status == 200
+            assert response.content_type == "audio/mpeg"
+            assert await response.read() == b"ID3fake"
+        async with session.get(clip["url"].replace("hm=", "hm=00")) as forged:
+            assert forged.status == 404
+        fake.expire_attachment(int(clip["id"]))
+        async with session.get(clip["url"]) as expired:
+            assert expired.status == 404
+
+
+async def test_voice_message_rules(bot: EchoBot, fake: FakeDiscord) -> None:
+    """discord.py has no voice-message API; the product posts them through this raw route."""
+    route = Route("POST", "/channels/{channel_id}/messages", channel_id=fake.channel_id)
+    meta = {"id": 0, "filename": "voice-message.ogg", "duration_secs": 1.5, "waveform": "AAAA"}
+
+    def form(payload: dict[str, Any]) -> list[dict[str, Any]]:
+        upload = {"name": "files[0]", "value": b"OggS", "filename": "voice-message.ogg"}
+        return [{"name": "payload_json", "value": json.dumps(payload)}, upload]
+
+    sent = await bot.http.request(route, form=form({"flags": 8192, "attachments": [meta]}))
+    stored = fake.message(int(sent["id"]))
+    [clip] = stored.attachments
+    assert (clip.content_type, clip.duration_secs, clip.waveform) == ("audio/ogg", 1.5, "AAAA")
+
+    rejected: list[tuple[dict[str, Any], int]] = [
+        ({"flags": 8192, "content": "hi", "attachments": [meta]}, 50159),
+        ({"flags": 8192}, 50161),
+    ]
+    for payload, code in rejected:
+        with pytest.raises(discord.HTTPException) as info:
+            await bot.http.request(route, form=form(payload))
+        assert info.value.code == code
+    edit = Route(
+        "PATCH",
+        "/channels/{channel_id}/messages/{message_id}",
+        channel_id=fake.channel_id,
+        message_id=stored.id,
+    )
+    with pytest.raises(discord.HTTPException) as info:
+        await bot.http.request(edit, json={"content": "changed"})
+    assert info.value.code == 50162
+
+
+async def test_answer_after_deadline_is_unknown_interaction(
+    synced: EchoBot, fake: FakeDiscord
+) -> None:
+    fake.callback_deadline = 0.2
+    interaction = await fake.slash("wait")
+    await fake.wait_until(interaction.deadline)  # the subject here is the deadline lapsing
+    synced.release.set()
+    error = await synced.next_error()
+    assert isinstance(error, discord.NotFound)
+    assert error.code == 10062
+    assert interaction.acknowledged_at is None
+
+
+async def test_second_initial_answer_is_rejected(synced: EchoBot, fake: FakeDiscord) -> None:
+    interaction = await fake.slash("ping")
+    await fake.wait_for(lambda: interaction.acknowledged_at is not None)
+    await fake.redeliver(interaction)  # like a second bot instance answering the same event
+    error = await synced.next_error()
+    assert isinstance(error, discord.HTTPException)
+    assert (error.status, error.code) == (400, 40060)
+    assert len(interaction.callbacks) == 1
+    assert [m.content for m in fake.channel_messages(fake.channel_id)] == ["pong"]
+
+
+async def test_expired_token_is_invalid_webhook_token(synced: EchoBot, fake: FakeDiscord) -> None:
+    fake.token_lifetime = 0.3
+    interaction = await fake.slash("later")
+    await fake.wait_for(lambda: interaction.acknowledged_at is not None)
+    await fake.wait_until(interaction.expires_at)  # the subject here is the token lapsing
+    synced.release.set()
+    error = await synced.next_error()
+    assert isinstance(error, discord.HTTPException)
+    assert (error.status, error.code) == (401, 50027)
+    assert synced.saw_expired == [True]  # discord.py's own clock agrees with the fake
+
+
+async def test_upload_over_interaction_limit(synced: EchoBot, fake: FakeDiscord) -> None:
+    fake.attachment_size_limit = 1024
+    interaction = await fake.slash("big")
+    error = await synced.next_error()
+    assert isinstance(error, discord.HTTPException)
+    assert (error.status, error.code) == (413, 40005)
+    assert interaction.original is not None
+    assert interaction.original.loading
+    assert interaction.edits == []
+
+
+async def test_channel_messages_permissions_replies_and_limits(
+    bot: EchoBot, fake: FakeDiscord
+) -> None:
+    read_only = await bot.fetch_channel(
+        fake.add_channel("read-only", bot_permissions=VIEW_CHANNEL | READ_MESSAGE_HISTORY)
+    )
+    assert isinstance(read_only, discord.TextChannel)
+    with pytest.raises(discord.Forbidden) as forbidden:
+        await read_only.send("hi")
+    assert forbidden.value.code == 50013
+
+    general = bot.get_channel(fake.channel_id)
+    assert isinstance(general, discord.TextChannel)
+    said = await fake.user_message(f"<@{fake.bot_user_id}> speak")
+    reply = await (await general.fetch_message(said.id)).reply("on it")
+    stored = fake.message(reply.id)
+    assert stored.message_reference is not None
+    assert stored.message_reference["message_id"] == str(said.id)
+    assert stored.mentions == []  # AllowedMentions.none() does not ping the replied-to user
+
+    fake.channel(fake.channel_id).upload_limit = 8
+    with pytest.raises(discord.HTTPException) as too_large:
+        await general.send(file=discord.File(io.BytesIO(b"123456789"), "nine.bin"))
+    assert (too_large.value.status, too_large.value.code) == (413, 40005)
+
+
+async def test_direct_messages_and_blocked_users(bot: EchoBot, fake: FakeDiscord) -> None:
+    hermit = await bot.fetch_user(fake.add_user("hermit", blocks_dms=True))
+    with pytest.raises(discord.Forbidden) as blocked:
+        await hermit.send("hi")
+    assert blocked.value.code == 50007
+
+    tester = await bot.fetch_user(fake.user_id)
+    await tester.send("hello")
+    assert [m.content for m in fake.dm_messages(fake.user_id)] == ["hello"]
+
+
+async def test_autocomplete_returns_choices(synced: EchoBot, fake: FakeDiscord) -> None:
+    interaction = await fake.autocomplete("pick", "sound", "ar")
+    await fake.wait_for(lambda: interaction.autocomplete_choices is not None)
+    assert interaction.autocomplete_choices == [{"name": "Charlie", "value": "charlie"}]
+
+
+async def test_button_click_updates_the_message(synced: EchoBot, fake: FakeDiscord) -> None:
+    shown = await fake.slash("panel")
+    await synced.wait_finished("panel")
+    assert shown.original is not None
+    message = shown.original
+    click = await fake.click(message.id, "panel:ok")
+    await fake.wait_for(lambda: bool(click.callbacks))
+    assert click.callbacks[0]["type"] == 7
+    assert message.content == f"clicked by {fake.user_id}"
+    assert message.components == []
+    assert message.history[0]["content"] == "Press OK"
+
+
+async def test_modal_submit(synced: EchoBot, fake: FakeDiscord) -> None:
+    opened = await fake.slash("ask")
+    await synced.wait_finished("ask")
+    submitted = await fake.submit_modal(opened, {"name": "Ada"})
+    await fake.wait_for(lambda: submitted.original is not None)
+    assert submitted.original is not None
+    assert submitted.original.content == "hello Ada"
+    assert submitted.original.ephemeral
+
+
+async def test_gateway_reconnect_resumes_session(synced: EchoBot, fake: FakeDiscord) -> None:
+    await fake.reconnect_gateway()
+    await fake.wait_for(lambda: len(fake.gateway_connections) == 2 and fake.connected)
+    resumed = fake.gateway_connections[1]
+    assert resumed.path == "/gateway/resume"
+    assert any(frame["op"] == 6 for frame in resumed.received)
+
+    interaction = await fake.slash("ping")
+    await fake.wait_for(lambda: interaction.original is not None)
