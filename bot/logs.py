@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Iterable
 
 import discord
@@ -33,8 +34,23 @@ class RedactSecrets(logging.Filter):
         return True
 
 
+class _DropVoiceWarnings(logging.Filter):
+    """The bot never joins voice channels; discord.py's "voice will NOT be supported"
+    warnings at every start would only worry operators."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "voice will NOT be supported" not in record.getMessage()
+
+
 def setup_logging(level: str, secrets: Iterable[str]) -> None:
-    discord.utils.setup_logging(level=getattr(logging, level), root=True)
+    # Colours only on a terminal: log collectors (docker logs, journald) get plain text.
+    formatter = None
+    if not sys.stderr.isatty():
+        formatter = logging.Formatter(
+            "%(asctime)s %(levelname)-8s %(name)s: %(message)s", "%Y-%m-%d %H:%M:%S"
+        )
+    discord.utils.setup_logging(level=getattr(logging, level), formatter=formatter, root=True)
+    logging.getLogger("discord.client").addFilter(_DropVoiceWarnings())
     redact = RedactSecrets(secrets)
     for handler in logging.getLogger().handlers:
         handler.addFilter(redact)

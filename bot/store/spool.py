@@ -29,22 +29,50 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def prepare_dirs(data_dir: Path, audio_dir: Path) -> None:
-    for directory in (data_dir, audio_dir):
-        try:
-            directory.mkdir(parents=True, exist_ok=True)
-        except (FileExistsError, NotADirectoryError):
-            raise StoreError(
-                directory,
-                f"{directory} is not a directory: move the file aside, or set BOT_DATA_DIR "
-                "to another directory",
-            ) from None
-        except OSError as exc:
-            raise StoreError(
-                directory,
-                f"cannot create the directory {directory} ({exc.strerror}): create it and "
-                "make it writable by the bot's user, or set BOT_DATA_DIR elsewhere",
-            ) from None
+def make_dir(directory: Path) -> None:
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise StoreError(
+            directory,
+            f"{directory} is not a directory: move the file aside, or set BOT_DATA_DIR "
+            "to another directory",
+        ) from None
+    except OSError as exc:
+        raise StoreError(
+            directory,
+            f"cannot create the directory {directory} ({exc.strerror}): create it and "
+            "make it writable by the bot's user, or set BOT_DATA_DIR elsewhere",
+        ) from None
+
+
+def _create_private(path: Path) -> None:
+    """Create an absent database file readable by its owner only: it holds interaction
+    tokens, and SQLite gives its -wal and -shm files the same mode."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass  # whatever is there is SQLite's to judge, never ours to replace
+    except OSError as exc:
+        raise StoreError(
+            path,
+            f"cannot create {path} ({exc.strerror}): make {path.parent} writable by the "
+            "bot's user, or set BOT_DATA_DIR elsewhere",
+        ) from None
+
+
+def claim(data_dir: Path, lock_path: Path, audio_dir: Path, db_path: Path) -> int:
+    """Create the data directory, lock it, then create the audio directory and database
+    file (only once the lock is ours). Returns the lock fd to keep open."""
+    make_dir(data_dir)
+    fd = acquire_lock(lock_path)
+    try:
+        make_dir(audio_dir)
+        _create_private(db_path)
+    except BaseException:
+        release_lock(fd)
+        raise
+    return fd
 
 
 def acquire_lock(path: Path) -> int:

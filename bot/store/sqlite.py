@@ -142,8 +142,9 @@ class SqliteJobStore:
         """
         if self._db is not None:
             raise RuntimeError("job store is already open")
-        await asyncio.to_thread(spool.prepare_dirs, self.data_dir, self.audio_dir)
-        lock_fd = await asyncio.to_thread(spool.acquire_lock, self.lock_path)
+        lock_fd = await asyncio.to_thread(
+            spool.claim, self.data_dir, self.lock_path, self.audio_dir, self.path
+        )
         try:
             self._db = await self._connect()
         except BaseException:
