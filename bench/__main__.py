@@ -49,6 +49,9 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--only", type=_names, default=list(SECTIONS), metavar="SECTIONS")
     parser.add_argument("--jobs", type=_jobs, default=Options.jobs, help="default 100,1000")
     parser.add_argument("--interval", type=_positive, default=Options.interval, help="poll s")
+    parser.add_argument(
+        "--repeat", type=int, default=Options.repeat, metavar="K", help="runs per scenario"
+    )
     parser.add_argument("--no-peers", dest="peers", action="store_false", help="ours only")
     parser.add_argument("--strict", action="store_true", help="exit 1 on a failed floor")
     parser.add_argument("--no-write", dest="write", action="store_false", help="leave docs")
@@ -56,7 +59,10 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--scenario-timeout", type=_positive, default=Options.scenario_timeout, metavar="S"
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.repeat < 1:
+        parser.error("--repeat must be >= 1")
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -65,6 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         jobs=args.jobs,
         interval=args.interval,
         peers=args.peers,
+        repeat=args.repeat,
         scenario_timeout=args.scenario_timeout,
     )
     crashed = floor_failed = False

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import statistics
+from collections import Counter
 from dataclasses import dataclass, field
 
 
@@ -25,6 +27,7 @@ class ScenarioResult:
     errors: dict[str, int] = field(default_factory=dict)
     """Failure kinds (exception type names) and how many jobs each hit."""
     first_error: str = ""
+    runs: int = 1
 
     @property
     def cpu_ms_per_job(self) -> float:
@@ -40,6 +43,37 @@ class ScenarioResult:
             raise ValueError("scenario result is not a JSON object")
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def median(results: list[ScenarioResult]) -> ScenarioResult:
+    """Repeated runs of one scenario as one row: the median of each figure (runs on a
+    shared machine are noisy), and failures summed over all runs so none is hidden."""
+    first = results[0]
+    if len(results) == 1:
+        return first
+    errors: Counter[str] = Counter()
+    for r in results:
+        errors.update(r.errors)
+
+    def mid(name: str) -> float:
+        return float(statistics.median(getattr(r, name) for r in results))
+
+    return ScenarioResult(
+        impl=first.impl,
+        jobs=first.jobs,
+        wall_s=mid("wall_s"),
+        cpu_s=mid("cpu_s"),
+        lag_p50_ms=mid("lag_p50_ms"),
+        lag_p99_ms=mid("lag_p99_ms"),
+        lag_max_ms=mid("lag_max_ms"),
+        lag_samples=int(mid("lag_samples")),
+        base_rss_mb=mid("base_rss_mb"),
+        peak_rss_mb=mid("peak_rss_mb"),
+        failures=sum(r.failures for r in results),
+        errors=dict(errors),
+        first_error=next((r.first_error for r in results if r.first_error), ""),
+        runs=len(results),
+    )
 
 
 @dataclass(frozen=True)

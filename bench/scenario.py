@@ -67,7 +67,10 @@ def _is_audio(outcome: object) -> bool:
 async def measure(impl: str, target: Target, jobs: int, interval: float) -> ScenarioResult:
     async with load(impl)(target, jobs, interval) as job:
         # One job first, unmeasured: lazy imports and first connections are start-up costs.
-        await job(-1)
+        try:
+            await job(-1)
+        except Exception as exc:
+            raise SystemExit(f"the warm-up job failed: {exc!r}"[:500]) from exc
         base_rss = _rss_mb()
         ticker = LagTicker()
         ticker.start()

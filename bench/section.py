@@ -16,6 +16,8 @@ class Options:
     jobs: tuple[int, ...] = (100, 1000)
     interval: float = 0.1
     peers: bool = True
+    repeat: int = 3
+    """Runs per scenario, interleaved; each figure is the median."""
     scenario_timeout: float = 180.0
 
 

@@ -44,12 +44,13 @@ class _DropVoiceWarnings(logging.Filter):
 
 def setup_logging(level: str, secrets: Iterable[str]) -> None:
     # Colours only on a terminal: log collectors (docker logs, journald) get plain text.
-    formatter = None
-    if not sys.stderr.isatty():
-        formatter = logging.Formatter(
+    if sys.stderr.isatty():
+        discord.utils.setup_logging(level=getattr(logging, level), root=True)
+    else:
+        plain = logging.Formatter(
             "%(asctime)s %(levelname)-8s %(name)s: %(message)s", "%Y-%m-%d %H:%M:%S"
         )
-    discord.utils.setup_logging(level=getattr(logging, level), formatter=formatter, root=True)
+        discord.utils.setup_logging(level=getattr(logging, level), formatter=plain, root=True)
     logging.getLogger("discord.client").addFilter(_DropVoiceWarnings())
     redact = RedactSecrets(secrets)
     for handler in logging.getLogger().handlers:
