@@ -8,6 +8,7 @@ block (the Discord layer records it and edits its message on its own schedule).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import logging
 from collections.abc import Callable
@@ -59,6 +60,17 @@ class JobResult:
 
 ProgressCallback = Callable[[Progress], None]
 
+# How long a cancelled job waits for a submit already sent to come back and be recorded.
+SUBMIT_GRACE = 5.0
+
+
+class JobJournal(Protocol):
+    """Durable record of the steps that cost money; each is awaited before the next acts."""
+
+    async def submitting(self) -> None: ...
+
+    async def submitted(self, handle: JobHandle) -> None: ...
+
 
 class _Report(Protocol):
     def __call__(
@@ -102,11 +114,20 @@ class JobRunner:
     def waiting(self) -> int:
         return self.slots.waiting
 
-    async def run(self, request: JobRequest, progress: ProgressCallback | None = None) -> JobResult:
+    async def run(
+        self,
+        request: JobRequest,
+        progress: ProgressCallback | None = None,
+        *,
+        journal: JobJournal | None = None,
+        resume: JobHandle | None = None,
+        submitted_ago: float = 0.0,
+    ) -> JobResult:
         """Turn a request into audio, or raise a `SegmindError`.
 
-        The deadline (`timeout`) counts from the submit; time spent waiting for a slot
-        costs nothing on Segmind and is not counted.
+        With `resume`, the job was submitted earlier (before a restart): it is polled, not
+        submitted again, and `submitted_ago` counts against its deadline. The deadline
+        (`timeout`) counts from the submit; waiting for a slot costs nothing on Segmind.
         """
         loop = asyncio.get_running_loop()
         started = loop.time()
@@ -120,14 +141,15 @@ class JobRunner:
         await self.slots.acquire(
             (lambda pos: report(Phase.QUEUED, position=pos)) if progress else None
         )
-        handle: JobHandle | None = None
+        handle = resume
         try:
-            async with asyncio.timeout(self.timeout):
-                report(Phase.SUBMITTING)
-                handle = await self.client.submit(
-                    request.sample_url, request.text, request.language
-                )
-                log.info("Segmind job %s submitted", handle.request_id)
+            async with asyncio.timeout(max(0.0, self.timeout - submitted_ago)):
+                if handle is None:
+                    report(Phase.SUBMITTING)
+                    handle = await self._submit(request, journal)
+                    log.info("Segmind job %s submitted", handle.request_id)
+                else:
+                    log.info("Segmind job %s resumed", handle.request_id)
                 report(Phase.SUBMITTED, handle=handle)
                 return await self._finish(handle, request, started, report)
         except TimeoutError:
@@ -142,6 +164,26 @@ class JobRunner:
             raise
         finally:
             self.slots.release()
+
+    async def _submit(self, request: JobRequest, journal: JobJournal | None) -> JobHandle:
+        """Submit and record it. A cancel (shutdown, deadline) waits for a submit already
+        on the wire to land and be recorded, so no paid job is left unknown."""
+
+        async def submit_and_record() -> JobHandle:
+            if journal is not None:
+                await journal.submitting()
+            handle = await self.client.submit(request.sample_url, request.text, request.language)
+            if journal is not None:
+                await journal.submitted(handle)
+            return handle
+
+        task = asyncio.create_task(submit_and_record(), name="segmind-submit")
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(task, SUBMIT_GRACE)
+            raise
 
     async def _finish(
         self,

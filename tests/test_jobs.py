@@ -10,6 +10,7 @@ import pytest
 
 from bot.jobs import JobRequest, JobRunner, Phase, Progress
 from bot.segmind.budget import RequestBudget
+from bot.segmind.models import JobHandle
 from bot.segmind.errors import (
     JobFailedError,
     JobTimeoutError,
@@ -229,3 +230,70 @@ async def test_hundred_jobs_all_delivered_distinctly(
     )
     assert len({r.audio.data for r in results}) == 100
     assert fake_segmind.count("submit") == 100
+
+
+class RecordingJournal:
+    def __init__(self, fake: FakeSegmind) -> None:
+        self.fake = fake
+        self.events: list[str] = []
+
+    async def submitting(self) -> None:
+        self.events.append(f"submitting (submits so far: {self.fake.count('submit')})")
+
+    async def submitted(self, handle: JobHandle) -> None:
+        self.events.append(
+            f"submitted {handle.request_id} (polls so far: {self.fake.count('poll')})"
+        )
+
+
+async def test_journal_records_before_each_step(
+    fake_segmind: FakeSegmind, make_client: MakeClient
+) -> None:
+    journal = RecordingJournal(fake_segmind)
+    result = await make_runner(make_client).run(request(fake_segmind), journal=journal)
+    assert journal.events == [
+        "submitting (submits so far: 0)",
+        f"submitted {result.request_id} (polls so far: 0)",
+    ]
+
+
+async def test_resume_polls_without_submitting_again(
+    fake_segmind: FakeSegmind, make_client: MakeClient
+) -> None:
+    client = make_client()
+    handle = await client.submit(fake_segmind.sample_url, "earlier", "en")
+    runner = make_runner(make_client)
+    result = await runner.run(request(fake_segmind), resume=handle, submitted_ago=1.0)
+    assert result.request_id == handle.request_id
+    assert fake_segmind.count("submit") == 1
+
+
+async def test_resume_counts_time_already_spent(
+    fake_segmind: FakeSegmind, make_client: MakeClient
+) -> None:
+    fake_segmind.script_jobs(JobScript(statuses=("PROCESSING",)))
+    handle = await make_client().submit(fake_segmind.sample_url, "earlier", "en")
+    runner = make_runner(make_client, timeout=100.0)
+    with pytest.raises(JobTimeoutError):
+        await runner.run(request(fake_segmind), resume=handle, submitted_ago=99.8)
+
+
+async def test_cancel_during_submit_lets_it_land_and_be_recorded(
+    fake_segmind: FakeSegmind, make_client: MakeClient
+) -> None:
+    fake_segmind.inject("submit", Injection(status=200, delay=0.3, body=None, create_job=True))
+    # An injected 200 has no poll_url: use a normal slow submit instead.
+    fake_segmind._injections["submit"].clear()
+    fake_segmind.default_script = JobScript(statuses=("PROCESSING",))
+    journal = RecordingJournal(fake_segmind)
+    runner = make_runner(make_client)
+    slow = Injection(status=503, delay=0.3)  # sent, answered late: a definite outcome
+    fake_segmind.inject("submit", slow)
+    task = asyncio.create_task(runner.run(request(fake_segmind), journal=journal))
+    await fake_segmind.wait_for(lambda: fake_segmind.count("submit") == 1)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    # The cancel waited for the answer instead of abandoning a request on the wire.
+    assert [r.status for r in fake_segmind.requests if r.kind == "submit"] == [503]
+    assert runner.in_flight == 0

@@ -1,5 +1,5 @@
-"""Durable job state, so an accepted `/speak` is delivered or explained exactly once across
-restarts and crashes, and never submitted to Segmind twice.
+"""Durable job state, so an accepted `/speak` is finished once (delivered, or its failure
+explained) across restarts and crashes, and is never submitted to Segmind twice.
 
 `JobStore` is the interface; `SqliteJobStore` the implementation. `JobRecord.next_step`
 tells recovery what to do with each job `unfinished()` returns.

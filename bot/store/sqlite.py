@@ -119,7 +119,8 @@ class SqliteJobStore:
         # the OS page cache) but not a power loss or kernel crash, which can drop the
         # last commits. A lost `submit_started_at` would let recovery submit (and pay
         # for) the job again, and a lost DELIVERED would post the audio twice, so the
-        # default pays one WAL fsync per transition; see the measurements in the report.
+        # default pays one WAL fsync per transition: measured on ext4 in a VM, +0.15 ms
+        # wall per transition and ~0.5 ms CPU per job, against jobs that take seconds.
         self._synchronous = synchronous
         self._clock = clock
         self._busy_timeout_ms = int(busy_timeout * 1000)

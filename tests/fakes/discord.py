@@ -567,6 +567,35 @@ class _InjectedError:
     times: int
 
 
+@dataclass(eq=False)
+class Hold:
+    """Requests matching `method` + `pattern` (and `when`) are held without an answer until
+    `release()`: before Discord applies them (`after_apply=False`, the request is lost if
+    the client dies) or after (`after_apply=True`, applied but never acknowledged). Lets a
+    test kill the client at an exact point of a request's life."""
+
+    method: str
+    pattern: re.Pattern[str]
+    when: Callable[[RecordedRequest], bool]
+    after_apply: bool
+    held: list[RecordedRequest] = field(default_factory=list)
+    _released: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def matches(self, recorded: RecordedRequest) -> bool:
+        return (
+            not self._released.is_set()
+            and self.method == recorded.method
+            and bool(self.pattern.search(recorded.route))
+            and self.when(recorded)
+        )
+
+    def release(self) -> None:
+        self._released.set()
+
+    async def wait(self) -> None:
+        await self._released.wait()
+
+
 def _walk_components(components: Sequence[Mapping[str, Any]]) -> Iterator[Mapping[str, Any]]:
     """Every component, depth first (rows, labels, containers, sections, accessories)."""
     for component in components:
@@ -654,6 +683,7 @@ class FakeDiscord:
         self._command_creates: dict[tuple[int | None, str], int] = {}
         self._sessions: dict[str, GatewaySession] = {}
         self._injected: list[_InjectedError] = []
+        self._holds: list[Hold] = []
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
 
@@ -686,6 +716,8 @@ class FakeDiscord:
 
     async def close(self) -> None:
         """Close open gateway sockets (code 1001, going away), then stop serving."""
+        for hold in self._holds:
+            hold.release()
         for connection in self.gateway_connections:
             if not connection.closed:
                 await connection.ws.close(code=1001, message=b"Fake Discord shutting down")
@@ -880,6 +912,20 @@ class FakeDiscord:
         self._injected.append(
             _InjectedError(method.upper(), re.compile(path_pattern), error, times)
         )
+
+    def hold(
+        self,
+        method: str,
+        path_pattern: str,
+        *,
+        when: Callable[[RecordedRequest], bool] = lambda _: True,
+        after_apply: bool = False,
+    ) -> Hold:
+        """Hold matching requests without answering them (see `Hold`); `release()` lets
+        them (and later matches) through. Closing the fake releases every hold."""
+        hold = Hold(method.upper(), re.compile(path_pattern), when, after_apply)
+        self._holds.append(hold)
+        return hold
 
     # ------------------------------------------------------------------ lookups
 
@@ -1868,7 +1914,12 @@ class FakeDiscord:
             self._check_auth(request)
             self._raise_injected(recorded)
             request[_RECORDED] = recorded
+            hold = next((h for h in self._holds if h.matches(recorded)), None)
+            if hold is not None and not hold.after_apply:
+                await self._park(hold, recorded)
             response = await handler(request)
+            if hold is not None and hold.after_apply:
+                await self._park(hold, recorded)
         except DiscordAPIError as error:
             response = _json_response(error.body(), error.status, error.headers)
         except web.HTTPMethodNotAllowed:
@@ -1923,6 +1974,11 @@ class FakeDiscord:
             return
         if request.headers.get("Authorization") != f"Bot {self.token}":
             raise DiscordAPIError(401, 0, "401: Unauthorized")
+
+    async def _park(self, hold: Hold, recorded: RecordedRequest) -> None:
+        hold.held.append(recorded)
+        await self._changed()
+        await hold.wait()
 
     def _raise_injected(self, recorded: RecordedRequest) -> None:
         for injected in self._injected:

@@ -1,0 +1,665 @@
+"""The durable job store: transitions, persistence across restarts and SIGKILL, spooled
+audio, purge, migrations, and the operator-facing errors."""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import dataclasses
+import os
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from bot.store import (
+    SUBMIT_UNKNOWN,
+    InvalidTransition,
+    JobRecord,
+    JobState,
+    JobStore,
+    NextStep,
+    SqliteJobStore,
+    StoreError,
+)
+from bot.store import migrations as migrations_module
+from bot.store.migrations import MIGRATIONS
+
+ROOT = Path(__file__).resolve().parent.parent
+TOKEN = "aW50ZXJhY3Rpb246c2VjcmV0LXRva2Vu"
+AUDIO = b"ID3\x04\x00\x00" + bytes(range(256)) * 8
+NOBODY = 65534
+
+
+def make_job(job_id: str = "1001", created_at: float | None = None) -> JobRecord:
+    now = time.time() if created_at is None else created_at
+    return JobRecord(
+        id=job_id,
+        created_at=now,
+        sample_url="https://cdn.discordapp.com/attachments/1/2/voice.mp3",
+        text="Hello there",
+        language="en",
+        application_id=42,
+        interaction_token=TOKEN,
+        token_expires_at=now + 900,
+        channel_id=7,
+        guild_id=8,
+        user_id=9,
+    )
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"
+
+
+@pytest.fixture
+async def store(data_dir: Path) -> AsyncIterator[SqliteJobStore]:
+    async with SqliteJobStore(data_dir) as opened:
+        yield opened
+
+
+def write_file(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+
+
+def audio_files(data_dir: Path) -> list[str]:
+    return sorted(p.name for p in (data_dir / "audio").iterdir())
+
+
+# -- lifecycle -------------------------------------------------------------------------
+
+
+async def test_full_lifecycle(store: SqliteJobStore, data_dir: Path) -> None:
+    job_store: JobStore = store  # the implementation satisfies the interface
+    before = job_store.writes
+
+    added = await store.add(make_job())
+    assert added.state is JobState.ACCEPTED
+    assert added.next_step is NextStep.SUBMIT
+    assert (await store.set_original_message_id("1001", 555)).original_message_id == 555
+
+    started = await store.mark_submit_started("1001")
+    assert started.state is JobState.ACCEPTED
+    assert started.submit_started_at is not None
+    assert started.next_step is NextStep.GIVE_UP
+
+    submitted = await store.mark_submitted("1001", "req-1", "https://api.segmind.com/p/1", 123.0)
+    assert (submitted.state, submitted.request_id, submitted.submitted_at) == (
+        JobState.SUBMITTED,
+        "req-1",
+        123.0,
+    )
+    assert submitted.next_step is NextStep.POLL
+
+    completed = await store.mark_completed(
+        "1001", AUDIO, "audio/mpeg", "mp3", "https://out.segmind.com/x.mp3"
+    )
+    assert completed.state is JobState.COMPLETED
+    assert completed.audio_size == len(AUDIO)
+    assert completed.audio_path is not None
+    assert completed.audio_path.startswith("audio/")
+    assert completed.audio_path.endswith(".mp3")
+    assert (data_dir / completed.audio_path).read_bytes() == AUDIO
+    audio = await store.read_audio(completed)
+    assert audio is not None
+    assert (audio.data, audio.content_type, audio.extension, audio.source_url) == (
+        AUDIO,
+        "audio/mpeg",
+        "mp3",
+        "https://out.segmind.com/x.mp3",
+    )
+    assert completed.next_step is NextStep.DELIVER
+
+    assert (await store.mark_delivering("1001")).attempts == 1
+    delivering = await store.mark_delivering("1001")  # a retry after a failed attempt
+    assert (delivering.state, delivering.attempts) == (JobState.DELIVERING, 2)
+
+    delivered = await store.mark_delivered("1001", "interaction", 777)
+    assert delivered.state is JobState.DELIVERED
+    assert (delivered.delivery_channel, delivered.delivery_message_id) == ("interaction", 777)
+    assert delivered.delivered_at is not None
+    assert delivered.next_step is NextStep.NOTHING
+    assert audio_files(data_dir) == []  # spooled audio deleted once delivered
+    assert await store.read_audio(delivered) is None
+
+    assert await store.get("1001") == delivered
+    assert await store.unfinished() == []
+    counts = await store.count_by_state()
+    assert counts[JobState.DELIVERED] == 1
+    assert sum(counts.values()) == 1
+    assert store.writes - before == 8
+
+
+async def test_failure_is_recorded_then_explained(store: SqliteJobStore, data_dir: Path) -> None:
+    await store.add(make_job("1"))
+    await store.mark_submit_started("1")
+    failed = await store.mark_failed("1", SUBMIT_UNKNOWN, "Your request was lost in a restart.")
+    assert (failed.state, failed.failure_cause) == (JobState.FAILED, SUBMIT_UNKNOWN)
+    assert failed.failure_message == "Your request was lost in a restart."
+    assert failed.next_step is NextStep.EXPLAIN
+    assert (await store.mark_explained("1")).state is JobState.EXPLAINED
+
+    # A job that failed at delivery loses its audio once explained.
+    await store.add(make_job("2"))
+    await store.mark_submit_started("2")
+    await store.mark_submitted("2", "req", "https://api.segmind.com/p/2")
+    await store.mark_completed("2", AUDIO, "audio/mpeg", "mp3", "https://out/x.mp3")
+    await store.mark_failed("2", "DeliveryError", "Could not post the audio.")
+    assert len(audio_files(data_dir)) == 1
+    await store.mark_explained("2")
+    assert audio_files(data_dir) == []
+
+
+async def test_unfinished_oldest_first_with_next_steps(store: SqliteJobStore) -> None:
+    await store.add(make_job("new", created_at=300.0))
+    await store.add(make_job("old", created_at=100.0))
+    await store.add(make_job("mid", created_at=200.0))
+    await store.add(make_job("done", created_at=50.0))
+    await store.mark_submit_started("mid")
+    await store.mark_submit_started("done")
+    await store.mark_failed("done", "JobFailedError", "Segmind failed.")
+    await store.mark_explained("done")
+
+    jobs = await store.unfinished()
+    assert [(j.id, j.next_step) for j in jobs] == [
+        ("old", NextStep.SUBMIT),
+        ("mid", NextStep.GIVE_UP),
+        ("new", NextStep.SUBMIT),
+    ]
+
+
+# -- transitions -------------------------------------------------------------------------
+
+# Where each test job is put before the operation is tried.
+SETUPS = (
+    "accepted",
+    "submit_started",
+    "submitted",
+    "completed",
+    "delivering",
+    "delivered",
+    "failed",
+    "explained",
+    "missing",
+)
+# Which (setup, operation) pairs the store must allow; everything else must be refused.
+ALLOWED = {
+    "mark_submit_started": {"accepted"},
+    "mark_submitted": {"submit_started"},
+    "mark_completed": {"submitted"},
+    "mark_delivering": {"completed", "delivering"},
+    "mark_delivered": {"delivering"},
+    "mark_failed": {"accepted", "submit_started", "submitted", "completed", "delivering"},
+    "mark_explained": {"failed"},
+    "set_original_message_id": {
+        "accepted",
+        "submit_started",
+        "submitted",
+        "completed",
+        "delivering",
+        "failed",
+    },
+}
+
+
+async def put_in(store: SqliteJobStore, job_id: str, setup: str) -> None:
+    if setup == "missing":
+        return
+    await store.add(make_job(job_id))
+    steps: list[Callable[[], Awaitable[JobRecord]]] = [
+        lambda: store.mark_submit_started(job_id),
+        lambda: store.mark_submitted(job_id, "req", "https://api.segmind.com/p"),
+        lambda: store.mark_completed(job_id, AUDIO, "audio/mpeg", "mp3", "https://out/x.mp3"),
+        lambda: store.mark_delivering(job_id),
+        lambda: store.mark_delivered(job_id, "channel", 1),
+    ]
+    if setup in ("failed", "explained"):
+        await store.mark_failed(job_id, "JobFailedError", "It failed.")
+        if setup == "explained":
+            await store.mark_explained(job_id)
+        return
+    for step in steps[: SETUPS.index(setup)]:
+        await step()
+
+
+def operation(store: SqliteJobStore, name: str, job_id: str) -> Awaitable[JobRecord]:
+    calls: dict[str, Callable[[], Awaitable[JobRecord]]] = {
+        "mark_submit_started": lambda: store.mark_submit_started(job_id),
+        "mark_submitted": lambda: store.mark_submitted(job_id, "req-2", "https://api/p/2"),
+        "mark_completed": lambda: store.mark_completed(
+            job_id, AUDIO, "audio/mpeg", "mp3", "https://out/y.mp3"
+        ),
+        "mark_delivering": lambda: store.mark_delivering(job_id),
+        "mark_delivered": lambda: store.mark_delivered(job_id, "dm", 2),
+        "mark_failed": lambda: store.mark_failed(job_id, "Other", "Other."),
+        "mark_explained": lambda: store.mark_explained(job_id),
+        "set_original_message_id": lambda: store.set_original_message_id(job_id, 3),
+    }
+    return calls[name]()
+
+
+async def test_every_transition_is_checked(store: SqliteJobStore, data_dir: Path) -> None:
+    for name, allowed in ALLOWED.items():
+        for setup in SETUPS:
+            job_id = f"{name}-{setup}"
+            await put_in(store, job_id, setup)
+            before = await store.get(job_id)
+            writes = store.writes
+            files = audio_files(data_dir)
+            if setup in allowed:
+                await operation(store, name, job_id)
+                assert store.writes == writes + 1
+                continue
+            with pytest.raises(InvalidTransition) as caught:
+                await operation(store, name, job_id)
+            assert caught.value.job_id == job_id
+            assert caught.value.operation == name
+            assert caught.value.state is (None if before is None else before.state)
+            # A refusal changes nothing: not the row, not the spooled files.
+            assert await store.get(job_id) == before, (name, setup)
+            assert store.writes == writes
+            assert audio_files(data_dir) == files, (name, setup)
+
+
+async def test_never_submitted_twice(store: SqliteJobStore) -> None:
+    await store.add(make_job())
+    await store.mark_submit_started("1001")
+    with pytest.raises(InvalidTransition, match="already started"):
+        await store.mark_submit_started("1001")
+    await store.mark_submitted("1001", "req-1", "https://api/p/1")
+    with pytest.raises(InvalidTransition, match="is SUBMITTED"):
+        await store.mark_submitted("1001", "req-2", "https://api/p/2")
+    assert (await store.get("1001")) is not None
+    assert (await store.get("1001")).request_id == "req-1"  # type: ignore[union-attr]
+
+
+async def test_submit_requires_submit_started(store: SqliteJobStore) -> None:
+    await store.add(make_job())
+    with pytest.raises(InvalidTransition, match="call mark_submit_started first"):
+        await store.mark_submitted("1001", "req-1", "https://api/p/1")
+
+
+async def test_submit_after_failure_is_refused(store: SqliteJobStore) -> None:
+    await store.add(make_job())
+    await store.mark_failed("1001", "ValidationError", "Bad clip.")
+    with pytest.raises(InvalidTransition, match="is FAILED"):
+        await store.mark_submit_started("1001")
+    with pytest.raises(InvalidTransition, match="is FAILED"):
+        await store.mark_submitted("1001", "req-1", "https://api/p/1")
+
+
+async def test_add_twice_is_refused(store: SqliteJobStore) -> None:
+    first = await store.add(make_job())
+    with pytest.raises(InvalidTransition, match="is ACCEPTED"):
+        await store.add(dataclasses.replace(make_job(), text="other"))
+    assert await store.get("1001") == first
+    with pytest.raises(InvalidTransition):
+        await store.add(dataclasses.replace(make_job("2"), state=JobState.SUBMITTED))
+
+
+async def test_concurrent_submit_starts_only_one_wins(store: SqliteJobStore) -> None:
+    await store.add(make_job())
+    results = await asyncio.gather(
+        *(store.mark_submit_started("1001") for _ in range(10)), return_exceptions=True
+    )
+    assert sum(isinstance(r, JobRecord) for r in results) == 1
+    assert sum(isinstance(r, InvalidTransition) for r in results) == 9
+
+
+async def test_bad_delivery_channel(store: SqliteJobStore) -> None:
+    with pytest.raises(ValueError, match="delivery channel"):
+        await store.mark_delivered("1001", "pigeon", None)
+
+
+# -- persistence ---------------------------------------------------------------------------
+
+
+async def test_survives_close_and_reopen(data_dir: Path) -> None:
+    async with SqliteJobStore(data_dir) as store:
+        await store.add(make_job())
+        await store.mark_submit_started("1001")
+        await store.mark_submitted("1001", "req-1", "https://api/p/1")
+        await store.mark_completed("1001", AUDIO, "audio/mpeg", "mp3", "https://out/x.mp3")
+        saved = await store.get("1001")
+    async with SqliteJobStore(data_dir) as store:
+        record = await store.get("1001")
+        assert record == saved
+        assert record is not None
+        assert record.interaction_token == TOKEN
+        audio = await store.read_audio(record)
+        assert audio is not None
+        assert audio.data == AUDIO
+        assert await store.unfinished() == [record]
+
+
+async def test_write_survives_sigkill(data_dir: Path) -> None:
+    code = textwrap.dedent(
+        """
+        import asyncio, os, sys, time
+        from pathlib import Path
+        from bot.store import JobRecord, SqliteJobStore
+
+        async def main() -> None:
+            store = SqliteJobStore(Path(sys.argv[1]))
+            await store.open()
+            now = time.time()
+            await store.add(JobRecord(
+                id="k1", created_at=now, sample_url="https://x/a.mp3", text="hi",
+                language="en", application_id=1, interaction_token="t",
+                token_expires_at=now + 900, channel_id=2, guild_id=None, user_id=3,
+            ))
+            await store.mark_submit_started("k1")
+            os.kill(os.getpid(), 9)
+
+        asyncio.run(main())
+        """
+    )
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", code, str(data_dir), cwd=ROOT
+    )
+    assert await asyncio.wait_for(child.wait(), 30) == -9
+    async with SqliteJobStore(data_dir) as store:  # the dead process's lock is gone too
+        record = await store.get("k1")
+    assert record is not None
+    assert record.submit_started_at is not None
+    assert record.next_step is NextStep.GIVE_UP
+
+
+# -- purge ---------------------------------------------------------------------------------
+
+
+async def test_purge_keeps_recent_and_unfinished_and_sweeps_orphans(data_dir: Path) -> None:
+    clock = Clock(time.time())
+    day = 86400.0
+    async with SqliteJobStore(data_dir, clock=clock) as store:
+        for job_id in ("old-delivered", "old-explained", "old-unfinished", "recent"):
+            await put_in(store, job_id, "submitted")
+        await store.mark_completed("old-unfinished", AUDIO, "audio/mpeg", "mp3", "https://o/1")
+        delivered = await store.mark_completed(
+            "old-delivered", AUDIO, "audio/mpeg", "mp3", "https://o/2"
+        )
+        await store.mark_delivering("old-delivered")
+        await store.mark_delivered("old-delivered", "channel", 1)
+        await store.mark_failed("old-explained", "JobFailedError", "It failed.")
+        await store.mark_explained("old-explained")
+        clock.now += 2 * day
+        await store.mark_failed("recent", "JobFailedError", "It failed.")
+        await store.mark_explained("recent")
+
+        # Left by crashes: a delivered job's file whose delete never ran, a half-written
+        # spool, an unknown file; and one being spooled right now (too young to touch).
+        assert delivered.audio_path is not None
+        audio = data_dir / "audio"
+        (data_dir / delivered.audio_path).write_bytes(AUDIO)
+        (audio / "x-1234.mp3.tmp").write_bytes(b"partial")
+        (audio / "stray.wav").write_bytes(b"RIFF")
+        (audio / "fresh.mp3").write_bytes(AUDIO)
+        os.utime(audio / "fresh.mp3", (clock.now, clock.now))
+
+        writes = store.writes
+        assert await store.purge(older_than_seconds=day) == 2
+        assert store.writes == writes + 1
+        assert await store.get("old-delivered") is None
+        assert await store.get("old-explained") is None
+        assert await store.get("recent") is not None
+        kept = await store.get("old-unfinished")
+        assert kept is not None
+        assert kept.audio_path is not None
+        assert sorted(audio_files(data_dir)) == sorted([Path(kept.audio_path).name, "fresh.mp3"])
+
+        assert await store.purge(older_than_seconds=day) == 0
+        assert store.writes == writes + 1
+        assert (await store.read_audio(kept)) is not None
+
+
+# -- migrations ------------------------------------------------------------------------------
+
+
+def user_version(path: Path) -> int:
+    with sqlite3.connect(path) as db:
+        return int(db.execute("PRAGMA user_version").fetchone()[0])
+
+
+async def test_migrates_empty_file_and_reopens_idempotently(data_dir: Path) -> None:
+    write_file(data_dir / "jobs.sqlite3", b"")
+    async with SqliteJobStore(data_dir) as store:
+        assert store.writes == len(MIGRATIONS)
+        await store.add(make_job())
+    assert user_version(data_dir / "jobs.sqlite3") == len(MIGRATIONS)
+    async with SqliteJobStore(data_dir) as store:
+        assert store.writes == 0  # nothing left to migrate
+        assert await store.get("1001") is not None
+    assert user_version(data_dir / "jobs.sqlite3") == len(MIGRATIONS)
+    with sqlite3.connect(data_dir / "jobs.sqlite3") as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+async def test_migrations_apply_in_order_each_atomically(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with SqliteJobStore(data_dir) as store:
+        await store.add(make_job())
+    base = len(MIGRATIONS)
+    broken = (*MIGRATIONS, ("CREATE TABLE extra (x)", "SELECT * FROM no_such_table"))
+    monkeypatch.setattr(migrations_module, "MIGRATIONS", broken)
+    with pytest.raises(StoreError, match="no such table"):
+        await SqliteJobStore(data_dir).open()
+    with sqlite3.connect(data_dir / "jobs.sqlite3") as db:  # rolled back as a whole
+        assert db.execute("SELECT name FROM sqlite_master WHERE name = 'extra'").fetchall() == []
+    assert user_version(data_dir / "jobs.sqlite3") == base
+
+    two_more = (*MIGRATIONS, ("CREATE TABLE extra (x)",), ("INSERT INTO extra VALUES (1)",))
+    monkeypatch.setattr(migrations_module, "MIGRATIONS", two_more)
+    async with SqliteJobStore(data_dir) as store:
+        assert store.writes == 2
+        assert await store.get("1001") is not None
+    assert user_version(data_dir / "jobs.sqlite3") == base + 2
+
+    monkeypatch.setattr(migrations_module, "MIGRATIONS", MIGRATIONS)
+    with pytest.raises(StoreError, match="knows only up to") as caught:
+        await SqliteJobStore(data_dir).open()
+    assert str(data_dir / "jobs.sqlite3") in str(caught.value)
+
+
+# -- operator errors ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("garbage", [os.urandom(8192), b"hello, not a database\n"])
+async def test_corrupt_file_is_refused_and_left_alone(data_dir: Path, garbage: bytes) -> None:
+    path = data_dir / "jobs.sqlite3"
+    write_file(path, garbage)
+    with pytest.raises(StoreError) as caught:
+        await SqliteJobStore(data_dir).open()
+    message = str(caught.value)
+    assert str(path) in message
+    assert "not a valid database" in message
+    assert "move it aside" in message
+    assert path.read_bytes() == garbage  # never recreated or repaired
+    # The failed open released its lock: the next attempt gets the same clear error.
+    with pytest.raises(StoreError, match="not a valid database"):
+        await SqliteJobStore(data_dir).open()
+
+
+async def test_damaged_pages_are_refused(data_dir: Path) -> None:
+    async with SqliteJobStore(data_dir) as store:
+        for n in range(50):
+            await store.add(make_job(str(n)))
+    path = data_dir / "jobs.sqlite3"
+    raw = bytearray(path.read_bytes())
+    page = int.from_bytes(raw[16:18], "big")
+    raw[page : 3 * page] = os.urandom(2 * page)  # the table and index roots
+    path.write_bytes(bytes(raw))
+    with pytest.raises(StoreError, match="not a valid database") as caught:
+        await SqliteJobStore(data_dir).open()
+    assert str(path) in str(caught.value)
+
+
+async def test_second_instance_is_refused_by_the_lock(data_dir: Path) -> None:
+    async with SqliteJobStore(data_dir) as first:
+        await first.add(make_job())
+        with pytest.raises(StoreError) as caught:
+            await SqliteJobStore(data_dir).open()
+        message = str(caught.value)
+        assert str(data_dir / "jobs.lock") in message
+        assert f"another running bot (pid {os.getpid()})" in message
+        assert (await first.get("1001")) is not None  # the first is unaffected
+    async with SqliteJobStore(data_dir) as second:  # free again once closed
+        assert (await second.get("1001")) is not None
+
+
+async def test_database_locked_by_another_program(data_dir: Path) -> None:
+    async with SqliteJobStore(data_dir):
+        pass
+    other = sqlite3.connect(data_dir / "jobs.sqlite3", isolation_level=None)
+    try:
+        other.execute("BEGIN EXCLUSIVE")
+        with pytest.raises(StoreError, match="locked by another program") as caught:
+            await SqliteJobStore(data_dir, busy_timeout=0.05).open()
+        assert str(data_dir / "jobs.sqlite3") in str(caught.value)
+    finally:
+        other.close()
+
+
+def data_dir_is_a_file(data_dir: Path) -> None:
+    data_dir.write_bytes(b"")
+
+
+def db_is_a_directory(data_dir: Path) -> None:
+    (data_dir / "jobs.sqlite3").mkdir(parents=True)
+
+
+def lock_is_a_directory(data_dir: Path) -> None:
+    (data_dir / "jobs.lock").mkdir(parents=True)
+
+
+def audio_dir_is_a_file(data_dir: Path) -> None:
+    data_dir.mkdir()
+    (data_dir / "audio").write_bytes(b"")
+
+
+@pytest.mark.parametrize(
+    ("make_unusable", "expected"),
+    [
+        (data_dir_is_a_file, "data is not a directory"),
+        (db_is_a_directory, "cannot open .*jobs.sqlite3: it must be a regular file"),
+        (lock_is_a_directory, "cannot open the lock file .*jobs.lock"),
+        (audio_dir_is_a_file, "audio is not a directory"),
+    ],
+)
+async def test_unusable_paths(
+    data_dir: Path, make_unusable: Callable[[Path], None], expected: str
+) -> None:
+    make_unusable(data_dir)
+    with pytest.raises(StoreError, match=expected) as caught:
+        await SqliteJobStore(data_dir).open()
+    assert str(data_dir) in str(caught.value)
+
+
+OPEN_IN_CHILD = textwrap.dedent(
+    """
+    import asyncio, sys
+    from pathlib import Path
+    from bot.store import SqliteJobStore, StoreError
+
+    async def main() -> None:
+        try:
+            await SqliteJobStore(Path(sys.argv[1])).open()
+        except StoreError as exc:
+            print(exc)
+            sys.exit(3)
+
+    asyncio.run(main())
+    """
+)
+PR_CAPBSET_DROP = 24
+CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER = 1, 2, 3
+
+
+def drop_root_powers() -> None:
+    """Run in the child before exec: without these capabilities (dropped from the bounding
+    set, so the exec'd process never gets them) root obeys permission bits like anyone."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    for capability in (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER):
+        if libc.prctl(PR_CAPBSET_DROP, capability, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
+
+
+async def open_in_child(data_dir: Path) -> str:
+    """Open the store in a process that permissions bind even when the tests run as root;
+    return the StoreError message it printed."""
+    try:
+        child = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            OPEN_IN_CHILD,
+            str(data_dir),
+            cwd=ROOT,
+            env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            preexec_fn=drop_root_powers if os.geteuid() == 0 else None,
+        )
+    except subprocess.SubprocessError as exc:
+        pytest.skip(f"cannot give up root's permission override here: {exc}")
+    out, err = await asyncio.wait_for(child.communicate(), 30)
+    assert child.returncode == 3, err.decode()
+    return out.decode().strip()
+
+
+def make_read_only(path: Path) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(0o555)
+
+
+async def test_read_only_directory(data_dir: Path) -> None:
+    make_read_only(data_dir)
+    try:
+        message = await open_in_child(data_dir)
+    finally:
+        data_dir.chmod(0o755)
+    assert str(data_dir / "jobs.lock") in message
+    assert "Permission denied" in message
+    assert f"make {data_dir} writable" in message
+
+
+async def test_read_only_database_file(data_dir: Path) -> None:
+    async with SqliteJobStore(data_dir) as store:
+        await store.add(make_job())
+    path = data_dir / "jobs.sqlite3"
+    path.chmod(0o444)
+    try:
+        message = await open_in_child(data_dir)
+    finally:
+        path.chmod(0o644)
+    assert message.startswith(f"{path} is read-only")
+    async with SqliteJobStore(data_dir) as store:  # untouched
+        assert await store.get("1001") is not None
+
+
+# -- secrets -----------------------------------------------------------------------------------
+
+
+async def test_token_is_never_shown(store: SqliteJobStore) -> None:
+    record = await store.add(make_job())
+    assert TOKEN not in repr(record)
+    assert TOKEN not in str(record)
+    assert "interaction_token" not in repr(record)
+    assert record.interaction_token == TOKEN
+    with pytest.raises(InvalidTransition) as caught:
+        await store.add(record)
+    assert TOKEN not in str(caught.value)
