@@ -120,7 +120,8 @@ def failures(outcomes: list[Outcome]) -> list[str]:
         if isinstance(o, ScenarioResult) and o.failures:
             kinds = ", ".join(f"{kind} × {n}" for kind, n in sorted(o.errors.items()))
             lines.append(
-                f"{o.impl} × {o.jobs}: {o.failures} jobs without audio ({kinds}); "
+                f"{o.impl} × {o.jobs}: {o.failures} job{'s' if o.failures > 1 else ''} "
+                f"without audio ({kinds}); "
                 f"first: {o.first_error}"
             )
     return lines

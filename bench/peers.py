@@ -15,9 +15,9 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager, contextmanager, suppress
 from typing import Any
 
 from .target import JobFn, Target
@@ -51,6 +51,16 @@ def find_audio_url(output: object) -> str:
     raise PeerJobError("no audio URL in the output")
 
 
+@contextmanager
+def phase(name: str) -> Iterator[None]:
+    """Tag an exception with the step it came from, so a failure report says where."""
+    try:
+        yield
+    except Exception as exc:
+        exc.add_note(name)
+        raise
+
+
 @asynccontextmanager
 async def _threaded(blocking: Callable[[int], bytes], jobs: int) -> AsyncIterator[JobFn]:
     loop = asyncio.get_running_loop()
@@ -72,29 +82,33 @@ async def requests_peer(target: Target, jobs: int, interval: float) -> AsyncIter
     headers = {"x-api-key": target.api_key}
 
     def blocking(index: int) -> bytes:
-        response = requests.post(
-            target.workflow_url,
-            json=target.payload(index),
-            headers=headers,
-            timeout=REQUEST_TIMEOUT,
-        )
-        response.raise_for_status()
-        poll_url = response.json()["poll_url"]
+        with phase("submit"):
+            response = requests.post(
+                target.workflow_url,
+                json=target.payload(index),
+                headers=headers,
+                timeout=REQUEST_TIMEOUT,
+            )
+            response.raise_for_status()
+            poll_url = response.json()["poll_url"]
         deadline = time.monotonic() + JOB_TIMEOUT
         while True:
             time.sleep(interval)
-            response = requests.get(poll_url, headers=headers, timeout=REQUEST_TIMEOUT)
-            response.raise_for_status()
-            body: dict[str, Any] = response.json()
+            with phase("poll"):
+                response = requests.get(poll_url, headers=headers, timeout=REQUEST_TIMEOUT)
+                response.raise_for_status()
+                body: dict[str, Any] = response.json()
             if body["status"] == "COMPLETED":
                 break
             if body["status"] == "FAILED":
                 raise PeerJobError(str(body.get("error", "FAILED")))
             if time.monotonic() > deadline:
                 raise PeerJobError("TIMEOUT")
-        audio = requests.get(find_audio_url(body["output"]), timeout=REQUEST_TIMEOUT)
-        audio.raise_for_status()
-        content: bytes = audio.content
+        url = find_audio_url(body["output"])
+        with phase("download"):
+            audio = requests.get(url, timeout=REQUEST_TIMEOUT)
+            audio.raise_for_status()
+            content: bytes = audio.content
         return content
 
     async with _threaded(blocking, jobs) as job:
@@ -112,18 +126,21 @@ async def sdk_peer(target: Target, jobs: int, interval: float) -> AsyncIterator[
     downloads = httpx.Client(timeout=REQUEST_TIMEOUT)
 
     def blocking(index: int) -> bytes:
-        result = client.pixelflows.run(
-            workflow_url=target.workflow_url,
-            data=target.payload(index),
-            poll=True,
-            poll_interval=interval,
-            max_wait_time=JOB_TIMEOUT,
-        )
+        with phase("sdk run"):
+            result = client.pixelflows.run(
+                workflow_url=target.workflow_url,
+                data=target.payload(index),
+                poll=True,
+                poll_interval=interval,
+                max_wait_time=JOB_TIMEOUT,
+            )
         if result.get("status") != "COMPLETED":
             raise PeerJobError(f"{result.get('status')}: {result.get('error_message', '')}")
-        audio = downloads.get(find_audio_url(result.get("output")))
-        audio.raise_for_status()
-        return audio.content
+        url = find_audio_url(result.get("output"))
+        with phase("download"):
+            audio = downloads.get(url)
+            audio.raise_for_status()
+            return audio.content
 
     try:
         async with _threaded(blocking, jobs) as job:

@@ -64,6 +64,14 @@ def _is_audio(outcome: object) -> bool:
     return isinstance(outcome, bytes) and outcome[:3] == b"ID3"
 
 
+def _kind(outcome: object) -> str:
+    """ "ReadTimeout in download": the exception type, and the step if a peer tagged it."""
+    if not isinstance(outcome, BaseException):
+        return "not audio"
+    notes = getattr(outcome, "__notes__", None)
+    return f"{type(outcome).__name__} in {notes[0]}" if notes else type(outcome).__name__
+
+
 async def measure(impl: str, target: Target, jobs: int, interval: float) -> ScenarioResult:
     async with load(impl)(target, jobs, interval) as job:
         # One job first, unmeasured: lazy imports and first connections are start-up costs.
@@ -78,11 +86,7 @@ async def measure(impl: str, target: Target, jobs: int, interval: float) -> Scen
         outcomes = await asyncio.gather(*(job(i) for i in range(jobs)), return_exceptions=True)
         wall, cpu = time.perf_counter() - wall0, _cpu_s() - cpu0
         await ticker.stop()
-    errors = Counter(
-        type(o).__name__ if isinstance(o, BaseException) else "not audio"
-        for o in outcomes
-        if not _is_audio(o)
-    )
+    errors = Counter(_kind(o) for o in outcomes if not _is_audio(o))
     first = next((o for o in outcomes if not _is_audio(o)), None)
     p50, p99, worst = ticker.stats_ms()
     return ScenarioResult(

@@ -10,7 +10,6 @@ import pytest
 
 from bot.jobs import JobRequest, JobRunner, Phase, Progress
 from bot.segmind.budget import RequestBudget
-from bot.segmind.models import JobHandle
 from bot.segmind.errors import (
     JobFailedError,
     JobTimeoutError,
@@ -18,6 +17,7 @@ from bot.segmind.errors import (
     NoAudioInOutputError,
     WorkflowNotFoundError,
 )
+from bot.segmind.models import JobHandle
 from bot.segmind.retry import RetryPolicy
 from tests.conftest import MakeClient
 from tests.fakes.segmind import FakeSegmind, Injection, JobScript
