@@ -15,6 +15,7 @@ from .config import Settings
 from .jobs import JobRunner
 from .segmind.budget import RequestBudget
 from .segmind.client import SegmindClient
+from .store import JobStore, SqliteJobStore
 from .sync import sync_commands
 from .tree import VoiceCloneTree
 
@@ -33,6 +34,7 @@ class VoiceCloneBot(commands.Bot):
         session: aiohttp.ClientSession | None = None,
         segmind: SegmindClient | None = None,
         jobs: JobRunner | None = None,
+        store: JobStore | None = None,
         extensions: Sequence[str] = DEFAULT_EXTENSIONS,
         force_sync: bool = False,
     ) -> None:
@@ -50,6 +52,7 @@ class VoiceCloneBot(commands.Bot):
         self._session = session
         self._segmind = segmind
         self._jobs = jobs
+        self._store = store
         self._extensions = tuple(extensions)
         self._force_sync = force_sync
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -71,8 +74,17 @@ class VoiceCloneBot(commands.Bot):
         assert self._jobs is not None, "setup_hook has not run"
         return self._jobs
 
+    @property
+    def store(self) -> JobStore:
+        assert self._store is not None, "setup_hook has not run"
+        return self._store
+
     async def setup_hook(self) -> None:
         settings = self.settings
+        if self._store is None:
+            store = SqliteJobStore(settings.bot_data_dir)
+            await store.open()  # StoreError: one clear line, before anything else starts
+            self._store = store
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=SESSION_TIMEOUT)
         if self._segmind is None:
@@ -116,3 +128,5 @@ class VoiceCloneBot(commands.Bot):
                 self._segmind.budget.close()
             if self._owns_session and self._session is not None:
                 await self._session.close()
+            if self._store is not None:
+                await self._store.close()

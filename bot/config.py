@@ -92,6 +92,7 @@ class Settings:
     max_sample_bytes: int = 10 * MIB
     supported_languages: tuple[str, ...] = DEFAULT_LANGUAGES
     progress_update_seconds: float = 3.0
+    job_retention_days: float = 7.0
 
 
 def _parse_float(raw: str) -> float:
@@ -283,6 +284,14 @@ def load_settings(
             what="a whole number of bytes",
         ),
         supported_languages=languages,
+        job_retention_days=env.number(
+            "JOB_RETENTION_DAYS",
+            7.0,
+            _parse_float,
+            minimum=0,
+            maximum=3650,
+            what="a number of days",
+        ),
         progress_update_seconds=env.number(
             "PROGRESS_UPDATE_SECONDS",
             3.0,

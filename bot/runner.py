@@ -12,6 +12,7 @@ import discord
 from .bot import VoiceCloneBot
 from .config import Settings
 from .logs import setup_logging
+from .store import StoreError
 
 log = logging.getLogger("voiceclone")
 
@@ -54,6 +55,9 @@ def run_bot(settings: Settings, *, force_sync: bool = False) -> int:
             "Portal and update .env)",
             file=sys.stderr,
         )
+        return 2
+    except StoreError as exc:
+        print(f"voiceclone: {exc}", file=sys.stderr)
         return 2
     except discord.PrivilegedIntentsRequired:
         print("voiceclone: Discord refused the gateway intents", file=sys.stderr)

@@ -68,11 +68,17 @@ def result_text(text: str, language: str, user_id: int) -> str:
     return f"{quote(text)}\n-# 🌐 {label(language)} · 🤖 {AI_LABEL} · requested by <@{user_id}>"
 
 
-def too_large_text(size: int, limit: int, url: str) -> str:
+def too_large_text(size: int, url: str) -> str:
     return (
-        f"The audio is {size / MIB:.1f} MiB, over this channel's upload limit of "
-        f"{limit / MIB:.0f} MiB, so here is a link instead (it expires within an hour): "
-        f"<{url}>"
+        f"The audio is {size / MIB:.1f} MiB, over this channel's upload limit, so here is "
+        f"a link instead (it expires within an hour): <{url}>"
+    )
+
+
+def long_job_text(started_unix: int) -> str:
+    return (
+        f"⏳ This is taking long ({started_line(started_unix)}). The result will be posted "
+        "here in the channel when it is ready."
     )
 
 

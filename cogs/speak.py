@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
 import time
 from dataclasses import dataclass
@@ -16,19 +15,9 @@ from discord.ext import commands
 
 from bot import languages
 from bot.audio import clip_problem, head_problem
-from bot.jobs import JobRequest, JobResult, Progress
-from bot.segmind.errors import SegmindError
-from bot.tree import error_reference
+from bot.store import JobRecord
 
-from .progress import ProgressMessage
-from .replies import (
-    accepted_text,
-    audio_filename,
-    failure_text,
-    progress_text,
-    result_text,
-    too_large_text,
-)
+from .pipeline import JobPipeline
 
 if TYPE_CHECKING:
     from bot.bot import VoiceCloneBot
@@ -38,7 +27,7 @@ log = logging.getLogger(__name__)
 SNIFF_BYTES = 4096
 SNIFF_TIMEOUT = aiohttp.ClientTimeout(total=1.5)  # well inside Discord's 3 s to answer
 NO_MENTIONS = discord.AllowedMentions.none()
-FINAL_EDIT_TIMEOUT = 30.0
+HOUSEKEEPING_INTERVAL = 24 * 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +50,13 @@ class Speak(commands.Cog):
         self.progress_interval = settings.progress_update_seconds
         # The text limit is a setting, so it is applied to the command's schema here.
         self.speak._params["text"].max_value = settings.max_text_chars
+        self.pipeline = JobPipeline(bot)
+
+    async def cog_load(self) -> None:
+        # Taken before the gateway connects, so it holds only the last run's jobs.
+        unfinished = await self.bot.store.unfinished()
+        self.bot.spawn(self._recover(unfinished), name="recover-jobs")
+        self.bot.spawn(self._housekeeping(), name="housekeeping")
 
     @app_commands.command(name="speak", description="Say some text in the voice from a clip")
     @app_commands.describe(
@@ -89,7 +85,10 @@ class Speak(commands.Cog):
             return
         code = languages.resolve(language, self.bot.settings.supported_languages)
         assert code is not None  # checked by _validate
-        await interaction.response.defer(thinking=True)
+        callback = await interaction.response.defer(thinking=True)
+        message_id = callback.message_id if callback is not None else None
+        if message_id is None:
+            message_id = (await interaction.original_response()).id
         ctx = JobContext(
             ref=str(interaction.id),
             user_id=interaction.user.id,
@@ -107,8 +106,25 @@ class Speak(commands.Cog):
             len(ctx.text),
             ctx.language,
         )
-        request = JobRequest(voice.url, ctx.text, ctx.language)
-        self.bot.spawn(self._run_job(interaction, request, ctx), name=f"job-{ctx.ref}")
+        record = JobRecord(
+            id=ctx.ref,
+            created_at=time.time(),
+            sample_url=voice.url,
+            text=ctx.text,
+            language=ctx.language,
+            application_id=interaction.application_id,
+            interaction_token=interaction.token,
+            token_expires_at=interaction.expires_at.timestamp(),
+            channel_id=interaction.channel_id or 0,
+            guild_id=interaction.guild_id,
+            user_id=interaction.user.id,
+            original_message_id=message_id,
+        )
+        await self.bot.store.add(record)  # recorded before anything is sent to Segmind
+        self.bot.spawn(
+            self.pipeline.drive(record, upload_limit=interaction.filesize_limit),
+            name=f"job-{ctx.ref}",
+        )
 
     @speak.autocomplete("language")
     async def language_autocomplete(
@@ -161,114 +177,28 @@ class Speak(commands.Cog):
         except (aiohttp.ClientError, TimeoutError):
             return b""
 
-    # -- the job ---------------------------------------------------------------------
+    # -- recovery and housekeeping --------------------------------------------------
 
-    async def _run_job(
-        self, interaction: discord.Interaction[Any], request: JobRequest, ctx: JobContext
-    ) -> None:
-        async def edit(content: str) -> object:
-            return await interaction.edit_original_response(
-                content=content, allowed_mentions=NO_MENTIONS
-            )
+    async def _recover(self, unfinished: list[JobRecord]) -> None:
+        """Finish what the last run left: every unfinished job, in the order accepted."""
+        await self.bot.wait_until_ready()
+        await self._purge()
+        if unfinished:
+            log.info("Resuming %d unfinished job(s) from the last run", len(unfinished))
+        for record in unfinished:
+            self.bot.spawn(self.pipeline.drive(record), name=f"job-{record.id}")
 
-        progress = ProgressMessage(edit, interval=self.progress_interval, job_ref=ctx.ref)
-        progress.start()
-        progress.show(accepted_text(ctx.started_unix))
+    async def _purge(self) -> None:
+        days = self.bot.settings.job_retention_days
+        if days > 0:
+            removed = await self.bot.store.purge(days * 86400)
+            if removed:
+                log.info("Removed %d finished job(s) older than %g days", removed, days)
 
-        def on_progress(update: Progress) -> None:
-            progress.show(progress_text(update, ctx.started_unix))
-
-        try:
-            try:
-                result = await self.bot.jobs.run(request, on_progress)
-            except SegmindError as exc:
-                await progress.stop()
-                log.warning(
-                    "Job %s (request %s) failed: %s: %s",
-                    ctx.ref,
-                    exc.request_id or "-",
-                    type(exc).__name__,
-                    exc,
-                )
-                await self._final(interaction, ctx, failure_text(exc))
-                return
-            await progress.stop()
-            await self._deliver(interaction, ctx, result)
-        except asyncio.CancelledError:
-            await progress.stop(grace=1)
-            log.warning("Job %s cancelled (bot shutting down)", ctx.ref)
-            raise
-        except Exception:
-            await progress.stop(grace=1)
-            ref = error_reference()
-            log.exception("Job %s hit an unexpected error (ref %s)", ctx.ref, ref)
-            await self._final(
-                interaction,
-                ctx,
-                f"Something went wrong on the bot's side (ref `{ref}`). Please try again.",
-            )
-
-    async def _deliver(
-        self, interaction: discord.Interaction[Any], ctx: JobContext, result: JobResult
-    ) -> None:
-        audio = result.audio
-        content = result_text(ctx.text, ctx.language, ctx.user_id)
-        limit = interaction.filesize_limit
-        if audio.size > limit:
-            log.info(
-                "Job %s: audio %d bytes over the %d limit; sending a link",
-                ctx.ref,
-                audio.size,
-                limit,
-            )
-            await self._final(
-                interaction,
-                ctx,
-                f"{content}\n{too_large_text(audio.size, limit, audio.source_url)}",
-            )
-            return
-        filename = audio_filename(ctx.text, audio.extension)
-        try:
-            await asyncio.wait_for(
-                interaction.edit_original_response(
-                    content=content,
-                    attachments=[discord.File(io.BytesIO(audio.data), filename=filename)],
-                    allowed_mentions=NO_MENTIONS,
-                ),
-                FINAL_EDIT_TIMEOUT,
-            )
-        except discord.HTTPException as exc:
-            if exc.status == 413:
-                log.warning("Job %s: Discord refused %d bytes as too large", ctx.ref, audio.size)
-                await self._final(
-                    interaction,
-                    ctx,
-                    f"{content}\n{too_large_text(audio.size, limit, audio.source_url)}",
-                )
-                return
-            log.warning(
-                "Job %s (request %s): could not deliver (HTTP %s, code %s)",
-                ctx.ref,
-                result.request_id,
-                exc.status,
-                exc.code,
-            )
-            return
-        except TimeoutError:
-            log.warning("Job %s (request %s): upload timed out", ctx.ref, result.request_id)
-            return
-        log.info("Job %s (request %s) delivered: %s", ctx.ref, result.request_id, filename)
-
-    async def _final(
-        self, interaction: discord.Interaction[Any], ctx: JobContext, content: str
-    ) -> None:
-        try:
-            await asyncio.wait_for(
-                interaction.edit_original_response(content=content, allowed_mentions=NO_MENTIONS),
-                FINAL_EDIT_TIMEOUT,
-            )
-        except (discord.HTTPException, TimeoutError) as exc:
-            log.warning("Job %s: could not send the final answer (%s)", ctx.ref, exc)
+    async def _housekeeping(self) -> None:
+        while True:
+            await asyncio.sleep(HOUSEKEEPING_INTERVAL)
+            await self._purge()
 
 
 async def setup(bot: VoiceCloneBot) -> None:

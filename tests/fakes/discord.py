@@ -85,6 +85,7 @@ API_PREFIX = "/api/v10"
 DISCORD_EPOCH_MS = 1_420_070_400_000
 DISCORD_TOKEN_LIFETIME = 900.0  # what discord.py assumes when computing Interaction.expires_at
 MIB = 1024 * 1024
+NONCE_WINDOW = 300.0  # seconds Discord remembers an enforced nonce ("a few minutes")
 TIER_UPLOAD_LIMITS = {0: 10 * MIB, 1: 10 * MIB, 2: 50 * MIB, 3: 100 * MIB}
 MAX_CONTENT_LENGTH = 2000
 MAX_COMMANDS_PER_SCOPE = 100
@@ -458,6 +459,7 @@ class FakeMessage:
     created_at: float = field(default_factory=time.time)
     edited_at: float | None = None
     deleted: bool = False
+    nonce: str | None = None
     history: list[dict[str, Any]] = field(default_factory=list, repr=False)
 
     @property
@@ -1725,6 +1727,7 @@ class FakeDiscord:
             flags=(int(payload.get("flags") or 0) & CREATABLE_FLAGS) | extra_flags,
             tts=bool(payload.get("tts", False)),
             allowed_mentions=payload.get("allowed_mentions"),
+            nonce=str(payload["nonce"]) if payload.get("nonce") else None,
         )
         message.attachments = self._attachments_from_upload(channel.id, payload, request)
         if interaction is not None:
@@ -2389,6 +2392,9 @@ class FakeDiscord:
         self._check_upload_sizes(recorded, self._upload_limit(channel))
         payload = self._json_body(request)
         self._check_channel_send(channel, payload, bool(recorded.files))
+        duplicate = self._enforced_nonce_duplicate(channel, payload)
+        if duplicate is not None:
+            return _json_response(self._message_payload(duplicate))
         reference = payload.get("message_reference")
         echoed = self._resolve_reference(channel, reference) if reference else None
         flags = int(payload.get("flags") or 0) & ~EPHEMERAL
@@ -2402,6 +2408,21 @@ class FakeDiscord:
         self._store_message(channel, message)
         await self._broadcast_message_create(message)
         return _json_response(self._message_payload(message))
+
+    def _enforced_nonce_duplicate(
+        self, channel: FakeChannel, payload: Mapping[str, Any]
+    ) -> FakeMessage | None:
+        """Discord's `enforce_nonce`: a second send with the same nonce by the same author
+        within a few minutes returns the first message instead of posting again."""
+        nonce = payload.get("nonce")
+        if not nonce or not payload.get("enforce_nonce"):
+            return None
+        for message in reversed(self.channel_messages(channel.id)):
+            if time.time() - message.created_at > NONCE_WINDOW:
+                break
+            if message.nonce == str(nonce) and message.author_id == self.bot_user_id:
+                return message
+        return None
 
     async def _list_channel_messages(self, request: web.Request) -> web.Response:
         channel = self._visible_channel(request)

@@ -1,0 +1,198 @@
+"""Where a job's answer goes: the interaction's message while its token lives, then the
+channel (as a reply naming the requester, without a ping), then a DM.
+
+Built from the stored record alone, so it works the same after a restart as before.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import discord
+
+from bot.audio import MIB, AudioFile
+from bot.store import JobRecord
+
+if TYPE_CHECKING:
+    from bot.bot import VoiceCloneBot
+
+log = logging.getLogger(__name__)
+
+NO_MENTIONS = discord.AllowedMentions.none()
+TOKEN_SAFETY = 10.0  # seconds: don't start a webhook call this close to the token's end
+DEFAULT_UPLOAD_LIMIT = 10 * MIB
+TOKEN_GONE_CODES = (50027, 10015, 10062, 10008)  # invalid token, unknown webhook/message
+
+
+class Undeliverable(Exception):
+    """No path to the user is left."""
+
+
+def token_gone(exc: discord.HTTPException) -> bool:
+    return exc.code in TOKEN_GONE_CODES or exc.status in (401, 404)
+
+
+@dataclass
+class Sent:
+    channel: str  # "interaction" | "channel" | "dm"
+    message_id: int | None
+
+
+class Answer:
+    def __init__(self, bot: VoiceCloneBot, record: JobRecord) -> None:
+        self.bot = bot
+        self.record = record
+        self.webhook = discord.Webhook.partial(
+            record.application_id, record.interaction_token, client=bot
+        )
+        self.upload_limit: int | None = None  # the interaction's, when known
+
+    def alive(self, margin: float = TOKEN_SAFETY) -> bool:
+        return time.time() < self.record.token_expires_at - margin
+
+    @property
+    def nonce(self) -> str:
+        # Discord drops a second message with the same nonce (enforce_nonce) for a few
+        # minutes: a re-sent delivery after a crash cannot post twice.
+        return f"vc{self.record.id}"[:25]
+
+    async def edit(self, content: str) -> None:
+        """Edit the interaction's message (progress, notices)."""
+        message_id = self.record.original_message_id
+        if message_id is None:
+            raise Undeliverable("no original message id")
+        await self.webhook.edit_message(message_id, content=content, allowed_mentions=NO_MENTIONS)
+
+    async def already_carries_result(self) -> bool:
+        """After a crash mid-delivery: did the interaction's message get the file?"""
+        if not self.alive(margin=0) or self.record.original_message_id is None:
+            return False
+        try:
+            message = await self.webhook.fetch_message(self.record.original_message_id)
+        except discord.HTTPException:
+            return False
+        return bool(message.attachments)
+
+    def _limit_for(self, channel: discord.abc.Messageable | None) -> int:
+        guild = getattr(channel, "guild", None)
+        if isinstance(guild, discord.Guild):
+            return guild.filesize_limit
+        return DEFAULT_UPLOAD_LIMIT
+
+    async def send(
+        self, content: str, audio: AudioFile | None, filename: str, link_text: str
+    ) -> Sent:
+        """Post the final answer by the first path that works. `link_text` replaces the
+        file when it is over the path's upload limit."""
+        record = self.record
+        if self.alive():
+            limit = self.upload_limit or DEFAULT_UPLOAD_LIMIT
+            try:
+                body, files = self._body(content, audio, filename, limit, link_text)
+                assert record.original_message_id is not None
+                message = await self.webhook.edit_message(
+                    record.original_message_id,
+                    content=body,
+                    attachments=files,
+                    allowed_mentions=NO_MENTIONS,
+                )
+                return Sent("interaction", message.id)
+            except discord.HTTPException as exc:
+                if exc.status == 413 and audio is not None:
+                    return await self._send_link_instead(content, link_text)
+                reason = "token expired" if token_gone(exc) else f"HTTP {exc.status} {exc.code}"
+                log.info(
+                    "Job %s: cannot answer the interaction (%s); trying the channel",
+                    record.id,
+                    reason,
+                )
+            except Undeliverable:
+                pass
+        return await self._send_elsewhere(content, audio, filename, link_text)
+
+    async def _send_link_instead(self, content: str, link_text: str) -> Sent:
+        assert self.record.original_message_id is not None
+        message = await self.webhook.edit_message(
+            self.record.original_message_id,
+            content=f"{content}\n{link_text}",
+            attachments=[],
+            allowed_mentions=NO_MENTIONS,
+        )
+        return Sent("interaction", message.id)
+
+    @staticmethod
+    def _body(
+        content: str, audio: AudioFile | None, filename: str, limit: int, link_text: str
+    ) -> tuple[str, list[discord.File]]:
+        if audio is None:
+            return content, []
+        if audio.size > limit:
+            return f"{content}\n{link_text}", []
+        return content, [discord.File(io.BytesIO(audio.data), filename=filename)]
+
+    async def _send_elsewhere(
+        self, content: str, audio: AudioFile | None, filename: str, link_text: str
+    ) -> Sent:
+        record = self.record
+        intro = f"<@{record.user_id}>, here is the answer to your /speak:\n"
+        channel = await self._channel()
+        if channel is not None:
+            reference = None
+            if record.original_message_id is not None:
+                reference = discord.MessageReference(
+                    message_id=record.original_message_id,
+                    channel_id=record.channel_id,
+                    fail_if_not_exists=False,
+                )
+            body, files = self._body(content, audio, filename, self._limit_for(channel), link_text)
+            try:
+                message = await channel.send(
+                    intro + body,
+                    files=files,
+                    reference=reference,  # type: ignore[arg-type]
+                    allowed_mentions=NO_MENTIONS,
+                    nonce=self.nonce,
+                )
+                return Sent("channel", message.id)
+            except discord.HTTPException as exc:
+                log.info(
+                    "Job %s: channel post failed (HTTP %s %s); trying a DM",
+                    record.id,
+                    exc.status,
+                    exc.code,
+                )
+        try:
+            user = self.bot.get_user(record.user_id) or await self.bot.fetch_user(record.user_id)
+            body, files = self._body(content, audio, filename, DEFAULT_UPLOAD_LIMIT, link_text)
+            message = await user.send(
+                body, files=files, allowed_mentions=NO_MENTIONS, nonce=self.nonce
+            )
+            return Sent("dm", message.id)
+        except discord.HTTPException as exc:
+            raise Undeliverable(f"DM failed (HTTP {exc.status} {exc.code})") from None
+
+    async def _channel(self) -> discord.abc.Messageable | None:
+        """The job's channel if the bot may post a file there, else None."""
+        channel = self.bot.get_channel(self.record.channel_id)
+        if channel is None:
+            try:
+                channel = await self.bot.fetch_channel(self.record.channel_id)
+            except discord.HTTPException:
+                return None
+        if not isinstance(channel, discord.TextChannel | discord.Thread | discord.VoiceChannel):
+            return None
+        me = channel.guild.me
+        perms = channel.permissions_for(me)
+        can_send = (
+            perms.send_messages_in_threads
+            if isinstance(channel, discord.Thread)
+            else perms.send_messages
+        )
+        if not (perms.view_channel and can_send and perms.attach_files):
+            log.info("Job %s: no permission to post in channel %s", self.record.id, channel.id)
+            return None
+        return channel
