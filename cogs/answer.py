@@ -60,19 +60,26 @@ class Answer:
         # minutes: a re-sent delivery after a crash cannot post twice.
         return f"vc{self.record.id}"[:25]
 
+    @property
+    def message_id(self) -> int:
+        """The interaction's message. Unknown only if the bot died right after deferring;
+        Discord also accepts "@original" for it."""
+        if self.record.original_message_id is not None:
+            return self.record.original_message_id
+        return "@original"  # type: ignore[return-value]
+
     async def edit(self, content: str) -> None:
         """Edit the interaction's message (progress, notices)."""
-        message_id = self.record.original_message_id
-        if message_id is None:
-            raise Undeliverable("no original message id")
-        await self.webhook.edit_message(message_id, content=content, allowed_mentions=NO_MENTIONS)
+        await self.webhook.edit_message(
+            self.message_id, content=content, allowed_mentions=NO_MENTIONS
+        )
 
     async def already_carries_result(self) -> bool:
         """After a crash mid-delivery: did the interaction's message get the file?"""
-        if not self.alive(margin=0) or self.record.original_message_id is None:
+        if not self.alive(margin=0):
             return False
         try:
-            message = await self.webhook.fetch_message(self.record.original_message_id)
+            message = await self.webhook.fetch_message(self.message_id)
         except discord.HTTPException:
             return False
         return bool(message.attachments)
@@ -93,9 +100,8 @@ class Answer:
             limit = self.upload_limit or DEFAULT_UPLOAD_LIMIT
             try:
                 body, files = self._body(content, audio, filename, limit, link_text)
-                assert record.original_message_id is not None
                 message = await self.webhook.edit_message(
-                    record.original_message_id,
+                    self.message_id,
                     content=body,
                     attachments=files,
                     allowed_mentions=NO_MENTIONS,
@@ -110,14 +116,11 @@ class Answer:
                     record.id,
                     reason,
                 )
-            except Undeliverable:
-                pass
         return await self._send_elsewhere(content, audio, filename, link_text)
 
     async def _send_link_instead(self, content: str, link_text: str) -> Sent:
-        assert self.record.original_message_id is not None
         message = await self.webhook.edit_message(
-            self.record.original_message_id,
+            self.message_id,
             content=f"{content}\n{link_text}",
             attachments=[],
             allowed_mentions=NO_MENTIONS,

@@ -127,6 +127,10 @@ class JobPipeline:
                 resume=resume,
                 submitted_ago=submitted_ago,
             )
+            audio = result.audio
+            return await store.mark_completed(
+                record.id, audio.data, audio.content_type, audio.extension, audio.source_url
+            )
         except SegmindError as exc:
             log.warning(
                 "Job %s (request %s) failed: %s: %s",
@@ -139,11 +143,9 @@ class JobPipeline:
         finally:
             notice.cancel()
             await asyncio.gather(notice, return_exceptions=True)
-            await progress.stop()
-        audio = result.audio
-        return await store.mark_completed(
-            record.id, audio.data, audio.content_type, audio.extension, audio.source_url
-        )
+            task = asyncio.current_task()
+            shutting_down = task is not None and task.cancelling() > 0
+            await progress.stop(grace=0.5 if shutting_down else 10.0)
 
     async def _notice_before_expiry(
         self, answer: Answer, progress: ProgressMessage, record: JobRecord

@@ -57,6 +57,9 @@ class ProgressMessage:
                         exc.status,
                         exc.code,
                     )
+                except Exception:
+                    # Progress is a courtesy: nothing here may take the job down.
+                    log.exception("Job %s: progress edit failed", self._job_ref)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), self._interval)
 

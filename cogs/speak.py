@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -28,19 +27,6 @@ SNIFF_BYTES = 4096
 SNIFF_TIMEOUT = aiohttp.ClientTimeout(total=1.5)  # well inside Discord's 3 s to answer
 NO_MENTIONS = discord.AllowedMentions.none()
 HOUSEKEEPING_INTERVAL = 24 * 3600.0
-
-
-@dataclass(frozen=True, slots=True)
-class JobContext:
-    """Who asked, where, and what; enough to answer and to log."""
-
-    ref: str  # the interaction id, until Segmind gives a request id
-    user_id: int
-    guild_id: int | None
-    channel_id: int | None
-    text: str
-    language: str
-    started_unix: int
 
 
 class Speak(commands.Cog):
@@ -85,45 +71,38 @@ class Speak(commands.Cog):
             return
         code = languages.resolve(language, self.bot.settings.supported_languages)
         assert code is not None  # checked by _validate
+        # Recorded before the defer: once the user sees "thinking…", a crash cannot lose it.
+        record = await self.bot.store.add(
+            JobRecord(
+                id=str(interaction.id),
+                created_at=time.time(),
+                sample_url=voice.url,
+                text=text.strip(),
+                language=code,
+                application_id=interaction.application_id,
+                interaction_token=interaction.token,
+                token_expires_at=interaction.expires_at.timestamp(),
+                channel_id=interaction.channel_id or 0,
+                guild_id=interaction.guild_id,
+                user_id=interaction.user.id,
+            )
+        )
         callback = await interaction.response.defer(thinking=True)
         message_id = callback.message_id if callback is not None else None
         if message_id is None:
             message_id = (await interaction.original_response()).id
-        ctx = JobContext(
-            ref=str(interaction.id),
-            user_id=interaction.user.id,
-            guild_id=interaction.guild_id,
-            channel_id=interaction.channel_id,
-            text=text.strip(),
-            language=code,
-            started_unix=int(time.time()),
-        )
+        record = await self.bot.store.set_original_message_id(record.id, message_id)
         log.info(
             "Accepted /speak job %s: user %s, guild %s, %d chars, language %s",
-            ctx.ref,
-            ctx.user_id,
-            ctx.guild_id,
-            len(ctx.text),
-            ctx.language,
+            record.id,
+            record.user_id,
+            record.guild_id,
+            len(record.text),
+            record.language,
         )
-        record = JobRecord(
-            id=ctx.ref,
-            created_at=time.time(),
-            sample_url=voice.url,
-            text=ctx.text,
-            language=ctx.language,
-            application_id=interaction.application_id,
-            interaction_token=interaction.token,
-            token_expires_at=interaction.expires_at.timestamp(),
-            channel_id=interaction.channel_id or 0,
-            guild_id=interaction.guild_id,
-            user_id=interaction.user.id,
-            original_message_id=message_id,
-        )
-        await self.bot.store.add(record)  # recorded before anything is sent to Segmind
         self.bot.spawn(
             self.pipeline.drive(record, upload_limit=interaction.filesize_limit),
-            name=f"job-{ctx.ref}",
+            name=f"job-{record.id}",
         )
 
     @speak.autocomplete("language")

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -13,51 +10,13 @@ import pytest
 
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.segmind import FAKE_API_KEY, FakeSegmind, fake_mp3
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.proc import start_bot, stop
 
 
 @pytest.fixture
 async def fakes() -> AsyncIterator[tuple[FakeDiscord, FakeSegmind]]:
     async with FakeDiscord() as discord, FakeSegmind() as segmind:
         yield discord, segmind
-
-
-async def start_bot(
-    discord: FakeDiscord, segmind: FakeSegmind, data_dir: Path, *args: str, token: str = ""
-) -> asyncio.subprocess.Process:
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "PYTHONPATH": str(ROOT),
-        "DISCORD_TOKEN": token or discord.token,
-        "SEGMIND_API_KEY": FAKE_API_KEY,
-        "SEGMIND_WORKFLOW_URL": segmind.workflow_url,
-        "SEGMIND_POLL_INTERVAL": "0.05",
-        "PROGRESS_UPDATE_SECONDS": "0.1",
-        "BOT_DATA_DIR": str(data_dir),
-        "DISCORD_GUILD_IDS": str(discord.guild_id),
-        "LOG_LEVEL": "INFO",
-    }
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "tests.botproc",
-        discord.api_base,
-        discord.gateway_url,
-        discord.base_url,
-        *args,
-        env=env,
-        cwd=data_dir.parent,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-
-
-async def stop(proc: asyncio.subprocess.Process) -> tuple[int, str]:
-    proc.send_signal(signal.SIGTERM)
-    _, stderr = await asyncio.wait_for(proc.communicate(), 10)
-    assert proc.returncode is not None
-    return proc.returncode, stderr.decode()
 
 
 async def test_serves_then_stops_cleanly_on_sigterm(

@@ -1920,6 +1920,10 @@ class FakeDiscord:
             hold = next((h for h in self._holds if h.matches(recorded)), None)
             if hold is not None and not hold.after_apply:
                 await self._park(hold, recorded)
+                if request.transport is None or request.transport.is_closing():
+                    # The client died while the request was "in transit": never applied.
+                    recorded.status = 0
+                    return web.Response(status=499)
             response = await handler(request)
             if hold is not None and hold.after_apply:
                 await self._park(hold, recorded)
