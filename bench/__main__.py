@@ -46,7 +46,9 @@ def _positive(text: str) -> float:
 
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--only", type=_names, default=list(SECTIONS), metavar="SECTIONS")
+    parser.add_argument(
+        "--only", type=_names, default=list(SECTIONS), metavar="SECTIONS", help="e.g. core"
+    )
     parser.add_argument("--jobs", type=_jobs, default=Options.jobs, help="default 100,1000")
     parser.add_argument("--interval", type=_positive, default=Options.interval, help="poll s")
     parser.add_argument(
@@ -57,7 +59,11 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-write", dest="write", action="store_false", help="leave docs")
     parser.add_argument("--docs", type=Path, default=docs.DOCS_PATH, help=argparse.SUPPRESS)
     parser.add_argument(
-        "--scenario-timeout", type=_positive, default=Options.scenario_timeout, metavar="S"
+        "--scenario-timeout",
+        type=_positive,
+        default=Options.scenario_timeout,
+        metavar="S",
+        help="kill a scenario after S seconds (it counts as crashed)",
     )
     args = parser.parse_args(argv)
     if args.repeat < 1:

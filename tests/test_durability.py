@@ -45,14 +45,17 @@ def uploads_applied(discord: FakeDiscord, interaction: FakeInteraction) -> list[
 
 def deliveries(discord: FakeDiscord, interaction: FakeInteraction) -> int:
     """Distinct places the audio appeared for this job."""
-    count = 1 if interaction.original is not None and interaction.original.attachments else 0
-    for message in discord.channel_messages(discord.channel_id):
-        if message.attachments and message.message_reference:
-            if interaction.original and message.message_reference.get("message_id") == str(
-                interaction.original.id
-            ):
-                count += 1
-    return count
+    original = interaction.original
+    if original is None:
+        return 0
+    replies = [
+        m
+        for m in discord.channel_messages(discord.channel_id)
+        if m.attachments
+        and m.message_reference
+        and m.message_reference.get("message_id") == str(original.id)
+    ]
+    return (1 if original.attachments else 0) + len(replies)
 
 
 async def delivered(discord: FakeDiscord, interaction: FakeInteraction) -> None:
