@@ -51,7 +51,11 @@ class Answer:
         )
         self.upload_limit: int | None = None  # the interaction's, when known
 
-    def alive(self, margin: float = TOKEN_SAFETY) -> bool:
+    def alive(self, margin: float | None = None) -> bool:
+        """The token can still carry a webhook call started now."""
+        if margin is None:
+            lifetime = self.record.token_expires_at - self.record.created_at
+            margin = min(TOKEN_SAFETY, 0.05 * lifetime)
         return time.time() < self.record.token_expires_at - margin
 
     @property
@@ -142,7 +146,7 @@ class Answer:
     ) -> Sent:
         record = self.record
         intro = f"<@{record.user_id}>, here is the answer to your /speak:\n"
-        channel = await self._channel()
+        channel = await self.channel()
         if channel is not None:
             reference = None
             if record.original_message_id is not None:
@@ -178,7 +182,7 @@ class Answer:
         except discord.HTTPException as exc:
             raise Undeliverable(f"DM failed (HTTP {exc.status} {exc.code})") from None
 
-    async def _channel(self) -> discord.abc.Messageable | None:
+    async def channel(self) -> discord.abc.Messageable | None:
         """The job's channel if the bot may post a file there, else None."""
         channel = self.bot.get_channel(self.record.channel_id)
         if channel is None:

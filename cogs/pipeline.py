@@ -158,8 +158,9 @@ class JobPipeline:
             return
         await asyncio.sleep(max(0.0, wait))
         await progress.stop()
+        in_channel = await answer.channel() is not None
         with contextlib.suppress(discord.HTTPException, Undeliverable):
-            await answer.edit(long_job_text(int(record.created_at)))
+            await answer.edit(long_job_text(int(record.created_at), in_channel))
             log.info(
                 "Job %s: will outlast its interaction token; result goes to the channel", record.id
             )

@@ -75,10 +75,11 @@ def too_large_text(size: int, url: str) -> str:
     )
 
 
-def long_job_text(started_unix: int) -> str:
+def long_job_text(started_unix: int, in_channel: bool) -> str:
+    where = "posted here in the channel" if in_channel else "sent to you by DM"
     return (
-        f"⏳ This is taking long ({started_line(started_unix)}). The result will be posted "
-        "here in the channel when it is ready."
+        f"⏳ This is taking long ({started_line(started_unix)}). The result will be {where} "
+        "when it is ready."
     )
 
 

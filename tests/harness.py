@@ -99,8 +99,10 @@ async def running_bot(
 
 
 @contextlib.asynccontextmanager
-async def world(data_dir: Path, **settings: str) -> AsyncIterator[World]:
-    async with FakeDiscord() as discord, FakeSegmind() as segmind:
+async def world(
+    data_dir: Path, discord_options: dict[str, Any] | None = None, **settings: str
+) -> AsyncIterator[World]:
+    async with FakeDiscord(**(discord_options or {})) as discord, FakeSegmind() as segmind:
         with discord.patch_discord_py():
             config = bot_settings(data_dir, segmind, discord, **settings)
             async with running_bot(discord, config) as bot:
