@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import time
 from collections.abc import Sequence
 
 
@@ -39,11 +40,11 @@ class LagTicker:
             self._task = None
 
     async def _tick(self) -> None:
-        loop = asyncio.get_running_loop()
+        # perf_counter, not loop.time(): uvloop's clock only moves in whole milliseconds.
         while True:
-            intended = loop.time() + self.period
+            intended = time.perf_counter() + self.period
             await asyncio.sleep(self.period)
-            self.lags.append(max(0.0, loop.time() - intended))
+            self.lags.append(max(0.0, time.perf_counter() - intended))
 
     def stats_ms(self) -> tuple[float, float, float]:
         """(p50, p99, max) in milliseconds."""

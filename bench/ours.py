@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 import aiohttp
 
 from bot.jobs import JobRequest, JobRunner
+from bot.runtime import freeze_startup_objects
 from bot.segmind.budget import RequestBudget
 from bot.segmind.client import SegmindClient
 
@@ -28,6 +29,8 @@ async def ours(target: Target, jobs: int, interval: float) -> AsyncIterator[JobF
             budget=RequestBudget(0),
         )
         runner = JobRunner(client, poll_interval=interval, timeout=JOB_TIMEOUT, max_concurrent=jobs)
+
+        freeze_startup_objects()  # as `python -m bot` does once it is set up
 
         async def job(index: int) -> bytes:
             result = await runner.run(JobRequest(target.sample_url, f"text {index}", "en"))

@@ -16,6 +16,8 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 
+from bot.runtime import run
+
 from .lag import LagTicker
 from .result import ScenarioResult
 from .target import Implementation, Target
@@ -118,7 +120,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     # The runner logs every job at INFO; at 1,000 jobs that is noise, not what we measure.
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     target = Target(args.workflow_url, args.sample_url, args.api_key)
-    result = asyncio.run(measure(args.impl, target, args.jobs, args.interval))
+    # Every implementation is hosted on the loop the bot itself runs on (uvloop if present).
+    result = run(measure(args.impl, target, args.jobs, args.interval))
     print(result.to_json(), flush=True)
 
 

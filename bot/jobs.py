@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import enum
 import logging
+import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -77,6 +78,11 @@ class _Report(Protocol):
         self, phase: Phase, position: int | None = ..., handle: JobHandle | None = ...
     ) -> None: ...
 
+
+# Each wait between polls is stretched by up to this fraction, at random (never shortened):
+# jobs started together (a burst of /speak) would otherwise poll in lockstep, all waking in
+# the same loop iteration and stalling every other user's command.
+POLL_JITTER = 0.5
 
 # Consecutive unusable status answers tolerated before the job is given up: one garbled
 # answer from a proxy should not throw away a paid job.
@@ -196,7 +202,7 @@ class JobRunner:
         malformed = 0
         processing_reported = False
         while True:
-            await asyncio.sleep(self.poll_interval)
+            await asyncio.sleep(self.poll_interval * (1 + POLL_JITTER * random.random()))
             polls += 1
             try:
                 result = await self.client.poll(handle)

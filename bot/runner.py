@@ -12,6 +12,7 @@ import discord
 from .bot import VoiceCloneBot
 from .config import Settings
 from .logs import setup_logging
+from .runtime import freeze_startup_objects, run
 from .store import StoreError
 
 log = logging.getLogger("voiceclone")
@@ -25,6 +26,7 @@ async def _serve(settings: Settings, force_sync: bool) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     bot = VoiceCloneBot(settings, force_sync=force_sync)
+    freeze_startup_objects()
     async with bot:
         runner = asyncio.create_task(bot.start(settings.discord_token.get()), name="discord")
         stopper = asyncio.create_task(stop.wait(), name="signal")
@@ -48,7 +50,7 @@ def run_bot(settings: Settings, *, force_sync: bool = False) -> int:
         settings.log_level, (settings.discord_token.get(), settings.segmind_api_key.get())
     )
     try:
-        return asyncio.run(_serve(settings, force_sync))
+        return run(_serve(settings, force_sync))
     except discord.LoginFailure:
         print(
             "voiceclone: DISCORD_TOKEN was rejected by Discord (reset it in the Developer "

@@ -39,6 +39,11 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 MAX_ANSWER_BYTES = 1024 * 1024  # a status answer is tiny; anything bigger is broken
+# Requests on the wire at once. Hundreds of jobs polling together would otherwise answer
+# in bursts that stall the event loop (and every other user's command) for tens of ms;
+# 8 round trips in parallel is still far above what any Segmind plan's rate allows.
+MAX_PARALLEL_CALLS = 8
+MAX_PARALLEL_DOWNLOADS = 4
 MAX_REDIRECTS = 3
 DEFAULT_REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=30, connect=10)
 DEFAULT_DOWNLOAD_TIMEOUT = aiohttp.ClientTimeout(total=120, connect=10, sock_read=30)
@@ -92,6 +97,8 @@ class SegmindClient:
         self._download_timeout = download_timeout
         self._rng = rng or random.Random()
         self._sleep = sleep
+        self._call_slots = asyncio.Semaphore(MAX_PARALLEL_CALLS)
+        self._download_slots = asyncio.Semaphore(MAX_PARALLEL_DOWNLOADS)
         self._headers = {"x-api-key": api_key, "Accept": "application/json"}
         api = urlsplit(workflow_url)
         self._api_origin = (api.scheme, (api.hostname or "").lower(), api.port)
@@ -204,14 +211,17 @@ class SegmindClient:
     ) -> object:
         await self.budget.acquire(priority)
         try:
-            async with self._session.request(
-                method,
-                url,
-                json=payload,
-                headers=self._headers,
-                timeout=self._request_timeout,
-                allow_redirects=False,
-            ) as resp:
+            async with (
+                self._call_slots,
+                self._session.request(
+                    method,
+                    url,
+                    json=payload,
+                    headers=self._headers,
+                    timeout=self._request_timeout,
+                    allow_redirects=False,
+                ) as resp,
+            ):
                 raw = await resp.content.read(MAX_ANSWER_BYTES + 1)
                 status = resp.status
                 retry_after = parse_retry_after(resp.headers.get("Retry-After"))
@@ -235,9 +245,12 @@ class SegmindClient:
         for _ in range(MAX_REDIRECTS + 1):
             self._check_output_url(url)
             try:
-                async with self._session.get(
-                    url, timeout=self._download_timeout, allow_redirects=False
-                ) as resp:
+                async with (
+                    self._download_slots,
+                    self._session.get(
+                        url, timeout=self._download_timeout, allow_redirects=False
+                    ) as resp,
+                ):
                     if resp.status in (301, 302, 303, 307, 308) and "Location" in resp.headers:
                         url = urljoin(url, resp.headers["Location"])
                         continue
