@@ -111,10 +111,8 @@ async def test_full_lifecycle(store: SqliteJobStore, data_dir: Path) -> None:
     )
     assert completed.state is JobState.COMPLETED
     assert completed.audio_size == len(AUDIO)
-    assert completed.audio_path is not None
-    assert completed.audio_path.startswith("audio/")
-    assert completed.audio_path.endswith(".mp3")
-    assert (data_dir / completed.audio_path).read_bytes() == AUDIO
+    assert completed.audio_path is None  # the audio is kept in the row, not in a file
+    assert audio_files(data_dir) == []
     audio = await store.read_audio(completed)
     assert audio is not None
     assert (audio.data, audio.content_type, audio.extension, audio.source_url) == (
@@ -134,8 +132,7 @@ async def test_full_lifecycle(store: SqliteJobStore, data_dir: Path) -> None:
     assert (delivered.delivery_channel, delivered.delivery_message_id) == ("interaction", 777)
     assert delivered.delivered_at is not None
     assert delivered.next_step is NextStep.NOTHING
-    assert audio_files(data_dir) == []  # spooled audio deleted once delivered
-    assert await store.read_audio(delivered) is None
+    assert await store.read_audio(delivered) is None  # audio dropped once delivered
 
     assert await store.get("1001") == delivered
     assert await store.unfinished() == []
@@ -159,10 +156,10 @@ async def test_failure_is_recorded_then_explained(store: SqliteJobStore, data_di
     await store.mark_submit_started("2")
     await store.mark_submitted("2", "req", "https://api.segmind.com/p/2")
     await store.mark_completed("2", AUDIO, "audio/mpeg", "mp3", "https://out/x.mp3")
-    await store.mark_failed("2", "DeliveryError", "Could not post the audio.")
-    assert len(audio_files(data_dir)) == 1
-    await store.mark_explained("2")
-    assert audio_files(data_dir) == []
+    failed2 = await store.mark_failed("2", "DeliveryError", "Could not post the audio.")
+    assert await store.read_audio(failed2) is not None
+    explained = await store.mark_explained("2")
+    assert await store.read_audio(explained) is None
 
 
 async def test_unfinished_oldest_first_with_next_steps(store: SqliteJobStore) -> None:
@@ -401,15 +398,15 @@ async def test_purge_keeps_recent_and_unfinished_and_sweeps_orphans(data_dir: Pa
         await store.mark_failed("recent", "JobFailedError", "It failed.")
         await store.mark_explained("recent")
 
-        # Left by crashes: a delivered job's file whose delete never ran, a half-written
-        # spool, an unknown file; and one being spooled right now (too young to touch).
-        assert delivered.audio_path is not None
+        # Files left in audio/ (by schema version 1, or by hand): swept unless too young
+        # to be sure nobody is writing them.
         audio = data_dir / "audio"
-        (data_dir / delivered.audio_path).write_bytes(AUDIO)
+        (audio / "old-delivered-1234.mp3").write_bytes(AUDIO)
         (audio / "x-1234.mp3.tmp").write_bytes(b"partial")
         (audio / "stray.wav").write_bytes(b"RIFF")
         (audio / "fresh.mp3").write_bytes(AUDIO)
         os.utime(audio / "fresh.mp3", (clock.now, clock.now))
+        assert delivered.audio_size == len(AUDIO)
 
         writes = store.writes
         assert await store.purge(older_than_seconds=day) == 2
@@ -419,12 +416,13 @@ async def test_purge_keeps_recent_and_unfinished_and_sweeps_orphans(data_dir: Pa
         assert await store.get("recent") is not None
         kept = await store.get("old-unfinished")
         assert kept is not None
-        assert kept.audio_path is not None
-        assert sorted(audio_files(data_dir)) == sorted([Path(kept.audio_path).name, "fresh.mp3"])
+        assert sorted(audio_files(data_dir)) == ["fresh.mp3"]
 
         assert await store.purge(older_than_seconds=day) == 0
         assert store.writes == writes + 1
-        assert (await store.read_audio(kept)) is not None
+        kept_audio = await store.read_audio(kept)
+        assert kept_audio is not None
+        assert kept_audio.data == AUDIO
 
 
 # -- migrations ------------------------------------------------------------------------------

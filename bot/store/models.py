@@ -76,7 +76,7 @@ class JobRecord:
     poll_url: str | None = None
     submitted_at: float | None = None
     # The result, spooled under the data directory until delivered.
-    audio_path: str | None = None  # relative to the data directory
+    audio_path: str | None = None  # a file under the data directory (schema 1 only)
     audio_content_type: str | None = None
     audio_extension: str | None = None
     audio_url: str | None = None

@@ -1,8 +1,9 @@
-"""The job store on SQLite (through aiosqlite, which runs sqlite in its own thread).
+"""The job store on SQLite: opened and migrated through aiosqlite, then written through a
+group-committing thread (`batch.py`).
 
-Every operation is one statement in autocommit mode: a transition is an
+Every operation is one statement: a transition is an
 `UPDATE ... WHERE id = ? AND state IN (allowed) RETURNING *`, so the state check and the
-write are one atomic, committed transaction, and no second caller can slip in between.
+write are atomic, and no second caller can slip in between; it returns once committed.
 If it matches no row, a read tells the caller why (`InvalidTransition`).
 
 A call cancelled while its statement is queued may still commit: after a cancellation,
@@ -19,12 +20,13 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import fields
 from pathlib import Path, PurePath
 from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal, Self, TypeVar
 
 import aiosqlite
 
 from ..audio import AudioFile
 from . import spool
+from .batch import GroupCommitter
 from .migrations import migrate
 from .models import (
     DELIVERY_CHANNELS,
@@ -44,6 +46,7 @@ AUDIO_DIR = "audio"
 ORPHAN_GRACE_SECONDS = 3600.0
 
 Synchronous = Literal["FULL", "NORMAL"]
+T = TypeVar("T")
 
 COLUMNS = tuple(f.name for f in fields(JobRecord))
 _SELECT = ", ".join(COLUMNS)
@@ -124,7 +127,7 @@ class SqliteJobStore:
         self._synchronous = synchronous
         self._clock = clock
         self._busy_timeout_ms = int(busy_timeout * 1000)
-        self._db: aiosqlite.Connection | None = None
+        self._db: GroupCommitter | None = None
         self._lock_fd: int | None = None
         self._writes = 0
 
@@ -147,13 +150,30 @@ class SqliteJobStore:
             spool.claim, self.data_dir, self.lock_path, self.audio_dir, self.path
         )
         try:
-            self._db = await self._connect()
+            await self._prepare()
+            self._db = await self._writer()
         except BaseException:
             await asyncio.to_thread(spool.release_lock, lock_fd)
             raise
         self._lock_fd = lock_fd
 
-    async def _connect(self) -> aiosqlite.Connection:
+    async def _writer(self) -> GroupCommitter:
+        def connect() -> sqlite3.Connection:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms:d}")
+            conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+            # Large audio passes through the WAL: give the space back after checkpoints.
+            conn.execute("PRAGMA journal_size_limit = 67108864")
+            return conn
+
+        try:
+            conn = await asyncio.to_thread(connect)
+        except sqlite3.Error as exc:
+            raise _explain(exc, self.path) from exc
+        return GroupCommitter(conn, asyncio.get_running_loop())
+
+    async def _prepare(self) -> None:
+        """Check the file and bring its schema up to date (then let go of it)."""
         try:
             db = await aiosqlite.connect(self.path, isolation_level=None)
         except sqlite3.Error as exc:
@@ -182,7 +202,7 @@ class SqliteJobStore:
         except BaseException:
             await db.close()
             raise
-        return db
+        await db.close()
 
     async def close(self) -> None:
         db, self._db = self._db, None
@@ -190,8 +210,6 @@ class SqliteJobStore:
         try:
             if db is not None:
                 await db.close()
-        except sqlite3.Error as exc:
-            raise _explain(exc, self.path) from exc
         finally:
             if lock_fd is not None:
                 await asyncio.to_thread(spool.release_lock, lock_fd)
@@ -214,7 +232,7 @@ class SqliteJobStore:
         if self._db is None:
             raise RuntimeError("job store is not open")
         try:
-            return list(await self._db.execute_fetchall(sql, params))
+            return list(await self._db.execute(sql, params))
         except sqlite3.IntegrityError as exc:
             raise ValueError(f"job store refused the values: {exc}") from exc
         except sqlite3.Error as exc:
@@ -256,16 +274,23 @@ class SqliteJobStore:
             detail = " and its submit was never started (call mark_submit_started first)"
         return InvalidTransition(job_id, operation, state, detail)
 
+    async def _file_work(self, fn: Callable[[], T], *, sync_dir: Path | None = None) -> T:
+        if self._db is None:
+            raise RuntimeError("job store is not open")
+        return await self._db.call(fn, sync_dir=sync_dir)
+
     def _audio_file(self, audio_path: str) -> Path:
         # Only ever the file name: a record can never make us touch a file elsewhere.
         return self.audio_dir / PurePath(audio_path).name
 
     async def _drop_audio(self, record: JobRecord) -> None:
-        """Delete a finished job's audio. The state is already committed, so a failure
-        here is only logged: `purge` removes the file later."""
+        """Delete a finished job's audio file (written by schema version 1; newer audio
+        lives in the row and is cleared with the state). The state is already committed,
+        so a failure here is only logged: `purge` removes the file later."""
         if record.audio_path:
             try:
-                await asyncio.to_thread(spool.remove, self._audio_file(record.audio_path))
+                target = self._audio_file(record.audio_path)
+                await self._file_work(lambda: spool.remove(target))
             except OSError as exc:
                 log.warning("job %s: could not delete its audio: %s", record.id, exc)
 
@@ -315,37 +340,23 @@ class SqliteJobStore:
     async def mark_completed(
         self, job_id: str, audio: bytes, content_type: str, extension: str, audio_url: str
     ) -> JobRecord:
-        """Spool the audio durably, then record it: a COMPLETED job always has its file."""
-        name = spool.spool_name(job_id, extension)
-        path = self.audio_dir / name
-        try:
-            await asyncio.to_thread(spool.write_atomic, path, audio)
-        except OSError as exc:
-            raise StoreError(
-                path,
-                f"cannot write {path} ({exc.strerror}): free some space or make "
-                f"{self.audio_dir} writable by the bot's user",
-            ) from exc
-        try:
-            return await self._transition(
-                job_id,
-                "mark_completed",
-                (JobState.SUBMITTED,),
-                "state = ?, audio_path = ?, audio_content_type = ?, audio_extension = ?, "
-                "audio_url = ?, audio_size = ?",
-                (
-                    JobState.COMPLETED.value,
-                    f"{AUDIO_DIR}/{name}",
-                    content_type,
-                    extension,
-                    audio_url,
-                    len(audio),
-                ),
-            )
-        except InvalidTransition:
-            # Certainly not recorded (any other failure might have been: keep the file).
-            await asyncio.to_thread(spool.remove, path)
-            raise
+        """Record the result with its audio, in one committed statement: a COMPLETED job
+        always has its audio, even after a power loss."""
+        return await self._transition(
+            job_id,
+            "mark_completed",
+            (JobState.SUBMITTED,),
+            "state = ?, audio = ?, audio_path = NULL, audio_content_type = ?, "
+            "audio_extension = ?, audio_url = ?, audio_size = ?",
+            (
+                JobState.COMPLETED.value,
+                audio,
+                content_type,
+                extension,
+                audio_url,
+                len(audio),
+            ),
+        )
 
     async def mark_delivering(self, job_id: str) -> JobRecord:
         """Call before each delivery attempt; counts it. After a crash, DELIVERING means
@@ -365,7 +376,8 @@ class SqliteJobStore:
             job_id,
             "mark_delivered",
             (JobState.DELIVERING,),
-            "state = ?, delivered_at = ?, delivery_channel = ?, delivery_message_id = ?",
+            "state = ?, delivered_at = ?, delivery_channel = ?, delivery_message_id = ?, "
+            "audio = NULL",
             (JobState.DELIVERED.value, self._clock(), channel, message_id),
         )
         await self._drop_audio(record)
@@ -383,7 +395,11 @@ class SqliteJobStore:
 
     async def mark_explained(self, job_id: str) -> JobRecord:
         record = await self._transition(
-            job_id, "mark_explained", (JobState.FAILED,), "state = ?", (JobState.EXPLAINED.value,)
+            job_id,
+            "mark_explained",
+            (JobState.FAILED,),
+            "state = ?, audio = NULL",
+            (JobState.EXPLAINED.value,),
         )
         await self._drop_audio(record)
         return record
@@ -419,14 +435,16 @@ class SqliteJobStore:
         return counts
 
     async def read_audio(self, record: JobRecord) -> AudioFile | None:
-        """The job's spooled audio, or None if it has none or the file is gone."""
-        if not record.audio_path:
-            return None
-        path = self._audio_file(record.audio_path)
-        try:
-            data = await asyncio.to_thread(spool.read_file, path)
-        except OSError as exc:
-            raise StoreError(path, f"cannot read {path} ({exc.strerror})") from exc
+        """The job's finished audio, or None if it has none (or its file is gone)."""
+        if record.audio_path:  # a file spooled by schema version 1
+            path = self._audio_file(record.audio_path)
+            try:
+                data = await asyncio.to_thread(spool.read_file, path)
+            except OSError as exc:
+                raise StoreError(path, f"cannot read {path} ({exc.strerror})") from exc
+        else:
+            rows = await self._query("SELECT audio FROM jobs WHERE id = ?", (record.id,))
+            data = bytes(rows[0][0]) if rows and rows[0][0] is not None else None
         if data is None:
             return None
         return AudioFile(

@@ -1,0 +1,140 @@
+"""Group commit: one thread owns the SQLite connection and runs every statement queued
+since its last commit in one transaction.
+
+With hundreds of jobs in flight, each moving through six durable states, a commit (and,
+under synchronous=FULL, an fsync) per statement costs more CPU than the jobs' own HTTP
+work. Here a busy bot pays one commit per batch, and the event loop's share of each
+statement is a list append and one future; an idle bot still commits each statement at
+once. Each statement's own outcome is kept: one refused INSERT does not fail the others
+(SQLite rolls back just that statement), but a failed COMMIT fails the whole batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from .spool import sync_filesystem
+
+T = TypeVar("T")
+
+Rows = list[Any]
+_Item = tuple[str, Sequence[object], "asyncio.Future[Any]"]
+_Call = tuple[Callable[[], Any], "asyncio.Future[Any]", Path | None]
+_Outcome = tuple["asyncio.Future[Any]", Any, BaseException | None]
+
+
+class GroupCommitter:
+    def __init__(self, conn: sqlite3.Connection, loop: asyncio.AbstractEventLoop) -> None:
+        self._conn = conn  # used only by the writer thread from now on
+        self._loop = loop
+        self._pending: list[_Item] = []
+        self._calls: list[_Call] = []
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._closing = False
+        self.commits = 0
+        self._thread = threading.Thread(target=self._run, name="job-store", daemon=True)
+        self._thread.start()
+
+    def execute(self, sql: str, params: Sequence[object] = ()) -> asyncio.Future[Rows]:
+        """Queue a statement; the future gets its rows once the batch has committed."""
+        future: asyncio.Future[Any] = self._loop.create_future()
+        with self._lock:
+            if self._closing:
+                raise RuntimeError("job store is closed")
+            self._pending.append((sql, params, future))
+        self._wake.set()
+        return future
+
+    def call(self, fn: Callable[[], T], *, sync_dir: Path | None = None) -> asyncio.Future[T]:
+        """Run blocking file work (spooling audio) on this thread: cheaper than a hop to
+        the default executor. With `sync_dir`, the future resolves only once that
+        directory's filesystem has been synced: one sync serves all such calls in a batch."""
+        future: asyncio.Future[T] = self._loop.create_future()
+        with self._lock:
+            if self._closing:
+                raise RuntimeError("job store is closed")
+            self._calls.append((fn, future, sync_dir))
+        self._wake.set()
+        return future
+
+    async def close(self) -> None:
+        with self._lock:
+            self._closing = True
+        self._wake.set()
+        await asyncio.to_thread(self._thread.join)
+
+    def _run(self) -> None:
+        try:
+            while True:
+                self._wake.wait()
+                with self._lock:
+                    batch, self._pending = self._pending, []
+                    calls, self._calls = self._calls, []
+                    self._wake.clear()
+                    closing = self._closing
+                outcomes = [_run_call(fn, future) for fn, future, _ in calls]
+                outcomes = self._sync(calls, outcomes)
+                if batch:
+                    outcomes += self._commit(batch)
+                if outcomes:
+                    self._loop.call_soon_threadsafe(_resolve, outcomes)
+                if closing and not batch and not calls:
+                    return
+        finally:
+            self._conn.close()
+
+    @staticmethod
+    def _sync(calls: list[_Call], outcomes: list[_Outcome]) -> list[_Outcome]:
+        dirs = {d for _, _, d in calls if d is not None}
+        for directory in dirs:
+            try:
+                sync_filesystem(directory)
+            except OSError as exc:
+                outcomes = [
+                    (future, None, exc) if d == directory else outcome
+                    for (_, future, d), outcome in zip(calls, outcomes, strict=True)
+                ]
+        return outcomes
+
+    def _commit(self, batch: list[_Item]) -> list[_Outcome]:
+        conn = self._conn
+        outcomes: list[_Outcome] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for sql, params, future in batch:
+                try:
+                    outcomes.append((future, conn.execute(sql, params).fetchall(), None))
+                except sqlite3.Error as exc:
+                    outcomes.append((future, None, exc))
+            conn.execute("COMMIT")
+            self.commits += 1
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            return [(future, None, exc) for _, _, future in batch]
+        return outcomes
+
+
+def _run_call(fn: Callable[[], Any], future: asyncio.Future[Any]) -> _Outcome:
+    try:
+        return future, fn(), None
+    except Exception as exc:
+        return future, None, exc
+
+
+def _resolve(outcomes: list[_Outcome]) -> None:
+    for future, rows, exc in outcomes:
+        if future.done():  # its caller was cancelled; the statement ran all the same
+            continue
+        if exc is not None:
+            future.set_exception(exc)
+        else:
+            future.set_result(rows)
