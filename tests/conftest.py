@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import aiohttp
 import pytest
@@ -11,10 +11,17 @@ from bot.segmind.budget import RequestBudget
 from bot.segmind.client import SegmindClient
 from bot.segmind.retry import RetryPolicy
 from tests.fakes.segmind import FAKE_API_KEY, FakeSegmind
+from tests.proc import reap
 
 FAST_RETRY = RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.05, max_total=5.0)
 
 MakeClient = Callable[..., SegmindClient]
+
+
+@pytest.fixture(autouse=True)
+def _reap_bot_processes() -> Iterator[None]:
+    yield
+    reap()
 
 
 @pytest.fixture

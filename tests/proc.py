@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sqlite3
@@ -13,6 +14,19 @@ from tests.fakes.discord import FakeDiscord
 from tests.fakes.segmind import FAKE_API_KEY, FakeSegmind
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+_STARTED: list[asyncio.subprocess.Process] = []
+
+
+def reap() -> None:
+    """Kill every bot a test started and did not stop (a failed test must not leave
+    one running)."""
+    while _STARTED:
+        proc = _STARTED.pop()
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
 
 
 async def start_bot(
@@ -37,7 +51,7 @@ async def start_bot(
         "LOG_LEVEL": "INFO",
         **settings,
     }
-    return await asyncio.create_subprocess_exec(
+    proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "tests.botproc",
@@ -50,6 +64,8 @@ async def start_bot(
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
     )
+    _STARTED.append(proc)
+    return proc
 
 
 async def stop(proc: asyncio.subprocess.Process, sig: int = signal.SIGTERM) -> tuple[int, str]:
