@@ -13,7 +13,7 @@ from .core_report import Figures, markdown, text
 from .fake import ROOT, fake_segmind, loopback_env
 from .noise import OtherLoad
 from .result import Crash, Outcome, ScenarioResult, median
-from .scenario import IMPLS
+from .scenario import IMPLS, OUR_IMPLS
 from .section import Floor, Options, SectionReport
 
 NAME = "core"
@@ -60,7 +60,7 @@ def run_scenario(impl: str, jobs: int, options: Options) -> Outcome:
 def run_all(options: Options) -> list[Outcome]:
     """Every scenario `repeat` times, interleaved (round after round) so that noise from
     other processes spreads over all implementations, then one median row per scenario."""
-    impls = IMPLS if options.peers else ("ours",)
+    impls = IMPLS if options.peers else OUR_IMPLS
     keys = [(impl, jobs) for jobs in options.jobs for impl in impls]
     runs: dict[tuple[str, int], list[Outcome]] = {key: [] for key in keys}
     for round_ in range(1, options.repeat + 1):
@@ -93,20 +93,25 @@ def run(options: Options) -> SectionReport:
 
 
 def check_floors(outcomes: list[Outcome]) -> list[Floor]:
-    """The issue's floors for ours at 1,000 jobs, plus "every job returned audio" (figures
-    from a run that lost jobs mean little). No N = 1,000 run: nothing to check."""
-    runs = [o for o in outcomes if o.impl == "ours" and o.jobs == FLOOR_JOBS]
-    if not runs:
-        return []
-    o = runs[0]
-    if isinstance(o, Crash):
-        nan = math.nan
-        lag, cpu, rss, lost = nan, nan, nan, nan
-    else:
-        lag, cpu, rss, lost = o.lag_p99_ms, o.cpu_ms_per_job, o.peak_rss_mb, float(o.failures)
-    return [
-        Floor("event-loop lag p99", LAG_P99_LIMIT_MS, lag, "ms"),
-        Floor("CPU per job (submit, polls, download)", CPU_PER_JOB_LIMIT_MS, cpu, "ms"),
-        Floor("peak RSS", RSS_LIMIT_MB, rss, "MB"),
-        Floor("failed jobs", 1, lost, ""),
-    ]
+    """The issue's floors at 1,000 jobs, for ours and for ours with the job store on, plus
+    "every job returned audio" (figures from a run that lost jobs mean little)."""
+    floors: list[Floor] = []
+    for impl in OUR_IMPLS:
+        runs = [o for o in outcomes if o.impl == impl and o.jobs == FLOOR_JOBS]
+        if not runs:
+            continue
+        o = runs[0]
+        if isinstance(o, Crash):
+            nan = math.nan
+            lag, cpu, rss, lost = nan, nan, nan, nan
+        else:
+            lag, cpu, rss, lost = o.lag_p99_ms, o.cpu_ms_per_job, o.peak_rss_mb, float(o.failures)
+        floors += [
+            Floor(f"{impl}: event-loop lag p99", LAG_P99_LIMIT_MS, lag, "ms"),
+            Floor(
+                f"{impl}: CPU per job (submit, polls, download)", CPU_PER_JOB_LIMIT_MS, cpu, "ms"
+            ),
+            Floor(f"{impl}: peak RSS", RSS_LIMIT_MB, rss, "MB"),
+            Floor(f"{impl}: failed jobs", 1, lost, ""),
+        ]
+    return floors

@@ -70,7 +70,7 @@ def ratios(outcomes: list[Outcome]) -> str:
     rows = []
     for o in outcomes:
         base = ours.get(o.jobs)
-        if not isinstance(o, ScenarioResult) or o.impl == "ours" or base is None:
+        if not isinstance(o, ScenarioResult) or o.impl.startswith("ours") or base is None:
             continue
         rows.append(
             [
@@ -85,6 +85,22 @@ def ratios(outcomes: list[Outcome]) -> str:
     if not rows:
         return ""
     return docs.table(["peer", "N", "CPU/job", "peak RSS", "lag p99", "wall"], rows)
+
+
+def store_line(outcomes: list[Outcome]) -> str:
+    """What the job store costs: `ours+store` minus `ours` at the same N."""
+    ours = {o.jobs: o for o in outcomes if isinstance(o, ScenarioResult) and o.impl == "ours"}
+    lines = []
+    for o in outcomes:
+        base = ours.get(o.jobs)
+        if isinstance(o, ScenarioResult) and o.impl == "ours+store" and base is not None:
+            extra = o.cpu_ms_per_job - base.cpu_ms_per_job
+            lines.append(
+                f"Job store at N = {o.jobs:,}: {o.writes_per_job:.1f} committed writes per job, "
+                f"{extra:+.2f} ms CPU per job over ours without it "
+                "(SQLite, WAL, synchronous=FULL, group commit; audio kept in the row)."
+            )
+    return "\n".join(lines)
 
 
 def floors_table(floors: list[Floor]) -> str:
@@ -135,7 +151,8 @@ def text(f: Figures) -> str:
         table(f.outcomes),
         "\n".join(problems(f)),
         ratio_table and f"Peer ÷ ours, same N:\n{ratio_table}",
-        floor_table and f"Floors (ours, N = {f.floor_jobs:,}):\n{floor_table}",
+        store_line(f.outcomes),
+        floor_table and f"Floors (N = {f.floor_jobs:,}):\n{floor_table}",
     ]
     return "\n\n".join(part for part in parts if part)
 
@@ -158,8 +175,10 @@ def markdown(f: Figures) -> str:
         parts.append("\n".join(f"- **{p}**" for p in found))
     if ratio_table := ratios(f.outcomes):
         parts += ["Peer ÷ ours at the same N (above 1× means the peer costs more):", ratio_table]
+    if line := store_line(f.outcomes):
+        parts.append(line)
     if floor_table := floors_table(f.floors):
-        parts += [f"Floors for ours at N = {f.floor_jobs:,}:", floor_table]
+        parts += [f"Floors at N = {f.floor_jobs:,}:", floor_table]
     parts.append(NOTES)
     return "\n\n".join(parts)
 

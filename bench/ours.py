@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import tempfile
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import aiohttp
 
@@ -11,6 +14,8 @@ from bot.jobs import JobRequest, JobRunner
 from bot.runtime import freeze_startup_objects
 from bot.segmind.budget import RequestBudget
 from bot.segmind.client import SegmindClient
+from bot.segmind.models import JobHandle
+from bot.store import JobRecord, SqliteJobStore
 
 from .target import JobFn, Target
 
@@ -37,3 +42,70 @@ async def ours(target: Target, jobs: int, interval: float) -> AsyncIterator[JobF
             return result.audio.data
 
         yield job
+
+
+@asynccontextmanager
+async def ours_with_store(target: Target, jobs: int, interval: float) -> AsyncIterator[JobFn]:
+    """As `ours`, with each job journalled in the job store the way the bot does it: six
+    committed writes (accepted, submit started, submitted, completed with its audio,
+    delivering, delivered) in a fresh SQLite database on this disk."""
+    with tempfile.TemporaryDirectory(prefix="bench-store-") as data_dir:
+        async with (
+            aiohttp.ClientSession() as session,
+            SqliteJobStore(Path(data_dir)) as store,
+        ):
+            client = SegmindClient(
+                session,
+                api_key=target.api_key,
+                workflow_url=target.workflow_url,
+                budget=RequestBudget(0),
+            )
+            runner = JobRunner(
+                client, poll_interval=interval, timeout=JOB_TIMEOUT, max_concurrent=jobs
+            )
+            freeze_startup_objects()
+
+            async def job(index: int) -> bytes:
+                job_id = f"bench-{index}"
+                now = time.time()
+                await store.add(
+                    JobRecord(
+                        id=job_id,
+                        created_at=now,
+                        sample_url=target.sample_url,
+                        text=f"text {index}",
+                        language="en",
+                        application_id=1,
+                        interaction_token="bench-token",
+                        token_expires_at=now + 900,
+                        channel_id=1,
+                        guild_id=1,
+                        user_id=1,
+                    )
+                )
+                result = await runner.run(
+                    JobRequest(target.sample_url, f"text {index}", "en"),
+                    journal=_Journal(store, job_id),
+                )
+                audio = result.audio
+                await store.mark_completed(
+                    job_id, audio.data, audio.content_type, audio.extension, audio.source_url
+                )
+                await store.mark_delivering(job_id)
+                await store.mark_delivered(job_id, "interaction", 1)
+                return audio.data
+
+            job.store_writes = lambda: store.writes  # type: ignore[attr-defined]
+            yield job
+
+
+class _Journal:
+    def __init__(self, store: SqliteJobStore, job_id: str) -> None:
+        self._store = store
+        self._id = job_id
+
+    async def submitting(self) -> None:
+        await self._store.mark_submit_started(self._id)
+
+    async def submitted(self, handle: JobHandle) -> None:
+        await self._store.mark_submitted(self._id, handle.request_id, handle.poll_url)

@@ -28,6 +28,8 @@ class ScenarioResult:
     """Failure kinds (exception type names) and how many jobs each hit."""
     first_error: str = ""
     runs: int = 1
+    writes_per_job: float = 0.0
+    """Committed job-store writes per job (ours+store only)."""
 
     @property
     def cpu_ms_per_job(self) -> float:
@@ -73,6 +75,7 @@ def median(results: list[ScenarioResult]) -> ScenarioResult:
         errors=dict(errors),
         first_error=next((r.first_error for r in results if r.first_error), ""),
         runs=len(results),
+        writes_per_job=mid("writes_per_job"),
     )
 
 

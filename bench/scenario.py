@@ -22,7 +22,8 @@ from .lag import LagTicker
 from .result import ScenarioResult
 from .target import Implementation, Target
 
-IMPLS = ("ours", "requests", "segmind-sdk")
+OUR_IMPLS = ("ours", "ours+store")
+IMPLS = (*OUR_IMPLS, "requests", "segmind-sdk")
 
 
 def load(impl: str) -> Implementation:
@@ -31,6 +32,10 @@ def load(impl: str) -> Implementation:
         from .ours import ours
 
         return ours
+    if impl == "ours+store":
+        from .ours import ours_with_store
+
+        return ours_with_store
     if impl == "requests":
         from .peers import requests_peer
 
@@ -84,9 +89,12 @@ async def measure(impl: str, target: Target, jobs: int, interval: float) -> Scen
         base_rss = _rss_mb()
         ticker = LagTicker()
         ticker.start()
+        writes = getattr(job, "store_writes", lambda: 0)
+        writes0 = writes()
         cpu0, wall0 = _cpu_s(), time.perf_counter()
         outcomes = await asyncio.gather(*(job(i) for i in range(jobs)), return_exceptions=True)
         wall, cpu = time.perf_counter() - wall0, _cpu_s() - cpu0
+        store_writes = writes() - writes0
         await ticker.stop()
     errors = Counter(_kind(o) for o in outcomes if not _is_audio(o))
     first = next((o for o in outcomes if not _is_audio(o)), None)
@@ -103,6 +111,7 @@ async def measure(impl: str, target: Target, jobs: int, interval: float) -> Scen
         base_rss_mb=base_rss,
         peak_rss_mb=_rss_mb(),
         failures=sum(errors.values()),
+        writes_per_job=store_writes / jobs,
         errors=dict(errors),
         first_error="" if first is None else repr(first)[:300],
     )

@@ -60,10 +60,6 @@ def progress_text(progress: Progress, started_unix: int) -> str:
     return f"✅ Done ({since})."
 
 
-def accepted_text(started_unix: int) -> str:
-    return f"🎙️ Got it — preparing your clip ({started_line(started_unix)})."
-
-
 def result_text(text: str, language: str, user_id: int) -> str:
     return f"{quote(text)}\n-# 🌐 {label(language)} · 🤖 {AI_LABEL} · requested by <@{user_id}>"
 

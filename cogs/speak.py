@@ -32,10 +32,8 @@ HOUSEKEEPING_INTERVAL = 24 * 3600.0
 class Speak(commands.Cog):
     def __init__(self, bot: VoiceCloneBot) -> None:
         self.bot = bot
-        settings = bot.settings
-        self.progress_interval = settings.progress_update_seconds
         # The text limit is a setting, so it is applied to the command's schema here.
-        self.speak._params["text"].max_value = settings.max_text_chars
+        self.speak._params["text"].max_value = bot.settings.max_text_chars
         self.pipeline = JobPipeline(bot)
 
     async def cog_load(self) -> None:
