@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -22,6 +23,9 @@ from typing import Any, TypeVar
 from .spool import sync_filesystem
 
 T = TypeVar("T")
+
+LINGER = 0.001
+BUSY_BATCH = 4  # statements in a batch that mean "under load"
 
 Rows = list[Any]
 _Item = tuple[str, Sequence[object], "asyncio.Future[Any]"]
@@ -71,9 +75,14 @@ class GroupCommitter:
         await asyncio.to_thread(self._thread.join)
 
     def _run(self) -> None:
+        busy = False
         try:
             while True:
                 self._wake.wait()
+                if busy:
+                    # Under load, wait a moment so the next commit carries more statements:
+                    # fewer fsyncs and fewer wake-ups of the event loop, for ~1 ms of latency.
+                    time.sleep(LINGER)
                 with self._lock:
                     batch, self._pending = self._pending, []
                     calls, self._calls = self._calls, []
@@ -81,6 +90,7 @@ class GroupCommitter:
                     closing = self._closing
                 outcomes = [_run_call(fn, future) for fn, future, _ in calls]
                 outcomes = self._sync(calls, outcomes)
+                busy = len(batch) >= BUSY_BATCH
                 if batch:
                     outcomes += self._commit(batch)
                 if outcomes:
