@@ -57,6 +57,7 @@ class VoiceCloneBot(commands.Bot):
         self._force_sync = force_sync
         self._tasks: set[asyncio.Task[Any]] = set()
         self.accepting_jobs = True
+        self._closing = False
 
     # The cogs reach the core through these; they exist once setup_hook has run.
     @property
@@ -98,8 +99,15 @@ class VoiceCloneBot(commands.Bot):
             self.tree, settings.bot_data_dir, settings.discord_guild_ids, force=self._force_sync
         )
 
-    def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str) -> asyncio.Task[Any]:
-        """Start a task the bot owns: kept referenced, logged if it fails, cancelled on close."""
+    def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str) -> asyncio.Task[Any] | None:
+        """Start a task the bot owns: kept referenced, logged if it fails, cancelled on close.
+
+        Once shutdown has begun nothing new starts (None is returned): a job accepted in
+        that instant is already stored, and the next start picks it up."""
+        if self._closing:
+            coro.close()
+            log.info("Not starting %s: shutting down", name)
+            return None
         task = asyncio.create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
@@ -116,11 +124,14 @@ class VoiceCloneBot(commands.Bot):
 
     async def close(self) -> None:
         self.accepting_jobs = False
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.wait(tasks, timeout=5)
+        self._closing = True
+        # Twice: a task may have been started by a handler that was already running.
+        for _ in range(2):
+            tasks = list(self._tasks)
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                await asyncio.wait(tasks, timeout=5)
         try:
             await super().close()
         finally:

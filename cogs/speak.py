@@ -85,7 +85,20 @@ class Speak(commands.Cog):
                 user_id=interaction.user.id,
             )
         )
-        callback = await interaction.response.defer(thinking=True)
+        try:
+            callback = await interaction.response.defer(thinking=True)
+        except discord.HTTPException as exc:
+            # Too late (Discord's 3 s passed) or refused: the member saw "did not respond",
+            # so the job must not run later and surprise them (or bill the operator).
+            log.warning(
+                "Job %s: could not acknowledge /speak (HTTP %s, code %s); dropped",
+                record.id,
+                exc.status,
+                exc.code,
+            )
+            await self.bot.store.mark_failed(record.id, "not_acknowledged", "")
+            await self.bot.store.mark_explained(record.id)
+            return
         message_id = callback.message_id if callback is not None else None
         if message_id is None:
             message_id = (await interaction.original_response()).id

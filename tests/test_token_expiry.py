@@ -91,3 +91,29 @@ async def test_new_jobs_refused_while_restarting(w: World) -> None:
     assert "restarting" in interaction.original.content
     assert interaction.original.ephemeral
     assert w.segmind.count("submit") == 0
+
+
+async def test_a_command_too_late_to_acknowledge_never_runs(tmp_path: Path) -> None:
+    async with world(tmp_path, {"callback_deadline": 0.0}) as w:
+        done = asyncio.create_task(w.bot.wait_for("app_command_completion"))
+        interaction = await w.speak("too late")
+        await asyncio.wait_for(done, 5)
+        assert interaction.acknowledged_at is None  # the member saw "did not respond"
+        record = await w.bot.store.get(str(interaction.id))
+        assert record is not None
+        assert record.state.value == "explained"
+        assert w.segmind.count("submit") == 0
+
+
+async def test_nothing_new_starts_once_shutdown_began(w: World) -> None:
+    ran = False
+
+    async def job() -> None:
+        nonlocal ran
+        ran = True
+
+    w.bot._closing = True  # what close() sets first
+    assert w.bot.spawn(job(), name="late") is None
+    await asyncio.sleep(0)
+    assert not ran
+    w.bot._closing = False

@@ -43,6 +43,7 @@ MAX_ANSWER_BYTES = 1024 * 1024  # a status answer is tiny; anything bigger is br
 # in bursts that stall the event loop (and every other user's command) for tens of ms;
 # 8 round trips in parallel is still far above what any Segmind plan's rate allows.
 MAX_PARALLEL_CALLS = 8
+MAX_PARALLEL_SUBMITS = 4  # their own slots: a new job never queues behind hundreds of polls
 MAX_PARALLEL_DOWNLOADS = 4
 MAX_REDIRECTS = 3
 DEFAULT_REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=30, connect=10)
@@ -98,6 +99,7 @@ class SegmindClient:
         self._rng = rng or random.Random()
         self._sleep = sleep
         self._call_slots = asyncio.Semaphore(MAX_PARALLEL_CALLS)
+        self._submit_slots = asyncio.Semaphore(MAX_PARALLEL_SUBMITS)
         self._download_slots = asyncio.Semaphore(MAX_PARALLEL_DOWNLOADS)
         self._headers = {"x-api-key": api_key, "Accept": "application/json"}
         api = urlsplit(workflow_url)
