@@ -661,3 +661,17 @@ async def test_token_is_never_shown(store: SqliteJobStore) -> None:
     with pytest.raises(InvalidTransition) as caught:
         await store.add(record)
     assert TOKEN not in str(caught.value)
+
+
+async def test_close_while_statements_are_in_flight_does_not_hang(data_dir: Path) -> None:
+    """Regression: the writer waited forever when close() came while it held a batch."""
+    for round_ in range(20):
+        store = SqliteJobStore(data_dir)
+        await store.open()
+        adds = [asyncio.ensure_future(store.add(make_job(f"r{round_}-{i}"))) for i in range(50)]
+        await asyncio.sleep(0)  # every add has queued its statement
+        await asyncio.wait_for(store.close(), 5)
+        results = await asyncio.gather(*adds)
+        assert all(r.state is JobState.ACCEPTED for r in results)
+    async with SqliteJobStore(data_dir) as reopened:
+        assert (await reopened.count_by_state())[JobState.ACCEPTED] == 20 * 50

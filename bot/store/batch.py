@@ -95,8 +95,8 @@ class GroupCommitter:
                     outcomes += self._commit(batch)
                 if outcomes:
                     self._loop.call_soon_threadsafe(_resolve, outcomes)
-                if closing and not batch and not calls:
-                    return
+                if closing:
+                    return  # nothing can be queued once closing is set: that was the last
         finally:
             self._conn.close()
 
