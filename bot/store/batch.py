@@ -26,6 +26,7 @@ T = TypeVar("T")
 
 LINGER = 0.001
 BUSY_BATCH = 4  # statements in a batch that mean "under load"
+RESOLVE_CHUNK = 16
 
 Rows = list[Any]
 _Item = tuple[str, Sequence[object], "asyncio.Future[Any]"]
@@ -140,11 +141,16 @@ def _run_call(fn: Callable[[], Any], future: asyncio.Future[Any]) -> _Outcome:
         return future, None, exc
 
 
-def _resolve(outcomes: list[_Outcome]) -> None:
-    for future, rows, exc in outcomes:
+def _resolve(outcomes: list[_Outcome], start: int = 0) -> None:
+    """Wake the waiting jobs a few at a time: a batch of hundreds resolved at once would
+    run all their next steps in one loop iteration and stall everyone else."""
+    end = start + RESOLVE_CHUNK
+    for future, rows, exc in outcomes[start:end]:
         if future.done():  # its caller was cancelled; the statement ran all the same
             continue
         if exc is not None:
             future.set_exception(exc)
         else:
             future.set_result(rows)
+    if end < len(outcomes):
+        asyncio.get_running_loop().call_soon(_resolve, outcomes, end)
