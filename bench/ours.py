@@ -46,9 +46,9 @@ async def ours(target: Target, jobs: int, interval: float) -> AsyncIterator[JobF
 
 @asynccontextmanager
 async def ours_with_store(target: Target, jobs: int, interval: float) -> AsyncIterator[JobFn]:
-    """As `ours`, with each job journalled in the job store the way the bot does it: six
-    committed writes (accepted, submit started, submitted, completed with its audio,
-    delivering, delivered) in a fresh SQLite database on this disk."""
+    """As `ours`, with each job journalled in the job store the way the bot does it: seven
+    committed writes (accepted, its message id, submit started, submitted, completed with
+    its audio, delivering, delivered) in a fresh SQLite database on this disk."""
     with tempfile.TemporaryDirectory(prefix="bench-store-") as data_dir:
         async with (
             aiohttp.ClientSession() as session,
@@ -83,6 +83,7 @@ async def ours_with_store(target: Target, jobs: int, interval: float) -> AsyncIt
                         user_id=1,
                     )
                 )
+                await store.set_original_message_id(job_id, 1)  # the bot does this after deferring
                 result = await runner.run(
                     JobRequest(target.sample_url, f"text {index}", "en"),
                     journal=_Journal(store, job_id),
