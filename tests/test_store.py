@@ -675,3 +675,44 @@ async def test_close_while_statements_are_in_flight_does_not_hang(data_dir: Path
         assert all(r.state is JobState.ACCEPTED for r in results)
     async with SqliteJobStore(data_dir) as reopened:
         assert (await reopened.count_by_state())[JobState.ACCEPTED] == 20 * 50
+
+
+async def test_schema_1_database_is_migrated_and_its_audio_file_still_delivered(
+    data_dir: Path,
+) -> None:
+    """A bot upgraded with a COMPLETED job whose audio was spooled to a file (schema 1)."""
+    (data_dir / "audio").mkdir(parents=True)
+    (data_dir / "audio" / "j1-abc.mp3").write_bytes(AUDIO)
+    with sqlite3.connect(data_dir / "jobs.sqlite3") as db:
+        for statement in MIGRATIONS[0]:
+            db.execute(statement)
+        db.execute("PRAGMA user_version = 1")
+        job = make_job("j1")
+        row = {f.name: getattr(job, f.name) for f in dataclasses.fields(job)}
+        row.update(
+            state="completed",
+            updated_at=1.0,
+            submit_started_at=1.0,
+            request_id="r",
+            poll_url="https://api.segmind.com/p/r",
+            submitted_at=1.0,
+            audio_path="audio/j1-abc.mp3",
+            audio_content_type="audio/mpeg",
+            audio_extension="mp3",
+            audio_size=len(AUDIO),
+        )
+        names = ", ".join(row)
+        db.execute(
+            f"INSERT INTO jobs ({names}) VALUES ({', '.join('?' * len(row))})", list(row.values())
+        )
+    async with SqliteJobStore(data_dir) as store:
+        record = await store.get("j1")
+        assert record is not None
+        audio = await store.read_audio(record)
+        assert audio is not None
+        assert audio.data == AUDIO
+        await store.mark_delivering("j1")
+        await store.mark_delivered("j1", "interaction", 5)
+    assert audio_files(data_dir) == []
+    with sqlite3.connect(data_dir / "jobs.sqlite3") as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
