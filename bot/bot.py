@@ -56,8 +56,7 @@ class VoiceCloneBot(commands.Bot):
         self._extensions = tuple(extensions)
         self._force_sync = force_sync
         self._tasks: set[asyncio.Task[Any]] = set()
-        self.accepting_jobs = True
-        self._closing = False
+        self.accepting_jobs = True  # False once shutdown has begun
 
     # The cogs reach the core through these; they exist once setup_hook has run.
     @property
@@ -104,7 +103,7 @@ class VoiceCloneBot(commands.Bot):
 
         Once shutdown has begun nothing new starts (None is returned): a job accepted in
         that instant is already stored, and the next start picks it up."""
-        if self._closing:
+        if not self.accepting_jobs:
             coro.close()
             log.info("Not starting %s: shutting down", name)
             return None
@@ -124,7 +123,6 @@ class VoiceCloneBot(commands.Bot):
 
     async def close(self) -> None:
         self.accepting_jobs = False
-        self._closing = True
         # Twice: a task may have been started by a handler that was already running.
         for _ in range(2):
             tasks = list(self._tasks)

@@ -45,6 +45,12 @@ async def _serve(settings: Settings, force_sync: bool) -> int:
     return 0
 
 
+# Start-up failures an operator fixes by hand: one line on stderr, exit status 2.
+def _fatal(message: str) -> int:
+    print(f"voiceclone: {message}", file=sys.stderr)
+    return 2
+
+
 def run_bot(settings: Settings, *, force_sync: bool = False) -> int:
     setup_logging(
         settings.log_level, (settings.discord_token.get(), settings.segmind_api_key.get())
@@ -52,17 +58,13 @@ def run_bot(settings: Settings, *, force_sync: bool = False) -> int:
     try:
         return run(_serve(settings, force_sync))
     except discord.LoginFailure:
-        print(
-            "voiceclone: DISCORD_TOKEN was rejected by Discord (reset it in the Developer "
-            "Portal and update .env)",
-            file=sys.stderr,
+        return _fatal(
+            "DISCORD_TOKEN was rejected by Discord (reset it in the Developer Portal and "
+            "update .env)"
         )
-        return 2
     except StoreError as exc:
-        print(f"voiceclone: {exc}", file=sys.stderr)
-        return 2
+        return _fatal(str(exc))
     except discord.PrivilegedIntentsRequired:
-        print("voiceclone: Discord refused the gateway intents", file=sys.stderr)
-        return 2
+        return _fatal("Discord refused the gateway intents")
     except KeyboardInterrupt:
         return 0

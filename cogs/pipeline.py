@@ -159,7 +159,7 @@ class JobPipeline:
         await asyncio.sleep(max(0.0, wait))
         await progress.stop()
         in_channel = await answer.channel() is not None
-        with contextlib.suppress(discord.HTTPException, Undeliverable):
+        with contextlib.suppress(discord.HTTPException):
             await answer.edit(long_job_text(int(record.created_at), in_channel))
             log.info(
                 "Job %s: will outlast its interaction token; result goes to the channel", record.id

@@ -17,6 +17,7 @@ from bot.audio import clip_problem, head_problem
 from bot.store import JobRecord
 
 from .pipeline import JobPipeline
+from .replies import neutralise
 
 if TYPE_CHECKING:
     from bot.bot import VoiceCloneBot
@@ -55,7 +56,8 @@ class Speak(commands.Cog):
         text: app_commands.Range[str, 1, 5000],
         language: str | None = None,
     ) -> None:
-        problem = await self._validate(voice, text, language)
+        code = languages.resolve(language, self.bot.settings.supported_languages)
+        problem = await self._validate(voice, text, language, code)
         if problem is not None:
             log.info(
                 "Refused /speak from user %s in guild %s: %s",
@@ -67,7 +69,6 @@ class Speak(commands.Cog):
                 problem, ephemeral=True, allowed_mentions=NO_MENTIONS
             )
             return
-        code = languages.resolve(language, self.bot.settings.supported_languages)
         assert code is not None  # checked by _validate
         # Recorded before the defer: once the user sees "thinking…", a crash cannot lose it.
         record = await self.bot.store.add(
@@ -129,7 +130,7 @@ class Speak(commands.Cog):
     # -- validation ------------------------------------------------------------------
 
     async def _validate(
-        self, voice: discord.Attachment, text: str, language: str | None
+        self, voice: discord.Attachment, text: str, language: str | None, code: str | None
     ) -> str | None:
         settings = self.bot.settings
         if not self.bot.accepting_jobs:
@@ -147,9 +148,9 @@ class Speak(commands.Cog):
                 f"The text is {len(stripped)} characters; the limit is "
                 f"{settings.max_text_chars}. Shorten it and try again."
             )
-        if languages.resolve(language, settings.supported_languages) is None:
+        if code is None:
             return (
-                f"I don't know the language {discord.utils.escape_mentions(language or '')!r}. "
+                f"I don't know the language {neutralise(language or '')!r}. "
                 "Pick one from the list (start typing its name)."
             )
         return head_problem(await self._clip_head(voice))

@@ -112,8 +112,8 @@ async def test_nothing_new_starts_once_shutdown_began(w: World) -> None:
         nonlocal ran
         ran = True
 
-    w.bot._closing = True  # what close() sets first
+    w.bot.accepting_jobs = False  # what close() sets first
     assert w.bot.spawn(job(), name="late") is None
     await asyncio.sleep(0)
     assert not ran
-    w.bot._closing = False
+    w.bot.accepting_jobs = True

@@ -1,7 +1,7 @@
 """Group commit: one thread owns the SQLite connection and runs every statement queued
 since its last commit in one transaction.
 
-With hundreds of jobs in flight, each moving through six durable states, a commit (and,
+With hundreds of jobs in flight, each moving through seven durable states, a commit (and,
 under synchronous=FULL, an fsync) per statement costs more CPU than the jobs' own HTTP
 work. Here a busy bot pays one commit per batch, and the event loop's share of each
 statement is a list append and one future; an idle bot still commits each statement at
@@ -16,21 +16,15 @@ import contextlib
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from typing import Any
 
-from .spool import sync_filesystem
-
-T = TypeVar("T")
-
-LINGER = 0.001
+LINGER = 0.001  # slept on the writer thread, never on the event loop
 BUSY_BATCH = 4  # statements in a batch that mean "under load"
 RESOLVE_CHUNK = 16
 
 Rows = list[Any]
 _Item = tuple[str, Sequence[object], "asyncio.Future[Any]"]
-_Call = tuple[Callable[[], Any], "asyncio.Future[Any]", Path | None]
 _Outcome = tuple["asyncio.Future[Any]", Any, BaseException | None]
 
 
@@ -39,7 +33,6 @@ class GroupCommitter:
         self._conn = conn  # used only by the writer thread from now on
         self._loop = loop
         self._pending: list[_Item] = []
-        self._calls: list[_Call] = []
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._closing = False
@@ -54,18 +47,6 @@ class GroupCommitter:
             if self._closing:
                 raise RuntimeError("job store is closed")
             self._pending.append((sql, params, future))
-        self._wake.set()
-        return future
-
-    def call(self, fn: Callable[[], T], *, sync_dir: Path | None = None) -> asyncio.Future[T]:
-        """Run blocking file work (spooling audio) on this thread: cheaper than a hop to
-        the default executor. With `sync_dir`, the future resolves only once that
-        directory's filesystem has been synced: one sync serves all such calls in a batch."""
-        future: asyncio.Future[T] = self._loop.create_future()
-        with self._lock:
-            if self._closing:
-                raise RuntimeError("job store is closed")
-            self._calls.append((fn, future, sync_dir))
         self._wake.set()
         return future
 
@@ -86,33 +67,15 @@ class GroupCommitter:
                     time.sleep(LINGER)
                 with self._lock:
                     batch, self._pending = self._pending, []
-                    calls, self._calls = self._calls, []
                     self._wake.clear()
                     closing = self._closing
-                outcomes = [_run_call(fn, future) for fn, future, _ in calls]
-                outcomes = self._sync(calls, outcomes)
                 busy = len(batch) >= BUSY_BATCH
                 if batch:
-                    outcomes += self._commit(batch)
-                if outcomes:
-                    self._loop.call_soon_threadsafe(_resolve, outcomes)
+                    self._loop.call_soon_threadsafe(_resolve, self._commit(batch))
                 if closing:
                     return  # nothing can be queued once closing is set: that was the last
         finally:
             self._conn.close()
-
-    @staticmethod
-    def _sync(calls: list[_Call], outcomes: list[_Outcome]) -> list[_Outcome]:
-        dirs = {d for _, _, d in calls if d is not None}
-        for directory in dirs:
-            try:
-                sync_filesystem(directory)
-            except OSError as exc:
-                outcomes = [
-                    (future, None, exc) if d == directory else outcome
-                    for (_, future, d), outcome in zip(calls, outcomes, strict=True)
-                ]
-        return outcomes
 
     def _commit(self, batch: list[_Item]) -> list[_Outcome]:
         conn = self._conn
@@ -132,13 +95,6 @@ class GroupCommitter:
                     conn.execute("ROLLBACK")
             return [(future, None, exc) for _, _, future in batch]
         return outcomes
-
-
-def _run_call(fn: Callable[[], Any], future: asyncio.Future[Any]) -> _Outcome:
-    try:
-        return future, fn(), None
-    except Exception as exc:
-        return future, None, exc
 
 
 def _resolve(outcomes: list[_Outcome], start: int = 0) -> None:

@@ -1,35 +1,16 @@
-"""Blocking file work for the store: the lock file and spooled audio.
-
-Everything here blocks and runs off the event loop. Audio is written to a temporary name
-and renamed, and made durable (fsync, or one syncfs for a batch) before the record that
-points at it commits, so a record never points at a partial file, even after a power
-loss.
-"""
+"""Blocking file work for the store: the data directory, the lock file, and audio files
+left by schema version 1 (read, deleted once delivered, swept). Everything here blocks
+and runs off the event loop (`asyncio.to_thread`)."""
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import errno
 import fcntl
 import os
-import re
-import secrets
 from pathlib import Path
 
 from .models import StoreError
-
-TEMP_SUFFIX = ".tmp"
-_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def make_dir(directory: Path) -> None:
@@ -110,54 +91,6 @@ def acquire_lock(path: Path) -> int:
 
 def release_lock(fd: int) -> None:
     os.close(fd)  # closing drops the flock; the file stays, as deleting it would race
-
-
-def spool_name(job_id: str, extension: str) -> str:
-    """A fresh file name, never reused, so two writers can never clobber each other."""
-    safe_ext = extension.lower() if re.fullmatch(r"[A-Za-z0-9]{1,10}", extension) else "bin"
-    return f"{_UNSAFE.sub('_', job_id)[:64]}-{secrets.token_hex(4)}.{safe_ext}"
-
-
-def write_atomic(path: Path, data: bytes, *, sync: bool = True) -> None:
-    """Write `path` whole or not at all. With `sync=False` the caller makes it durable
-    later, for many files at once, with `sync_filesystem`."""
-    temp = path.with_name(path.name + TEMP_SUFFIX)
-    try:
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            if sync:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            temp.unlink()
-        raise
-    if sync:
-        _fsync_dir(path.parent)
-
-
-_libc: ctypes.CDLL | None = None
-with contextlib.suppress(OSError, AttributeError):
-    _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-    _libc.syncfs.argtypes = [ctypes.c_int]
-
-
-def sync_filesystem(directory: Path) -> None:
-    """Make everything written under `directory` durable (data and renames) with one
-    call: Linux's syncfs(2). Two fsyncs per spooled file cost ~1 ms of CPU each on a
-    virtual disk; one syncfs per batch of files costs about the same for all of them."""
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        if _libc is not None and _libc.syncfs(fd) == 0:
-            return
-        os.sync()  # no syncfs (not Linux): flush everything instead
-    finally:
-        os.close(fd)
 
 
 def read_file(path: Path) -> bytes | None:

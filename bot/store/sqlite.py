@@ -274,11 +274,6 @@ class SqliteJobStore:
             detail = " and its submit was never started (call mark_submit_started first)"
         return InvalidTransition(job_id, operation, state, detail)
 
-    async def _file_work(self, fn: Callable[[], T], *, sync_dir: Path | None = None) -> T:
-        if self._db is None:
-            raise RuntimeError("job store is not open")
-        return await self._db.call(fn, sync_dir=sync_dir)
-
     def _audio_file(self, audio_path: str) -> Path:
         # Only ever the file name: a record can never make us touch a file elsewhere.
         return self.audio_dir / PurePath(audio_path).name
@@ -289,8 +284,7 @@ class SqliteJobStore:
         so a failure here is only logged: `purge` removes the file later."""
         if record.audio_path:
             try:
-                target = self._audio_file(record.audio_path)
-                await self._file_work(lambda: spool.remove(target))
+                await asyncio.to_thread(spool.remove, self._audio_file(record.audio_path))
             except OSError as exc:
                 log.warning("job %s: could not delete its audio: %s", record.id, exc)
 
