@@ -15,8 +15,12 @@ from .models import (
     JobRecord,
     JobState,
     JobStore,
+    MemberRecord,
     NextStep,
+    PolicyStore,
+    Store,
     StoreError,
+    UsageRow,
 )
 from .sqlite import SqliteJobStore
 
@@ -28,7 +32,11 @@ __all__ = [
     "JobRecord",
     "JobState",
     "JobStore",
+    "MemberRecord",
     "NextStep",
+    "PolicyStore",
     "SqliteJobStore",
+    "Store",
     "StoreError",
+    "UsageRow",
 ]

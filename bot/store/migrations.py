@@ -57,6 +57,39 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # file per job: creating, renaming and deleting a file cost ~1 ms of CPU per job.
     # Files written by version 1 are still read and swept.
     ("ALTER TABLE jobs ADD COLUMN audio BLOB",),
+    # 3: fair use and administration. A job row doubles as its audit entry: the text and
+    # the clip's signed URL are wiped when the job ends (unless the operator keeps text),
+    # so its length and the clip's host are kept apart. Per-guild settings are one JSON
+    # object (new settings need no migration); one row per member holds their consent,
+    # opt-out and block.
+    (
+        "ALTER TABLE jobs ADD COLUMN text_chars INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE jobs ADD COLUMN sample_host TEXT NOT NULL DEFAULT ''",
+        "UPDATE jobs SET text_chars = length(text)",
+        "CREATE INDEX jobs_by_time ON jobs (created_at)",
+        "CREATE INDEX jobs_by_guild ON jobs (guild_id, created_at)",
+        """
+        CREATE TABLE guild_settings (
+            guild_id INTEGER PRIMARY KEY NOT NULL,
+            settings TEXT NOT NULL,
+            updated_at REAL NOT NULL,
+            updated_by INTEGER
+        )
+        """,
+        """
+        CREATE TABLE members (
+            guild_id INTEGER NOT NULL,
+            user_id INTEGER NOT NULL,
+            consent_at REAL,
+            opted_out_at REAL,
+            blocked_at REAL,
+            blocked_by INTEGER,
+            block_reason TEXT,
+            PRIMARY KEY (guild_id, user_id)
+        )
+        """,
+        "CREATE TABLE bot_state (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL)",
+    ),
 )
 
 

@@ -89,6 +89,9 @@ class JobRecord:
     delivery_channel: str | None = None  # one of DELIVERY_CHANNELS
     delivery_message_id: int | None = None
     attempts: int = 0  # delivery attempts started
+    # The audit entry: kept when the text and sample URL are wiped at the end.
+    text_chars: int = 0  # set by the store from `text`
+    sample_host: str = ""  # set by the store from `sample_url`
 
     @property
     def next_step(self) -> NextStep:
@@ -163,3 +166,46 @@ class JobStore(Protocol):
     async def count_by_state(self) -> dict[JobState, int]: ...
     async def read_audio(self, record: JobRecord) -> AudioFile | None: ...
     async def purge(self, older_than_seconds: float) -> int: ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MemberRecord:
+    """What a guild knows about one member: consent given, opted out, blocked."""
+
+    guild_id: int
+    user_id: int
+    consent_at: float | None = None
+    opted_out_at: float | None = None
+    blocked_at: float | None = None
+    blocked_by: int | None = None
+    block_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRow:
+    """One member's billable jobs in one guild over a period (DMs have guild_id None)."""
+
+    guild_id: int | None
+    user_id: int
+    jobs: int
+    chars: int
+    last_at: float
+
+
+class PolicyStore(Protocol):
+    """Durable fair-use state: per-guild settings, members, bot-wide flags, usage."""
+
+    async def usage(self, since: float, guild_id: int | None = None) -> list[UsageRow]: ...
+    async def recent_jobs(self, guild_id: int, limit: int) -> list[JobRecord]: ...
+    async def guild_settings(self) -> dict[int, dict[str, object]]: ...
+    async def save_guild_settings(
+        self, guild_id: int, settings: dict[str, object], by: int | None
+    ) -> None: ...
+    async def members(self) -> list[MemberRecord]: ...
+    async def save_member(self, member: MemberRecord) -> None: ...
+    async def flags(self) -> dict[str, str]: ...
+    async def set_flag(self, key: str, value: str) -> None: ...
+
+
+class Store(JobStore, PolicyStore, Protocol):
+    """Everything the bot keeps."""

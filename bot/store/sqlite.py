@@ -21,6 +21,7 @@ from dataclasses import fields
 from pathlib import Path, PurePath
 from types import TracebackType
 from typing import Any, Literal, Self, TypeVar
+from urllib.parse import urlsplit
 
 import aiosqlite
 
@@ -36,6 +37,7 @@ from .models import (
     JobState,
     StoreError,
 )
+from .policy import PolicyQueries
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +52,9 @@ T = TypeVar("T")
 
 COLUMNS = tuple(f.name for f in fields(JobRecord))
 _SELECT = ", ".join(COLUMNS)
+_STATE, _UPDATED_AT, _TEXT_CHARS, _SAMPLE_HOST = (
+    COLUMNS.index(name) for name in ("state", "updated_at", "text_chars", "sample_host")
+)
 _OPEN_STATES = tuple(s for s in JobState if not s.terminal)
 _FAILABLE_STATES = tuple(s for s in _OPEN_STATES if s is not JobState.FAILED)
 
@@ -101,7 +106,7 @@ def _explain(exc: sqlite3.Error, path: Path) -> StoreError:
     return StoreError(path, problem)
 
 
-class SqliteJobStore:
+class SqliteJobStore(PolicyQueries):
     """Jobs in `data_dir/jobs.sqlite3`, their audio under `data_dir/audio/`, and an
     exclusive `data_dir/jobs.lock` held while open."""
 
@@ -112,6 +117,7 @@ class SqliteJobStore:
         synchronous: Synchronous = "FULL",
         clock: Callable[[], float] = time.time,
         busy_timeout: float = 5.0,
+        keep_text: bool = False,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.path = self.data_dir / DB_NAME
@@ -127,6 +133,8 @@ class SqliteJobStore:
         self._synchronous = synchronous
         self._clock = clock
         self._busy_timeout_ms = int(busy_timeout * 1000)
+        # Privacy by default: a finished job keeps its text's length, not the text.
+        self._wipe = "sample_url = '', text = " + ("text" if keep_text else "''")
         self._db: GroupCommitter | None = None
         self._lock_fd: int | None = None
         self._writes = 0
@@ -295,8 +303,10 @@ class SqliteJobStore:
         if record.state is not JobState.ACCEPTED:
             raise InvalidTransition(record.id, "add", record.state, " (a new job is ACCEPTED)")
         values = [getattr(record, name) for name in COLUMNS]
-        values[COLUMNS.index("state")] = record.state.value
-        values[COLUMNS.index("updated_at")] = self._clock()
+        values[_STATE] = record.state.value
+        values[_UPDATED_AT] = self._clock()
+        values[_TEXT_CHARS] = len(record.text)
+        values[_SAMPLE_HOST] = urlsplit(record.sample_url).hostname or ""
         rows = await self._query(
             f"INSERT INTO jobs ({_SELECT}) VALUES ({_marks(len(COLUMNS))}) "
             f"ON CONFLICT (id) DO NOTHING RETURNING {_SELECT}",
@@ -371,7 +381,7 @@ class SqliteJobStore:
             "mark_delivered",
             (JobState.DELIVERING,),
             "state = ?, delivered_at = ?, delivery_channel = ?, delivery_message_id = ?, "
-            "audio = NULL",
+            f"audio = NULL, {self._wipe}",
             (JobState.DELIVERED.value, self._clock(), channel, message_id),
         )
         await self._drop_audio(record)
@@ -392,7 +402,7 @@ class SqliteJobStore:
             job_id,
             "mark_explained",
             (JobState.FAILED,),
-            "state = ?, audio = NULL",
+            f"state = ?, audio = NULL, {self._wipe}",
             (JobState.EXPLAINED.value,),
         )
         await self._drop_audio(record)
@@ -419,6 +429,15 @@ class SqliteJobStore:
             f"SELECT {_SELECT} FROM jobs WHERE state IN ({_marks(len(_OPEN_STATES))}) "
             "ORDER BY created_at, rowid",
             _values(_OPEN_STATES),
+        )
+        return [_record(row) for row in rows]
+
+    async def recent_jobs(self, guild_id: int, limit: int) -> list[JobRecord]:
+        """The guild's latest jobs, newest first: the audit log."""
+        rows = await self._query(
+            f"SELECT {_SELECT} FROM jobs WHERE guild_id = ? ORDER BY created_at DESC, rowid DESC "
+            "LIMIT ?",
+            (guild_id, limit),
         )
         return [_record(row) for row in rows]
 
