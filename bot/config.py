@@ -25,6 +25,8 @@ DEFAULT_LANGUAGES = (
     "sv", "bg", "ro", "ar", "cs", "el", "fi", "hr", "ms", "sk", "da", "ta", "uk", "ru", "hu",
     "no", "vi",
 )  # fmt: skip
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off")
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 
 T = TypeVar("T")
@@ -93,6 +95,18 @@ class Settings:
     supported_languages: tuple[str, ...] = DEFAULT_LANGUAGES
     progress_update_seconds: float = 3.0
     job_retention_days: float = 7.0
+    # Fair use (0 = no limit). Per-user limits count per guild; "daily" is the UTC day.
+    user_cooldown_seconds: float = 30.0
+    user_max_in_flight: int = 2
+    user_daily_chars: int = 5000
+    guild_daily_jobs: int = 100
+    guild_daily_chars: int = 20000
+    global_daily_jobs: int = 300
+    require_consent: bool = True
+    allowed_guild_ids: tuple[int, ...] = ()  # empty: every guild the bot is in
+    credits_pause_seconds: float = 600.0
+    notify_owner_dm: bool = False
+    audit_store_text: bool = False
 
 
 def _parse_float(raw: str) -> float:
@@ -142,6 +156,35 @@ class _Reader:
         if any(ch.isspace() for ch in value):
             raise ConfigError(name, "contains whitespace; paste the value without spaces")
         return Secret(value)
+
+    def flag(self, name: str, default: bool) -> bool:
+        raw = self.raw(name)
+        if raw is None:
+            return default
+        if raw.lower() in TRUE_WORDS:
+            return True
+        if raw.lower() in FALSE_WORDS:
+            return False
+        raise ConfigError(name, f"must be true or false, got {raw!r}")
+
+    def ids(self, name: str) -> tuple[int, ...]:
+        found: list[int] = []
+        for item in (self.raw(name) or "").split(","):
+            if item.strip():
+                if not item.strip().isdigit():
+                    raise ConfigError(name, f"{item.strip()!r} is not a numeric id")
+                found.append(int(item.strip()))
+        return tuple(dict.fromkeys(found))
+
+    def limit(self, name: str, default: int, what: str) -> int:
+        return self.number(
+            name,
+            default,
+            int,
+            minimum=0,
+            maximum=10**9,
+            what=f"a whole number of {what} (0 = no limit)",
+        )
 
     def number(
         self,
@@ -194,15 +237,6 @@ def load_settings(
     log_level = (env.raw("LOG_LEVEL") or "INFO").upper()
     if log_level not in LOG_LEVELS:
         raise ConfigError("LOG_LEVEL", f"must be one of {', '.join(LOG_LEVELS)}")
-
-    guild_ids: list[int] = []
-    for item in (env.raw("DISCORD_GUILD_IDS") or "").split(","):
-        if item.strip():
-            if not item.strip().isdigit():
-                raise ConfigError(
-                    "DISCORD_GUILD_IDS", f"{item.strip()!r} is not a numeric guild id"
-                )
-            guild_ids.append(int(item.strip()))
 
     languages: tuple[str, ...] = DEFAULT_LANGUAGES
     if env.raw("SUPPORTED_LANGUAGES"):
@@ -266,7 +300,7 @@ def load_settings(
         segmind_output_hosts=output_hosts,
         bot_data_dir=Path(env.raw("BOT_DATA_DIR") or "data"),
         log_level=log_level,
-        discord_guild_ids=tuple(guild_ids),
+        discord_guild_ids=env.ids("DISCORD_GUILD_IDS"),
         max_text_chars=env.number(
             "MAX_TEXT_CHARS",
             1000,
@@ -300,4 +334,29 @@ def load_settings(
             maximum=600,
             what="a number of seconds",
         ),
+        user_cooldown_seconds=env.number(
+            "USER_COOLDOWN_SECONDS",
+            30.0,
+            _parse_float,
+            minimum=0,
+            maximum=86400,
+            what="a number of seconds (0 = no cooldown)",
+        ),
+        user_max_in_flight=env.limit("USER_MAX_IN_FLIGHT", 2, "jobs"),
+        user_daily_chars=env.limit("USER_DAILY_CHARS", 5000, "characters"),
+        guild_daily_jobs=env.limit("GUILD_DAILY_JOBS", 100, "jobs"),
+        guild_daily_chars=env.limit("GUILD_DAILY_CHARS", 20000, "characters"),
+        global_daily_jobs=env.limit("GLOBAL_DAILY_JOBS", 300, "jobs"),
+        require_consent=env.flag("REQUIRE_CONSENT", True),
+        allowed_guild_ids=env.ids("ALLOWED_GUILD_IDS"),
+        credits_pause_seconds=env.number(
+            "CREDITS_PAUSE_SECONDS",
+            600.0,
+            _parse_float,
+            minimum=0,
+            maximum=86400,
+            what="a number of seconds",
+        ),
+        notify_owner_dm=env.flag("NOTIFY_OWNER_DM", False),
+        audit_store_text=env.flag("AUDIT_STORE_TEXT", False),
     )

@@ -1,0 +1,384 @@
+"""Fair use: whether a member may start a job now, and what each job counts against.
+
+The rules (switches, channels, roles, blocks, opt-outs, cooldown, jobs in flight and
+daily budgets) are checked and the job counted in one synchronous step, with no `await`
+in between: two commands arriving in the same instant are seen one after the other, so
+they cannot both slip under a limit. Counters live in memory and are rebuilt from the job
+store at start-up; settings and member flags are written through to the store.
+
+Usage is counted per UTC day. A job that ends without its submit ever starting (declined,
+cancelled while queued, refused by Discord) is refunded: it cost the operator nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .config import Settings
+from .store import JobRecord, MemberRecord, PolicyStore
+
+log = logging.getLogger(__name__)
+
+DAY = 86400.0
+GLOBAL_SWITCH = "enabled"  # bot_state flag the owner flips
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """0 means no limit."""
+
+    user_cooldown_seconds: float
+    user_max_in_flight: int
+    user_daily_chars: int
+    guild_daily_jobs: int
+    guild_daily_chars: int
+
+
+LIMIT_NAMES = tuple(f.name for f in dataclasses.fields(Limits))
+
+
+@dataclass(frozen=True, slots=True)
+class GuildConfig:
+    """What a guild's admins changed; None and empty mean "the operator's default"."""
+
+    enabled: bool = True
+    require_consent: bool | None = None
+    channels: frozenset[int] = frozenset()  # empty: every channel
+    roles: frozenset[int] = frozenset()  # empty: every member
+    overrides: tuple[tuple[str, float], ...] = ()  # (limit name, value), sorted
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "enabled": self.enabled,
+            "require_consent": self.require_consent,
+            "channels": sorted(self.channels),
+            "roles": sorted(self.roles),
+            "limits": dict(self.overrides),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> GuildConfig:
+        limits = data.get("limits") or {}
+        return cls(
+            enabled=bool(data.get("enabled", True)),
+            require_consent=data.get("require_consent"),
+            channels=frozenset(int(x) for x in data.get("channels") or ()),
+            roles=frozenset(int(x) for x in data.get("roles") or ()),
+            overrides=tuple(sorted((k, float(v)) for k, v in limits.items() if k in LIMIT_NAMES)),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Ask:
+    """A member asking to start a job."""
+
+    guild_id: int | None
+    channel_ids: tuple[int, ...]  # the channel, then its parent if it is a thread
+    user_id: int
+    role_ids: frozenset[int]
+    chars: int
+    voice_owner_ids: frozenset[int] = frozenset()  # whose voice the clip is said to be
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    code: str  # short, for logs and tests
+    message: str  # shown to the member
+    retry_at: float | None = None  # epoch seconds when trying again can work
+
+
+@dataclass(slots=True)
+class _Job:
+    key: tuple[int, int]  # (guild, user); a DM is guild 0
+    chars: int
+    day: int
+    started_at: float
+    previous_start: float | None  # the cooldown to restore if refunded
+
+
+@dataclass(slots=True)
+class _Counts:
+    jobs: int = 0
+    chars: int = 0
+
+
+@dataclass(slots=True)
+class _Ledger:
+    """Today's usage."""
+
+    day: int
+    users: dict[tuple[int, int], _Counts] = field(default_factory=dict)
+    guilds: dict[int, _Counts] = field(default_factory=dict)
+    total_jobs: int = 0
+
+    def add(self, key: tuple[int, int], jobs: int, chars: int) -> None:
+        user = self.users.setdefault(key, _Counts())
+        guild = self.guilds.setdefault(key[0], _Counts())
+        user.jobs += jobs
+        user.chars += chars
+        guild.jobs += jobs
+        guild.chars += chars
+        self.total_jobs += jobs
+
+
+def _day(moment: float) -> int:
+    return int(moment // DAY)
+
+
+def _ts(moment: float) -> str:
+    return f"<t:{int(moment)}:R>"
+
+
+class Policy:
+    def __init__(
+        self,
+        settings: Settings,
+        store: PolicyStore,
+        *,
+        clock: Callable[[], float] = time.time,
+        credits_paused_until: Callable[[], float | None] = lambda: None,
+    ) -> None:
+        self.settings = settings
+        self._store = store
+        self._clock = clock
+        self._credits_paused_until = credits_paused_until
+        self.globally_enabled = True
+        self._guilds: dict[int, GuildConfig] = {}
+        self._members: dict[tuple[int, int], MemberRecord] = {}
+        self._ledger = _Ledger(_day(clock()))
+        self._last_start: dict[tuple[int, int], float] = {}
+        self._jobs: dict[str, _Job] = {}
+        self._in_flight: dict[tuple[int, int], int] = {}
+
+    async def load(self, unfinished: Iterable[JobRecord]) -> None:
+        """Rebuild from the store: settings, members, today's usage, jobs still running."""
+        flags = await self._store.flags()
+        self.globally_enabled = flags.get(GLOBAL_SWITCH, "true") == "true"
+        self._guilds = {
+            gid: GuildConfig.from_json(data)
+            for gid, data in (await self._store.guild_settings()).items()
+        }
+        self._members = {(m.guild_id, m.user_id): m for m in await self._store.members()}
+        now = self._clock()
+        today = _day(now)
+        self._ledger = _Ledger(today)
+        for row in await self._store.usage(today * DAY):
+            self._ledger.add((row.guild_id or 0, row.user_id), row.jobs, row.chars)
+        for row in await self._store.usage(now - self.settings.user_cooldown_seconds - DAY):
+            key = (row.guild_id or 0, row.user_id)
+            self._last_start[key] = max(self._last_start.get(key, 0.0), row.last_at)
+        for record in unfinished:
+            key = (record.guild_id or 0, record.user_id)
+            self._track(record.id, _Job(key, record.text_chars, _day(record.created_at), 0, None))
+
+    # -- the rules ------------------------------------------------------------------
+
+    def guild(self, guild_id: int | None) -> GuildConfig:
+        return self._guilds.get(guild_id or 0, GuildConfig())
+
+    def limits(self, guild_id: int | None) -> Limits:
+        s = self.settings
+        base = Limits(
+            s.user_cooldown_seconds,
+            s.user_max_in_flight,
+            s.user_daily_chars,
+            s.guild_daily_jobs,
+            s.guild_daily_chars,
+        )
+        overrides = dict(self.guild(guild_id).overrides)
+        if not overrides:
+            return base
+        values = {
+            name: type(getattr(base, name))(overrides.get(name, getattr(base, name)))
+            for name in LIMIT_NAMES
+        }
+        return Limits(**values)
+
+    def member(self, guild_id: int | None, user_id: int) -> MemberRecord:
+        return self._members.get(
+            (guild_id or 0, user_id), MemberRecord(guild_id=guild_id or 0, user_id=user_id)
+        )
+
+    def needs_consent(self, guild_id: int | None, user_id: int) -> bool:
+        required = self.guild(guild_id).require_consent
+        if required is None:
+            required = self.settings.require_consent
+        return required and self.member(guild_id, user_id).consent_at is None
+
+    def reserve(self, ask: Ask, job_id: str) -> Refusal | None:
+        """Check every rule and, if none refuses, count the job at once."""
+        now = self._clock()
+        refusal = self._refusal(ask, now)
+        if refusal is not None:
+            return refusal
+        key = (ask.guild_id or 0, ask.user_id)
+        job = _Job(key, ask.chars, self._ledger.day, now, self._last_start.get(key))
+        self._track(job_id, job)
+        self._ledger.add(key, 1, ask.chars)
+        self._last_start[key] = now
+        return None
+
+    def release(self, job_id: str, *, refund: bool) -> None:
+        """The job ended (refund: it was never sent to Segmind, so it cost nothing)."""
+        job = self._jobs.pop(job_id, None)
+        if job is None:
+            return
+        left = self._in_flight.get(job.key, 0) - 1
+        if left > 0:
+            self._in_flight[job.key] = left
+        else:
+            self._in_flight.pop(job.key, None)
+        if not refund:
+            return
+        if job.day == self._ledger.day:
+            self._ledger.add(job.key, -1, -job.chars)
+        if self._last_start.get(job.key) == job.started_at:
+            if job.previous_start is None:
+                self._last_start.pop(job.key, None)
+            else:
+                self._last_start[job.key] = job.previous_start
+
+    def job_ended(self, record: JobRecord) -> None:
+        self.release(record.id, refund=record.submit_started_at is None)
+
+    def _track(self, job_id: str, job: _Job) -> None:
+        if job_id not in self._jobs:
+            self._jobs[job_id] = job
+            self._in_flight[job.key] = self._in_flight.get(job.key, 0) + 1
+
+    def _roll_day(self, now: float) -> None:
+        if _day(now) != self._ledger.day:
+            self._ledger = _Ledger(_day(now))
+
+    def _refusal(self, ask: Ask, now: float) -> Refusal | None:
+        self._roll_day(now)
+        tomorrow = (self._ledger.day + 1) * DAY
+        settings = self.settings
+        guild = self.guild(ask.guild_id)
+        if not self.globally_enabled:
+            return Refusal("global_off", "Voice cloning is paused by the bot's owner for now.")
+        allowed = settings.allowed_guild_ids
+        if allowed and ask.guild_id not in allowed:
+            return Refusal("guild_not_allowed", "This bot is not enabled for this server.")
+        if not guild.enabled:
+            return Refusal("guild_off", "Voice cloning is turned off in this server by its admins.")
+        if guild.channels and not guild.channels.intersection(ask.channel_ids):
+            where = ", ".join(f"<#{c}>" for c in sorted(guild.channels)[:10])
+            return Refusal("channel", f"Voice cloning isn't allowed in this channel. Try {where}.")
+        if guild.roles and not guild.roles & ask.role_ids:
+            roles = ", ".join(f"<@&{r}>" for r in sorted(guild.roles)[:10])
+            return Refusal("role", f"Voice cloning needs one of these roles: {roles}.")
+        if self.member(ask.guild_id, ask.user_id).blocked_at is not None:
+            return Refusal(
+                "blocked", "You can't use voice cloning in this server (blocked by its admins)."
+            )
+        for owner in sorted(ask.voice_owner_ids):
+            if self.member(ask.guild_id, owner).opted_out_at is not None:
+                if owner == ask.user_id:
+                    return Refusal(
+                        "opted_out_self",
+                        "You opted out of voice cloning in this server. "
+                        "Run /optin to allow it again.",
+                    )
+                return Refusal(
+                    "opted_out", "That member has asked not to have their voice cloned here."
+                )
+        paused = self._credits_paused_until()
+        if paused is not None and paused > now:
+            return Refusal(
+                "credits",
+                "The bot's voice service account is out of credits; the bot's operator has "
+                f"been told. Try again {_ts(paused)}.",
+                paused,
+            )
+        limits = self.limits(ask.guild_id)
+        key = (ask.guild_id or 0, ask.user_id)
+        last = self._last_start.get(key)
+        if limits.user_cooldown_seconds and last is not None:
+            ready = last + limits.user_cooldown_seconds
+            if ready > now:
+                return Refusal(
+                    "cooldown", f"Slow down: you can start another job {_ts(ready)}.", ready
+                )
+        running = self._in_flight.get(key, 0)
+        if limits.user_max_in_flight and running >= limits.user_max_in_flight:
+            return Refusal(
+                "in_flight",
+                f"You already have {running} job(s) running, the most allowed here. "
+                "Try again when one has finished.",
+            )
+        used = self._ledger.users.get(key, _Counts())
+        if limits.user_daily_chars and used.chars + ask.chars > limits.user_daily_chars:
+            left = max(0, limits.user_daily_chars - used.chars)
+            return Refusal(
+                "user_daily_chars",
+                f"That is {ask.chars} characters and you have {left} left of your daily "
+                f"{limits.user_daily_chars}. Your budget resets {_ts(tomorrow)}.",
+                tomorrow,
+            )
+        spent = self._ledger.guilds.get(key[0], _Counts())
+        if (limits.guild_daily_jobs and spent.jobs >= limits.guild_daily_jobs) or (
+            limits.guild_daily_chars and spent.chars + ask.chars > limits.guild_daily_chars
+        ):
+            return Refusal(
+                "guild_daily",
+                f"This server has used its daily voice budget. It resets {_ts(tomorrow)}.",
+                tomorrow,
+            )
+        if settings.global_daily_jobs and self._ledger.total_jobs >= settings.global_daily_jobs:
+            return Refusal(
+                "global_daily",
+                "The bot has reached its daily limit across all servers. "
+                f"It resets {_ts(tomorrow)}.",
+                tomorrow,
+            )
+        return None
+
+    # -- what admins and members change --------------------------------------------
+
+    async def update_guild(self, guild_id: int, by: int | None, **changes: Any) -> GuildConfig:
+        config = dataclasses.replace(self.guild(guild_id), **changes)
+        await self._store.save_guild_settings(guild_id, config.to_json(), by)
+        self._guilds[guild_id] = config
+        return config
+
+    async def set_limit(
+        self, guild_id: int, by: int | None, name: str, value: float | None
+    ) -> GuildConfig:
+        """Override one limit for the guild (None: back to the operator's default)."""
+        if name not in LIMIT_NAMES:
+            raise ValueError(f"unknown limit {name!r}")
+        overrides = dict(self.guild(guild_id).overrides)
+        if value is None:
+            overrides.pop(name, None)
+        else:
+            overrides[name] = float(value)
+        return await self.update_guild(guild_id, by, overrides=tuple(sorted(overrides.items())))
+
+    async def update_member(self, guild_id: int, user_id: int, **changes: Any) -> MemberRecord:
+        member = dataclasses.replace(self.member(guild_id, user_id), **changes)
+        await self._store.save_member(member)
+        self._members[(guild_id, user_id)] = member
+        return member
+
+    async def set_globally_enabled(self, enabled: bool) -> None:
+        await self._store.set_flag(GLOBAL_SWITCH, "true" if enabled else "false")
+        self.globally_enabled = enabled
+
+    # -- reports --------------------------------------------------------------------
+
+    def in_flight(self, guild_id: int | None = None) -> int:
+        return sum(
+            n for key, n in self._in_flight.items() if guild_id is None or key[0] == guild_id
+        )
+
+    def today(self, guild_id: int) -> tuple[int, int]:
+        """The guild's (jobs, characters) so far today."""
+        self._roll_day(self._clock())
+        counts = self._ledger.guilds.get(guild_id, _Counts())
+        return counts.jobs, counts.chars
