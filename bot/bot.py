@@ -13,16 +13,17 @@ from discord.ext import commands
 
 from .config import Settings
 from .jobs import JobRunner
+from .policy import Policy
 from .segmind.budget import RequestBudget
 from .segmind.client import SegmindClient
-from .store import JobStore, SqliteJobStore
+from .store import SqliteJobStore, Store
 from .sync import sync_commands
 from .tree import VoiceCloneTree
 
 log = logging.getLogger(__name__)
 
 # Extensions are named, not imported: the core never depends on the cogs' code.
-DEFAULT_EXTENSIONS = ("cogs.speak",)
+DEFAULT_EXTENSIONS = ("cogs.speak", "cogs.members", "cogs.admin")
 SESSION_TIMEOUT = aiohttp.ClientTimeout(total=120, connect=10)
 
 
@@ -34,7 +35,7 @@ class VoiceCloneBot(commands.Bot):
         session: aiohttp.ClientSession | None = None,
         segmind: SegmindClient | None = None,
         jobs: JobRunner | None = None,
-        store: JobStore | None = None,
+        store: Store | None = None,
         extensions: Sequence[str] = DEFAULT_EXTENSIONS,
         force_sync: bool = False,
     ) -> None:
@@ -53,6 +54,7 @@ class VoiceCloneBot(commands.Bot):
         self._segmind = segmind
         self._jobs = jobs
         self._store = store
+        self._policy: Policy | None = None
         self._extensions = tuple(extensions)
         self._force_sync = force_sync
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -75,14 +77,19 @@ class VoiceCloneBot(commands.Bot):
         return self._jobs
 
     @property
-    def store(self) -> JobStore:
+    def store(self) -> Store:
         assert self._store is not None, "setup_hook has not run"
         return self._store
+
+    @property
+    def policy(self) -> Policy:
+        assert self._policy is not None, "setup_hook has not run"
+        return self._policy
 
     async def setup_hook(self) -> None:
         settings = self.settings
         if self._store is None:
-            store = SqliteJobStore(settings.bot_data_dir)
+            store = SqliteJobStore(settings.bot_data_dir, keep_text=settings.audit_store_text)
             await store.open()  # StoreError: one clear line, before anything else starts
             self._store = store
         if self._session is None:
@@ -92,6 +99,8 @@ class VoiceCloneBot(commands.Bot):
             self._segmind = SegmindClient.from_settings(self._session, settings, budget)
         if self._jobs is None:
             self._jobs = JobRunner.from_settings(self._segmind, settings)
+        self._policy = Policy(settings, self._store)
+        await self._policy.load(await self._store.unfinished())
         for name in self._extensions:
             await self.load_extension(name)
         await sync_commands(

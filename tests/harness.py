@@ -56,6 +56,19 @@ def is_final(message: FakeMessage) -> bool:
     return bool(message.attachments) or message.content.startswith(("❌", "⏳ The", "⌛", ">"))
 
 
+# Fair-use limits off and no consent prompt: tests of other features send many jobs from
+# one member. Tests of those rules set them back.
+NO_FAIR_USE = {
+    "REQUIRE_CONSENT": "false",
+    "USER_COOLDOWN_SECONDS": "0",
+    "USER_MAX_IN_FLIGHT": "0",
+    "USER_DAILY_CHARS": "0",
+    "GUILD_DAILY_JOBS": "0",
+    "GUILD_DAILY_CHARS": "0",
+    "GLOBAL_DAILY_JOBS": "0",
+}
+
+
 def bot_settings(
     data_dir: Path, segmind: FakeSegmind, discord: FakeDiscord, **extra: str
 ) -> Settings:
@@ -68,6 +81,7 @@ def bot_settings(
         "PROGRESS_UPDATE_SECONDS": "0.05",
         "BOT_DATA_DIR": str(data_dir),
         "DISCORD_GUILD_IDS": str(discord.guild_id),
+        **NO_FAIR_USE,
         **extra,
     }
     return load_settings(env, dotenv_path=None)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.segmind import FAKE_API_KEY, FakeSegmind
+from tests.harness import NO_FAIR_USE
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,6 +50,7 @@ async def start_bot(
         "BOT_DATA_DIR": str(data_dir),
         "DISCORD_GUILD_IDS": str(discord.guild_id),
         "LOG_LEVEL": "INFO",
+        **NO_FAIR_USE,
         **settings,
     }
     proc = await asyncio.create_subprocess_exec(
