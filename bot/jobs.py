@@ -12,17 +12,24 @@ import contextlib
 import enum
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Protocol
 
 from .audio import AudioFile
 from .config import Settings
+from .credits import CreditPause, CreditsPausedError
 from .segmind.client import SegmindClient
-from .segmind.errors import JobFailedError, JobTimeoutError, MalformedResponseError, SegmindError
+from .segmind.errors import (
+    InsufficientCreditsError,
+    JobFailedError,
+    JobTimeoutError,
+    MalformedResponseError,
+    SegmindError,
+)
 from .segmind.models import JobHandle, JobStatus, find_audio_url
 from .segmind.retry import get_retryable
-from .slots import FifoSlots
+from .slots import FairSlots
 
 log = logging.getLogger(__name__)
 
@@ -97,19 +104,27 @@ class JobRunner:
         poll_interval: float,
         timeout: float,
         max_concurrent: int,
+        credit_pause: CreditPause | None = None,
     ) -> None:
         self.client = client
         self.poll_interval = poll_interval
         self.timeout = timeout
-        self.slots = FifoSlots(max_concurrent)
+        self.slots = FairSlots(max_concurrent)
+        self.credit_pause = credit_pause
 
     @classmethod
-    def from_settings(cls, client: SegmindClient, settings: Settings) -> JobRunner:
+    def from_settings(
+        cls,
+        client: SegmindClient,
+        settings: Settings,
+        credit_pause: CreditPause | None = None,
+    ) -> JobRunner:
         return cls(
             client,
             poll_interval=settings.segmind_poll_interval,
             timeout=settings.segmind_timeout,
             max_concurrent=settings.segmind_max_concurrent,
+            credit_pause=credit_pause,
         )
 
     @property
@@ -128,12 +143,16 @@ class JobRunner:
         journal: JobJournal | None = None,
         resume: JobHandle | None = None,
         submitted_ago: float = 0.0,
+        owner: Hashable = None,
     ) -> JobResult:
         """Turn a request into audio, or raise a `SegmindError`.
 
         With `resume`, the job was submitted earlier (before a restart): it is polled, not
         submitted again, and `submitted_ago` counts against its deadline. The deadline
         (`timeout`) counts from the submit; waiting for a slot costs nothing on Segmind.
+        `owner` (the requester) is the key the slots take turns between; None is shared by
+        all callers that give none. While the account is paused for lack of credits, a new
+        job fails with `CreditsPausedError` when its turn comes, without submitting.
         """
         loop = asyncio.get_running_loop()
         started = loop.time()
@@ -145,12 +164,13 @@ class JobRunner:
                 progress(Progress(phase, loop.time() - started, position, handle))
 
         await self.slots.acquire(
-            (lambda pos: report(Phase.QUEUED, position=pos)) if progress else None
+            owner, (lambda pos: report(Phase.QUEUED, position=pos)) if progress else None
         )
         handle = resume
         try:
             async with asyncio.timeout(max(0.0, self.timeout - submitted_ago)):
                 if handle is None:
+                    self._check_credits()
                     report(Phase.SUBMITTING)
                     handle = await self._submit(request, journal)
                     log.info("Segmind job %s submitted", handle.request_id)
@@ -171,6 +191,11 @@ class JobRunner:
         finally:
             self.slots.release()
 
+    def _check_credits(self) -> None:
+        pause = self.credit_pause
+        if pause is not None and pause.active():
+            raise CreditsPausedError(paused_until=pause.paused_until)
+
     async def _submit(self, request: JobRequest, journal: JobJournal | None) -> JobHandle:
         """Submit and record it. A cancel (shutdown, deadline) waits for a submit already
         on the wire to land and be recorded, so no paid job is left unknown."""
@@ -178,7 +203,17 @@ class JobRunner:
         async def submit_and_record() -> JobHandle:
             if journal is not None:
                 await journal.submitting()
-            handle = await self.client.submit(request.sample_url, request.text, request.language)
+            try:
+                handle = await self.client.submit(
+                    request.sample_url, request.text, request.language
+                )
+            except InsufficientCreditsError as exc:
+                # Pause new submits so queued jobs fail fast instead of each earning a 406.
+                if self.credit_pause is not None:
+                    self.credit_pause.trip(exc.detail or exc.summary)
+                raise
+            if self.credit_pause is not None:
+                self.credit_pause.clear()  # credits are back (or were never gone)
             if journal is not None:
                 await journal.submitted(handle)
             return handle

@@ -8,9 +8,11 @@ import json
 
 import pytest
 
+from bot.credits import CreditPause, CreditsPausedError
 from bot.jobs import JobRequest, JobRunner, Phase, Progress
 from bot.segmind.budget import RequestBudget
 from bot.segmind.errors import (
+    InsufficientCreditsError,
     JobFailedError,
     JobTimeoutError,
     MalformedResponseError,
@@ -21,6 +23,7 @@ from bot.segmind.models import JobHandle
 from bot.segmind.retry import RetryPolicy
 from tests.conftest import MakeClient
 from tests.fakes.segmind import FakeSegmind, Injection, JobScript
+from tests.test_credits import Clock
 
 INTERVAL = 0.02
 
@@ -297,3 +300,92 @@ async def test_cancel_during_submit_lets_it_land_and_be_recorded(
     # The cancel waited for the answer instead of abandoning a request on the wire.
     assert [r.status for r in fake_segmind.requests if r.kind == "submit"] == [503]
     assert runner.in_flight == 0
+
+
+async def test_owners_take_turns_for_slots(
+    fake_segmind: FakeSegmind, make_client: MakeClient
+) -> None:
+    runner = make_runner(make_client, max_concurrent=1)
+    tasks = []
+    for owner, text in [("a", "a0"), ("a", "a1"), ("a", "a2"), ("a", "a3"), ("b", "b0")]:
+        tasks.append(asyncio.create_task(runner.run(request(fake_segmind, text), owner=owner)))
+        await asyncio.sleep(0)  # arrive in order; a0 takes the only slot
+    assert runner.waiting == 4
+    await asyncio.gather(*tasks)
+    submitted = [r.json["text"] for r in fake_segmind.requests if r.kind == "submit"]  # type: ignore[index]
+    # b0 came last but waits for one more of a's jobs, not three.
+    assert submitted == ["a0", "a1", "b0", "a2", "a3"]
+
+
+async def test_out_of_credits_pauses_the_queue_and_notifies_once(
+    fake_segmind: FakeSegmind, make_client: MakeClient
+) -> None:
+    clock = Clock()
+    pause = CreditPause(300, clock=clock)
+    notified: list[tuple[str, float | None]] = []
+    pause.listeners.append(lambda detail, until: notified.append((detail, until)))
+    runner = make_runner(make_client, max_concurrent=1, credit_pause=pause)
+    fake_segmind.inject("submit", Injection(status=406))
+    journals = [RecordingJournal(fake_segmind) for _ in range(10)]
+    tasks = []
+    for i in range(10):
+        job = runner.run(request(fake_segmind, f"t{i}"), journal=journals[i], owner=i)
+        tasks.append(asyncio.create_task(job))
+        await asyncio.sleep(0)
+    outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+
+    assert isinstance(outcomes[0], InsufficientCreditsError)
+    for outcome in outcomes[1:]:
+        assert isinstance(outcome, CreditsPausedError)
+        assert outcome.paused_until == clock.now + 300
+        assert outcome.request_id is None
+    assert fake_segmind.count("submit") == 1
+    assert journals[0].events == ["submitting (submits so far: 0)"]
+    assert all(j.events == [] for j in journals[1:])  # nothing recorded for unsent jobs
+    assert len(notified) == 1
+    assert notified[0][1] == clock.now + 300
+    assert runner.in_flight == runner.waiting == 0
+
+    # Still paused: a new job fails at once, without a submit or a second notification.
+    events: list[Progress] = []
+    with pytest.raises(CreditsPausedError):
+        await runner.run(request(fake_segmind), events.append)
+    assert [e.phase for e in events] == []
+    assert fake_segmind.count("submit") == 1
+
+    # After the cooldown, submits go through again and a success re-arms the notification.
+    clock.now += 301
+    result = await runner.run(request(fake_segmind))
+    assert result.audio.size > 0
+    assert not pause.active()
+    fake_segmind.inject("submit", Injection(status=406))
+    with pytest.raises(InsufficientCreditsError):
+        await runner.run(request(fake_segmind))
+    assert len(notified) == 2
+    assert fake_segmind.count("submit") == 3
+
+
+async def test_resumed_job_is_not_blocked_by_the_credit_pause(
+    fake_segmind: FakeSegmind, make_client: MakeClient
+) -> None:
+    handle = await make_client().submit(fake_segmind.sample_url, "earlier", "en")
+    pause = CreditPause(300, clock=Clock())
+    pause.trip("out of credits")
+    runner = make_runner(make_client, credit_pause=pause)
+    result = await runner.run(request(fake_segmind), resume=handle)
+    assert result.request_id == handle.request_id
+    assert fake_segmind.count("submit") == 1
+    assert pause.active()  # only a new submit's success proves credits are back
+
+
+async def test_no_credit_pause_keeps_the_old_behaviour(
+    fake_segmind: FakeSegmind, make_client: MakeClient
+) -> None:
+    runner = make_runner(make_client, max_concurrent=1)
+    fake_segmind.inject("submit", Injection(status=406, times=2))
+    outcomes = await asyncio.gather(
+        *(runner.run(request(fake_segmind, f"t{i}")) for i in range(3)), return_exceptions=True
+    )
+    assert [type(o) for o in outcomes[:2]] == [InsufficientCreditsError] * 2
+    assert not isinstance(outcomes[2], BaseException)
+    assert fake_segmind.count("submit") == 3
