@@ -17,6 +17,8 @@ import discord
 from bot.audio import MIB, AudioFile
 from bot.store import JobRecord
 
+from .buttons import cancel_view
+
 if TYPE_CHECKING:
     from bot.bot import VoiceCloneBot
 
@@ -72,10 +74,14 @@ class Answer:
             return self.record.original_message_id
         return "@original"  # type: ignore[return-value]
 
-    async def edit(self, content: str) -> None:
-        """Edit the interaction's message (progress, notices)."""
+    async def edit(self, content: str, *, cancellable: bool = False) -> None:
+        """Edit the interaction's message (progress, notices), with a Cancel button or
+        without any."""
         await self.webhook.edit_message(
-            self.message_id, content=content, allowed_mentions=NO_MENTIONS
+            self.message_id,
+            content=content,
+            view=cancel_view(self.record.id) if cancellable else None,
+            allowed_mentions=NO_MENTIONS,
         )
 
     async def already_carries_result(self) -> bool:
@@ -108,6 +114,7 @@ class Answer:
                     self.message_id,
                     content=body,
                     attachments=files,
+                    view=None,
                     allowed_mentions=NO_MENTIONS,
                 )
                 return Sent("interaction", message.id)
@@ -127,6 +134,7 @@ class Answer:
             self.message_id,
             content=f"{content}\n{link_text}",
             attachments=[],
+            view=None,
             allowed_mentions=NO_MENTIONS,
         )
         return Sent("interaction", message.id)

@@ -47,6 +47,11 @@ EXPIRED_TEXT = (
     "result. Please run /speak again."
 )
 AUDIO_LOST_TEXT = "❌ The bot lost the finished audio (its storage was cleared). Please try again."
+CANCELLED_TEXT = "🚫 Cancelled. Nothing was sent to the voice service, so it costs nothing."
+CANCELLED_AFTER_SUBMIT_TEXT = (
+    "🚫 Cancelled. The voice service had already received the request, so it may still "
+    "be billed; the bot stopped waiting for it."
+)
 
 
 class StoreJournal:
@@ -66,32 +71,69 @@ class StoreJournal:
 class JobPipeline:
     def __init__(self, bot: VoiceCloneBot) -> None:
         self.bot = bot
+        self._producing: dict[str, asyncio.Task[None]] = {}  # jobs a Cancel click can stop
+        self._cancelled: dict[str, int] = {}  # job id -> who clicked Cancel
+
+    def cancel(self, job_id: str, by: int) -> bool:
+        """Stop a job that is waiting in line or for Segmind. False if it is not (any
+        more) at a stage a cancel can stop: finished, delivering, or not started yet."""
+        task = self._producing.get(job_id)
+        if task is None or task.done() or job_id in self._cancelled:
+            return False
+        self._cancelled[job_id] = by
+        task.cancel()
+        return True
 
     async def drive(self, record: JobRecord, *, upload_limit: int | None = None) -> None:
         answer = Answer(self.bot, record)
         answer.upload_limit = upload_limit
-        store = self.bot.store
         try:
-            step = record.next_step
-            if step is NextStep.GIVE_UP:
-                record = await store.mark_failed(record.id, SUBMIT_UNKNOWN, SUBMIT_UNKNOWN_TEXT)
-            elif step in (NextStep.SUBMIT, NextStep.POLL):
-                record = await self._produce(record, answer)
-            if record.state in (JobState.COMPLETED, JobState.DELIVERING):
-                record = await self._deliver(record, answer)
-            if record.state is JobState.FAILED:
-                await self._explain(record, answer)
+            record = await self._drive(record, answer)
         except asyncio.CancelledError:
-            log.info(
-                "Job %s paused in state %s (shutdown); it resumes at the next start",
-                record.id,
-                record.state.name,
-            )
-            raise
+            by = self._cancelled.pop(record.id, None)
+            task = asyncio.current_task()
+            if by is None or not self.bot.accepting_jobs or task is None:
+                log.info(
+                    "Job %s paused in state %s (shutdown); it resumes at the next start",
+                    record.id,
+                    record.state.name,
+                )
+                raise
+            task.uncancel()
+            log.info("Job %s cancelled by user %s", record.id, by)
+            record = await self._after_cancel(record, answer)
         except Exception:
             ref = error_reference()
             log.exception("Job %s hit an unexpected error (ref %s)", record.id, ref)
-            await self._fail_unexpectedly(record.id, answer, ref)
+            record = await self._fail_unexpectedly(record, answer, ref)
+        if record.state.terminal:
+            self.bot.policy.job_ended(record)
+
+    async def _drive(self, record: JobRecord, answer: Answer) -> JobRecord:
+        store = self.bot.store
+        step = record.next_step
+        if step is NextStep.GIVE_UP:
+            record = await store.mark_failed(record.id, SUBMIT_UNKNOWN, SUBMIT_UNKNOWN_TEXT)
+        elif step in (NextStep.SUBMIT, NextStep.POLL):
+            record = await self._produce(record, answer)
+        if record.state in (JobState.COMPLETED, JobState.DELIVERING):
+            record = await self._deliver(record, answer)
+        if record.state is JobState.FAILED:
+            record = await self._explain(record, answer)
+        return record
+
+    async def _after_cancel(self, record: JobRecord, answer: Answer) -> JobRecord:
+        """The member clicked Cancel: tell them whether it can still cost anything."""
+        store = self.bot.store
+        current = await store.get(record.id) or record  # a shielded submit may have landed
+        if current.state in (JobState.ACCEPTED, JobState.SUBMITTED):
+            free = current.submit_started_at is None
+            current = await store.mark_failed(
+                current.id,
+                "cancelled" if free else "cancelled_after_submit",
+                CANCELLED_TEXT if free else CANCELLED_AFTER_SUBMIT_TEXT,
+            )
+        return await self._drive(current, answer)
 
     # -- producing the audio ---------------------------------------------------------
 
@@ -109,7 +151,9 @@ class JobPipeline:
             resume = JobHandle(record.request_id, record.poll_url)
 
         progress = ProgressMessage(
-            answer.edit, interval=self.bot.settings.progress_update_seconds, job_ref=record.id
+            lambda text: answer.edit(text, cancellable=True),
+            interval=self.bot.settings.progress_update_seconds,
+            job_ref=record.id,
         )
         started = int(record.created_at)
         if answer.alive():
@@ -119,14 +163,21 @@ class JobPipeline:
             progress.show(progress_text(update, started))
 
         notice = asyncio.create_task(self._notice_before_expiry(answer, progress, record))
+        task = asyncio.current_task()
+        if task is not None:
+            self._producing[record.id] = task
         try:
-            result = await self.bot.jobs.run(
-                JobRequest(record.sample_url, record.text, record.language),
-                on_progress,
-                journal=StoreJournal(self, record.id) if resume is None else None,
-                resume=resume,
-                submitted_ago=submitted_ago,
-            )
+            try:
+                result = await self.bot.jobs.run(
+                    JobRequest(record.sample_url, record.text, record.language),
+                    on_progress,
+                    journal=StoreJournal(self, record.id) if resume is None else None,
+                    resume=resume,
+                    submitted_ago=submitted_ago,
+                    owner=record.user_id,
+                )
+            finally:
+                self._producing.pop(record.id, None)
             audio = result.audio
             return await store.mark_completed(
                 record.id, audio.data, audio.content_type, audio.extension, audio.source_url
@@ -160,7 +211,7 @@ class JobPipeline:
         await progress.stop()
         in_channel = await answer.channel() is not None
         with contextlib.suppress(discord.HTTPException):
-            await answer.edit(long_job_text(int(record.created_at), in_channel))
+            await answer.edit(long_job_text(int(record.created_at), in_channel), cancellable=True)
             log.info(
                 "Job %s: will outlast its interaction token; result goes to the channel", record.id
             )
@@ -190,16 +241,17 @@ class JobPipeline:
         log.info("Job %s (request %s) delivered via %s", record.id, record.request_id, sent.channel)
         return await store.mark_delivered(record.id, sent.channel, sent.message_id)
 
-    async def _explain(self, record: JobRecord, answer: Answer) -> None:
+    async def _explain(self, record: JobRecord, answer: Answer) -> JobRecord:
         message = record.failure_message or "❌ The job failed."
         try:
             await answer.send(message, None, "", "")
         except (Undeliverable, discord.HTTPException) as exc:
             log.error("Job %s: could not tell the user it failed (%s)", record.id, exc)
-        await self.bot.store.mark_explained(record.id)
+        return await self.bot.store.mark_explained(record.id)
 
-    async def _fail_unexpectedly(self, job_id: str, answer: Answer, ref: str) -> None:
+    async def _fail_unexpectedly(self, record: JobRecord, answer: Answer, ref: str) -> JobRecord:
         text = f"Something went wrong on the bot's side (ref `{ref}`). Please try again."
         with contextlib.suppress(Exception):
-            record = await self.bot.store.mark_failed(job_id, "bug", text)
-            await self._explain(record, answer)
+            record = await self.bot.store.mark_failed(record.id, "bug", text)
+            record = await self._explain(record, answer)
+        return record

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import logging
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -14,8 +17,10 @@ from discord.ext import commands
 
 from bot import languages
 from bot.audio import clip_problem, head_problem
-from bot.store import JobRecord
+from bot.policy import Ask
+from bot.store import JobRecord, JobState
 
+from .buttons import DYNAMIC_ITEMS, consent_view
 from .pipeline import JobPipeline
 from .replies import neutralise
 
@@ -28,6 +33,26 @@ SNIFF_BYTES = 4096
 SNIFF_TIMEOUT = aiohttp.ClientTimeout(total=1.5)  # well inside Discord's 3 s to answer
 NO_MENTIONS = discord.AllowedMentions.none()
 HOUSEKEEPING_INTERVAL = 24 * 3600.0
+CONSENT_TIMEOUT = 300.0
+CONSENT_TEXT = (
+    "**Before your first voice clone in this server:** is this voice **your own**, or do you "
+    "have **the speaker's permission** to clone it? The result will be labelled as an "
+    "AI-generated voice."
+)
+CONSENT_THANKS_TEXT = "✅ Thanks: your answer is recorded. Your clip is on its way below."
+CONSENT_DECLINED_TEXT = "Cancelled: nothing was sent, and nothing was cloned."
+CONSENT_EXPIRED_TEXT = "⌛ No answer, so nothing was sent. Run /speak again when you're ready."
+CONSENT_STALE_YES_TEXT = (
+    "✅ Your answer is recorded, but this request has expired (the bot restarted or "
+    "waited too long). Run /speak again."
+)
+
+
+@dataclass(slots=True)
+class PendingConsent:
+    draft: JobRecord
+    interaction: discord.Interaction[Any]  # the /speak, to replace the prompt later
+    expiry: asyncio.Task[None] | None
 
 
 class Speak(commands.Cog):
@@ -36,14 +61,20 @@ class Speak(commands.Cog):
         # The text limit is a setting, so it is applied to the command's schema here.
         self.speak._params["text"].max_value = bot.settings.max_text_chars
         self.pipeline = JobPipeline(bot)
+        self.pending: dict[str, PendingConsent] = {}  # jobs waiting for a consent click
+
+    async def cog_unload(self) -> None:
+        self.bot.remove_dynamic_items(*DYNAMIC_ITEMS)
 
     async def cog_load(self) -> None:
+        self.bot.add_dynamic_items(*DYNAMIC_ITEMS)
         # Taken before the gateway connects, so it holds only the last run's jobs.
         unfinished = await self.bot.store.unfinished()
         self.bot.spawn(self._recover(unfinished), name="recover-jobs")
         self.bot.spawn(self._housekeeping(), name="housekeeping")
 
     @app_commands.command(name="speak", description="Say some text in the voice from a clip")
+    @app_commands.guild_only()
     @app_commands.describe(
         voice="A short, clear recording of the voice (mp3, wav, ogg, m4a, …)",
         text="What the voice should say",
@@ -70,22 +101,70 @@ class Speak(commands.Cog):
             )
             return
         assert code is not None  # checked by _validate
-        # Recorded before the defer: once the user sees "thinking…", a crash cannot lose it.
-        record = await self.bot.store.add(
-            JobRecord(
-                id=str(interaction.id),
-                created_at=time.time(),
-                sample_url=voice.url,
-                text=text.strip(),
-                language=code,
-                application_id=interaction.application_id,
-                interaction_token=interaction.token,
-                token_expires_at=interaction.expires_at.timestamp(),
-                channel_id=interaction.channel_id or 0,
-                guild_id=interaction.guild_id,
-                user_id=interaction.user.id,
+        job_id = str(interaction.id)
+        refusal = self.bot.policy.reserve(self._ask(interaction, len(text.strip())), job_id)
+        if refusal is not None:
+            log.info(
+                "Refused /speak from user %s in guild %s: %s",
+                interaction.user.id,
+                interaction.guild_id,
+                refusal.code,
             )
+            await interaction.response.send_message(
+                refusal.message, ephemeral=True, allowed_mentions=NO_MENTIONS
+            )
+            return
+        draft = JobRecord(
+            id=job_id,
+            created_at=time.time(),
+            sample_url=voice.url,
+            text=text.strip(),
+            language=code,
+            application_id=interaction.application_id,
+            interaction_token="",
+            token_expires_at=0.0,
+            channel_id=interaction.channel_id or 0,
+            guild_id=interaction.guild_id,
+            user_id=interaction.user.id,
         )
+        if self.bot.policy.needs_consent(interaction.guild_id, interaction.user.id):
+            await self._ask_consent(interaction, draft)
+        else:
+            await self._start(interaction, draft)
+
+    @staticmethod
+    def _ask(interaction: discord.Interaction[Any], chars: int) -> Ask:
+        channel = interaction.channel
+        channel_ids = [interaction.channel_id or 0]
+        if isinstance(channel, discord.Thread) and channel.parent_id:
+            channel_ids.append(channel.parent_id)
+        roles = getattr(interaction.user, "roles", ())
+        return Ask(
+            guild_id=interaction.guild_id,
+            channel_ids=tuple(channel_ids),
+            user_id=interaction.user.id,
+            role_ids=frozenset(role.id for role in roles),
+            chars=chars,
+            voice_owner_ids=frozenset({interaction.user.id}),  # they attached the clip
+        )
+
+    async def _start(self, interaction: discord.Interaction[Any], draft: JobRecord) -> None:
+        """Accept the job on `interaction` (the /speak, or the consent click), whose
+        "thinking…" message becomes the job's message."""
+        policy = self.bot.policy
+        try:
+            # Recorded before the defer: once the user sees "thinking…", a crash cannot lose it.
+            record = await self.bot.store.add(
+                dataclasses.replace(
+                    draft,
+                    application_id=interaction.application_id,
+                    interaction_token=interaction.token,
+                    token_expires_at=interaction.expires_at.timestamp(),
+                )
+            )
+        except BaseException:
+            policy.release(draft.id, refund=True)
+            raise
         try:
             callback = await interaction.response.defer(thinking=True)
         except discord.HTTPException as exc:
@@ -98,7 +177,7 @@ class Speak(commands.Cog):
                 exc.code,
             )
             await self.bot.store.mark_failed(record.id, "not_acknowledged", "")
-            await self.bot.store.mark_explained(record.id)
+            policy.job_ended(await self.bot.store.mark_explained(record.id))
             return
         message_id = callback.message_id if callback is not None else None
         if message_id is None:
@@ -116,6 +195,84 @@ class Speak(commands.Cog):
             self.pipeline.drive(record, upload_limit=interaction.filesize_limit),
             name=f"job-{record.id}",
         )
+
+    # -- consent ---------------------------------------------------------------------
+
+    async def _ask_consent(self, interaction: discord.Interaction[Any], draft: JobRecord) -> None:
+        await interaction.response.send_message(
+            CONSENT_TEXT, view=consent_view(draft.id), ephemeral=True, allowed_mentions=NO_MENTIONS
+        )
+        expiry = self.bot.spawn(self._consent_expiry(draft.id), name=f"consent-{draft.id}")
+        self.pending[draft.id] = PendingConsent(draft, interaction, expiry)
+
+    async def _consent_expiry(self, job_id: str) -> None:
+        await asyncio.sleep(CONSENT_TIMEOUT)
+        pending = self.pending.pop(job_id, None)
+        if pending is None:
+            return
+        self.bot.policy.release(job_id, refund=True)
+        log.info("Job %s: no answer to the consent prompt; dropped", job_id)
+        with contextlib.suppress(discord.HTTPException):
+            await pending.interaction.edit_original_response(
+                content=CONSENT_EXPIRED_TEXT, view=None
+            )
+
+    async def consent_answered(
+        self, interaction: discord.Interaction[Any], job_id: str, agreed: bool
+    ) -> None:
+        pending = self.pending.get(job_id)
+        if pending is not None and pending.draft.user_id != interaction.user.id:
+            await interaction.response.send_message(
+                "This isn't your request.", ephemeral=True, allowed_mentions=NO_MENTIONS
+            )
+            return
+        guild_id, user_id = interaction.guild_id, interaction.user.id
+        if agreed and guild_id is not None:
+            await self.bot.policy.update_member(guild_id, user_id, consent_at=time.time())
+            log.info("User %s gave consent in guild %s", user_id, guild_id)
+        if pending is None or self.pending.pop(job_id, None) is None:
+            # The bot restarted (or the prompt timed out) since the prompt was shown.
+            text = CONSENT_STALE_YES_TEXT if agreed else CONSENT_DECLINED_TEXT
+            await interaction.response.edit_message(content=text, view=None)
+            return
+        if pending.expiry is not None:
+            pending.expiry.cancel()
+        if not agreed:
+            self.bot.policy.release(job_id, refund=True)
+            log.info("Job %s: user %s declined the consent prompt", job_id, user_id)
+            await interaction.response.edit_message(content=CONSENT_DECLINED_TEXT, view=None)
+            return
+        await self._start(interaction, pending.draft)
+        with contextlib.suppress(discord.HTTPException):
+            await pending.interaction.edit_original_response(content=CONSENT_THANKS_TEXT, view=None)
+
+    # -- cancel ----------------------------------------------------------------------
+
+    async def cancel_clicked(self, interaction: discord.Interaction[Any], job_id: str) -> None:
+        record = await self.bot.store.get(job_id)
+        perms = getattr(interaction.user, "guild_permissions", None)
+        is_admin = perms is not None and perms.manage_guild
+        if record is None or (record.user_id != interaction.user.id and not is_admin):
+            await interaction.response.send_message(
+                "Only the member who asked (or a server admin) can cancel this.",
+                ephemeral=True,
+                allowed_mentions=NO_MENTIONS,
+            )
+            return
+        if not self.pipeline.cancel(job_id, interaction.user.id):
+            text = (
+                "Too late to cancel: the audio is ready or being posted."
+                if record.state in (JobState.COMPLETED, JobState.DELIVERING)
+                or record.state.terminal
+                else "This job can't be cancelled right now (the bot may be restarting). "
+                "Try again in a moment."
+            )
+            await interaction.response.send_message(
+                text, ephemeral=True, allowed_mentions=NO_MENTIONS
+            )
+            return
+        # The job's own message says what happened; this click needs no reply of its own.
+        await interaction.response.defer()
 
     @speak.autocomplete("language")
     async def language_autocomplete(

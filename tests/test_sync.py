@@ -8,6 +8,8 @@ from tests.fakes.discord import FakeDiscord
 from tests.fakes.segmind import FakeSegmind
 from tests.harness import bot_settings, running_bot
 
+COMMANDS = ["optin", "optout", "speak", "voiceclone"]
+
 
 async def test_sync_only_when_the_command_set_changes(tmp_path: Path) -> None:
     async with FakeDiscord() as discord, FakeSegmind() as segmind:
@@ -16,7 +18,7 @@ async def test_sync_only_when_the_command_set_changes(tmp_path: Path) -> None:
             async with running_bot(discord, settings):
                 pass
             assert discord.command_puts == 1
-            assert [c["name"] for c in discord.commands(discord.guild_id)] == ["speak"]
+            assert sorted(c["name"] for c in discord.commands(discord.guild_id)) == COMMANDS
             assert discord.commands(None) == []  # guild mode leaves global commands alone
 
             async with running_bot(discord, settings):
@@ -31,7 +33,7 @@ async def test_sync_only_when_the_command_set_changes(tmp_path: Path) -> None:
             async with running_bot(discord, changed):
                 pass
             assert discord.command_puts == 3
-            [speak] = discord.commands(discord.guild_id)
+            speak = next(c for c in discord.commands(discord.guild_id) if c["name"] == "speak")
             text = next(o for o in speak["options"] if o["name"] == "text")
             assert text["max_length"] == 500
 
@@ -42,6 +44,6 @@ async def test_global_sync_without_guild_ids(tmp_path: Path) -> None:
             settings = bot_settings(tmp_path, segmind, discord, DISCORD_GUILD_IDS="")
             async with running_bot(discord, settings):
                 pass
-            assert [c["name"] for c in discord.commands(None)] == ["speak"]
+            assert sorted(c["name"] for c in discord.commands(None)) == COMMANDS
             assert discord.commands(discord.guild_id) == []
             assert (tmp_path / "command-sync.json").is_file()

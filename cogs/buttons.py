@@ -1,0 +1,99 @@
+"""The buttons on the bot's messages. Their custom ids carry the job id, so a click is
+understood after a restart too (discord.py dynamic items, registered in `Speak.cog_load`).
+
+Views are built stopped: discord.py then keeps no per-message state for them, which
+hundreds of jobs in flight would otherwise pile up.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Protocol
+
+import discord
+
+
+class ButtonHandler(Protocol):
+    async def consent_answered(
+        self, interaction: discord.Interaction[Any], job_id: str, agreed: bool
+    ) -> None: ...
+
+    async def cancel_clicked(self, interaction: discord.Interaction[Any], job_id: str) -> None: ...
+
+
+def _handler(interaction: discord.Interaction[Any]) -> ButtonHandler:
+    cog = interaction.client.get_cog("Speak")
+    assert cog is not None, "the Speak cog registers these buttons"
+    return cog  # type: ignore[no-any-return]
+
+
+class ConsentButton(
+    discord.ui.DynamicItem[discord.ui.Button[Any]],
+    template=r"vc:consent:(?P<answer>yes|no):(?P<job>\d+)",
+):
+    def __init__(self, job_id: str, agreed: bool) -> None:
+        answer = "yes" if agreed else "no"
+        super().__init__(
+            discord.ui.Button(
+                label="Yes, go ahead" if agreed else "No, cancel",
+                style=discord.ButtonStyle.success if agreed else discord.ButtonStyle.secondary,
+                custom_id=f"vc:consent:{answer}:{job_id}",
+            )
+        )
+        self.job_id = job_id
+        self.agreed = agreed
+
+    @classmethod
+    async def from_custom_id(
+        cls,
+        interaction: discord.Interaction[Any],
+        item: discord.ui.Item[Any],
+        match: re.Match[str],
+    ) -> ConsentButton:
+        return cls(match["job"], match["answer"] == "yes")
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        await _handler(interaction).consent_answered(interaction, self.job_id, self.agreed)
+
+
+class CancelButton(
+    discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"vc:cancel:(?P<job>\d+)"
+):
+    def __init__(self, job_id: str) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label="Cancel", style=discord.ButtonStyle.secondary, custom_id=f"vc:cancel:{job_id}"
+            )
+        )
+        self.job_id = job_id
+
+    @classmethod
+    async def from_custom_id(
+        cls,
+        interaction: discord.Interaction[Any],
+        item: discord.ui.Item[Any],
+        match: re.Match[str],
+    ) -> CancelButton:
+        return cls(match["job"])
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        await _handler(interaction).cancel_clicked(interaction, self.job_id)
+
+
+def _view(*items: discord.ui.Item[Any]) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    for item in items:
+        view.add_item(item)
+    view.stop()
+    return view
+
+
+def consent_view(job_id: str) -> discord.ui.View:
+    return _view(ConsentButton(job_id, True), ConsentButton(job_id, False))
+
+
+def cancel_view(job_id: str) -> discord.ui.View:
+    return _view(CancelButton(job_id))
+
+
+DYNAMIC_ITEMS: tuple[type[discord.ui.DynamicItem[Any]], ...] = (ConsentButton, CancelButton)
