@@ -2,7 +2,9 @@
 
 The bot here is a small stand-in defined in this file, not the product: each command takes one
 interaction path (defer + edit with a file, late answer, double answer, expired token,
-oversized upload, autocomplete, buttons, modals) so that product tests can rely on the fake.
+oversized upload, autocomplete, buttons, modals, permission-gated and guild-only commands,
+message and user context menus, ephemeral buttons answered in public) so that product tests
+can rely on the fake.
 Synchronisation is by events and `FakeDiscord.wait_for`; the only waits on the clock are the
 two tests whose subject is a deadline lapsing.
 """
@@ -24,8 +26,19 @@ from discord.ext import commands
 from discord.http import Route
 
 from tests.fakes.discord import (
+    ADMINISTRATOR,
+    CHAT_INPUT,
+    DEFAULT_BOT_PERMISSIONS,
+    DEFAULT_MEMBER_PERMISSIONS,
+    EPHEMERAL,
     FAKE_TOKEN,
+    IS_VOICE_MESSAGE,
+    MANAGE_GUILD,
+    MESSAGE_COMMAND,
     READ_MESSAGE_HISTORY,
+    SEND_MESSAGES,
+    USE_APPLICATION_COMMANDS,
+    USER_COMMAND,
     VIEW_CHANNEL,
     FakeDiscord,
 )
@@ -58,6 +71,7 @@ class EchoBot(commands.Bot):
         self.errors: asyncio.Queue[BaseException] = asyncio.Queue()
         self.saw_expired: list[bool] = []
         self.finished: defaultdict[str, asyncio.Event] = defaultdict(asyncio.Event)
+        self.seen: dict[str, Any] = {}  # what callbacks observed, for the test to check
 
     async def setup_hook(self) -> None:
         own: list[app_commands.Command[Any, ..., None]] = [
@@ -70,9 +84,15 @@ class EchoBot(commands.Bot):
             panel,
             ask,
             ping,
+            purge,
+            local,
+            wizard,
         ]
         for command in own:
             self.tree.add_command(command)
+        self.tree.add_command(config)
+        for menu in (clone_voice, label_clip, high_five):
+            self.tree.add_command(menu)
 
     async def on_ready(self) -> None:
         self.ready.set()
@@ -175,6 +195,97 @@ async def ping(interaction: Interaction) -> None:
     await interaction.response.send_message("pong")
 
 
+@app_commands.command(description="Administrators only")
+@app_commands.default_permissions()  # "0"
+async def purge(interaction: Interaction) -> None:
+    await interaction.response.send_message("purged")
+
+
+config = app_commands.Group(
+    name="config",
+    description="Server settings",
+    default_permissions=discord.Permissions(manage_guild=True),
+)
+
+
+@config.command(description="Show what Discord says about the caller")
+async def show(interaction: Interaction, key: str | None = None) -> None:
+    member = interaction.user
+    assert isinstance(member, discord.Member)
+    roles = ",".join(sorted(r.name for r in member.roles if not r.is_default()))
+    await interaction.response.send_message(
+        f"{roles} manage_guild={interaction.permissions.manage_guild}"
+    )
+
+
+@show.autocomplete("key")
+async def show_key(interaction: Interaction, current: str) -> list[app_commands.Choice[str]]:
+    return [app_commands.Choice(name="language", value="language")]
+
+
+@app_commands.command(description="Only in servers")
+@app_commands.guild_only()
+async def local(interaction: Interaction) -> None:
+    await interaction.response.send_message("here")
+
+
+@app_commands.context_menu(name="Clone voice")
+async def clone_voice(interaction: Interaction, message: discord.Message) -> None:
+    [clip] = message.attachments
+    data = await clip.read()
+    await interaction.response.send_message(
+        f"{message.author.id} {clip.filename} {len(data)} voice={message.flags.voice}",
+        ephemeral=True,
+    )
+
+
+class LabelModal(discord.ui.Modal, title="Label this clip"):
+    def __init__(self, target: discord.Message) -> None:
+        super().__init__()
+        self.target = target
+        self.label_input: discord.ui.TextInput[LabelModal] = discord.ui.TextInput(custom_id="label")
+        self.add_item(discord.ui.Label(text="Label", component=self.label_input))
+
+    async def on_submit(self, interaction: discord.Interaction[Any]) -> None:
+        await interaction.response.defer(thinking=True)
+        await interaction.followup.send(f"{self.target.id} is {self.label_input.value}")
+
+
+@app_commands.context_menu(name="Label clip")
+async def label_clip(interaction: Interaction, message: discord.Message) -> None:
+    await interaction.response.send_modal(LabelModal(message))
+
+
+@app_commands.context_menu(name="High five")
+async def high_five(interaction: Interaction, member: discord.Member) -> None:
+    await interaction.response.send_message(f"high five <@{member.id}>")
+
+
+class Wizard(discord.ui.View):
+    """An ephemeral panel whose button answers in public and tidies the panel up."""
+
+    def __init__(self, opener: Interaction) -> None:
+        super().__init__(timeout=60)
+        self.opener = opener
+
+    @discord.ui.button(label="Go", custom_id="wizard:go")
+    async def go(self, interaction: Interaction, button: discord.ui.Button[Wizard]) -> None:
+        bot = _bot(interaction)
+        assert interaction.message is not None
+        bot.seen["clicked message"] = (interaction.message.id, interaction.message.flags.ephemeral)
+        await interaction.response.defer(thinking=True)  # type 5, public "thinking…"
+        await self.opener.edit_original_response(content="Working…", view=None)
+        await interaction.edit_original_response(content="Done")
+        thinking = await interaction.original_response()
+        await interaction.followup.edit_message(thinking.id, content="Done!")
+        bot.finished["wizard:go"].set()
+
+
+@app_commands.command(description="Shows a private panel")
+async def wizard(interaction: Interaction) -> None:
+    await interaction.response.send_message("Ready?", view=Wizard(interaction), ephemeral=True)
+
+
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeDiscord]:
     async with FakeDiscord() as fake:
@@ -235,6 +346,7 @@ async def test_wrong_token_is_a_login_failure(fake: FakeDiscord) -> None:
 async def test_sync_globally_and_to_a_guild(bot: EchoBot, fake: FakeDiscord) -> None:
     synced = await bot.tree.sync()
     names = {"echo", "think", "wait", "later", "big", "pick", "panel", "ask", "ping"}
+    names |= {"purge", "config", "local", "wizard", "Clone voice", "Label clip", "High five"}
     assert {c.name for c in synced} == names == {c["name"] for c in fake.commands()}
     echo_schema = next(c for c in fake.commands() if c["name"] == "echo")
     assert [(o["name"], o["type"]) for o in echo_schema["options"]] == [("text", 3), ("clip", 11)]
@@ -465,3 +577,213 @@ async def test_gateway_reconnect_resumes_session(synced: EchoBot, fake: FakeDisc
 
     interaction = await fake.slash("ping")
     await fake.wait_for(lambda: interaction.original is not None)
+
+
+SLASH_NAMES = {"echo", "think", "wait", "later", "big", "pick", "panel", "ask", "ping", "wizard"}
+
+
+async def test_default_member_permissions_decide_who_sees_a_command(
+    synced: EchoBot, fake: FakeDiscord
+) -> None:
+    schema = {c["name"]: c for c in fake.commands()}
+    assert schema["purge"]["default_member_permissions"] == "0"
+    assert schema["config"]["default_member_permissions"] == str(MANAGE_GUILD)
+    assert schema["ping"]["default_member_permissions"] is None
+
+    mod = fake.add_user("mod", permissions=DEFAULT_MEMBER_PERMISSIONS | MANAGE_GUILD)
+    admin = fake.add_user("admin", permissions=ADMINISTRATOR)
+    muted = fake.add_user("muted", permissions=DEFAULT_MEMBER_PERMISSIONS & ~(1 << 31))
+    everyone = SLASH_NAMES | {"local"}
+    assert fake.visible_commands(fake.user_id, kind=CHAT_INPUT) == sorted(everyone)
+    assert fake.visible_commands(mod, kind=CHAT_INPUT) == sorted(everyone | {"config"})
+    for boss in (admin, fake.owner_id):
+        assert fake.visible_commands(boss, kind=CHAT_INPUT) == sorted(
+            everyone | {"config", "purge"}
+        )
+    assert fake.visible_commands(muted) == []  # no Use Application Commands: nothing at all
+    assert set(fake.visible_commands(fake.user_id)) == everyone | {
+        "Clone voice",
+        "Label clip",
+        "High five",
+    }
+
+    with pytest.raises(PermissionError, match=r"cannot see /purge"):
+        await fake.slash("purge")
+    with pytest.raises(PermissionError, match=r"cannot see /config"):  # subcommands inherit
+        await fake.slash("config", subcommand="show")
+    with pytest.raises(PermissionError, match=r"cannot see /config"):
+        await fake.autocomplete("config", "key", "la", subcommand="show")
+    with pytest.raises(PermissionError, match=r"Use Application Commands"):
+        await fake.slash("ping", user_id=muted)
+    assert fake.requests_to("POST", r"/callback$") == []  # nothing reached the bot
+
+    choices = await fake.autocomplete("config", "key", "la", subcommand="show", user_id=mod)
+    purged = await fake.slash("purge", user_id=admin)
+    await fake.wait_for(
+        lambda: purged.original is not None and choices.autocomplete_choices is not None
+    )
+    assert choices.autocomplete_choices == [{"name": "language", "value": "language"}]
+    assert purged.original is not None
+    assert purged.original.content == "purged"
+
+
+async def test_guild_only_commands_are_not_offered_in_dms(
+    synced: EchoBot, fake: FakeDiscord
+) -> None:
+    schema = next(c for c in fake.commands() if c["name"] == "local")
+    assert (schema["contexts"], schema["dm_permission"]) == ([0], False)
+    dm = fake.dm_channel(fake.user_id)
+    # No guild permissions in a DM: default_member_permissions gates nothing there.
+    assert fake.visible_commands(fake.user_id, channel_id=dm, kind=CHAT_INPUT) == sorted(
+        SLASH_NAMES | {"config", "purge"}
+    )
+    with pytest.raises(PermissionError, match=r"exclude DMs"):
+        await fake.slash("local", channel_id=dm)
+
+    pong = await fake.slash("ping", channel_id=dm)
+    await fake.wait_for(lambda: pong.original is not None)
+    assert pong.payload["context"] == 1
+    assert "member" not in pong.payload
+    assert [m.content for m in fake.dm_messages(fake.user_id)] == ["pong"]
+
+
+async def test_roles_reach_interactions_and_discord_py(synced: EchoBot, fake: FakeDiscord) -> None:
+    helper = fake.add_user("helper")
+    role = fake.add_role("Moderators", permissions=MANAGE_GUILD)
+    with pytest.raises(PermissionError):
+        await fake.slash("config", subcommand="show", user_id=helper)
+    fake.grant_role(helper, role)
+    assert fake.permissions(helper) == DEFAULT_MEMBER_PERMISSIONS | MANAGE_GUILD
+
+    shown = await fake.slash("config", subcommand="show", user_id=helper)
+    member = shown.payload["member"]
+    assert str(role) in member["roles"]
+    assert int(member["permissions"]) == DEFAULT_MEMBER_PERMISSIONS | MANAGE_GUILD
+    assert int(shown.payload["app_permissions"]) == DEFAULT_BOT_PERMISSIONS
+    assert int(shown.payload["channel"]["permissions"]) == int(member["permissions"])
+    await fake.wait_for(lambda: shown.original is not None)
+    assert shown.original is not None
+    # GUILD_ROLE_CREATE reached discord.py before the interaction, so the role resolves.
+    assert shown.original.content == "Members,Moderators manage_guild=True"
+    guild = synced.get_guild(fake.guild_id)
+    assert guild is not None
+    assert guild.get_role(role) is not None
+
+    fake.revoke_role(helper, role)
+    assert "config" not in fake.visible_commands(helper)
+    # A role made by add_role is never handed out by add_user's permission roles.
+    same_bits = fake.add_user("lookalike", permissions=MANAGE_GUILD)
+    assert role not in fake.guild(fake.guild_id).members[same_bits]
+
+
+async def test_message_command_on_a_users_voice_message(synced: EchoBot, fake: FakeDiscord) -> None:
+    sample = b"OggS" + bytes(100)
+    clip = fake.add_attachment(
+        "voice-message.ogg", sample, "audio/ogg", duration_secs=2.5, waveform="AAAA"
+    )
+    posted = await fake.user_message(attachments=[clip], flags=IS_VOICE_MESSAGE)
+    assert fake.channel_messages(fake.channel_id) == [posted]
+    [stored] = posted.attachments
+    assert not stored.ephemeral
+
+    interaction = await fake.context_menu("Clone voice", posted.id)
+    data = interaction.data
+    assert (data["type"], data["target_id"], data["name"]) == (3, str(posted.id), "Clone voice")
+    target = data["resolved"]["messages"][str(posted.id)]
+    assert target["author"]["id"] == str(fake.user_id)
+    assert target["flags"] == IS_VOICE_MESSAGE
+    [attachment] = target["attachments"]
+    assert (attachment["duration_secs"], attachment["waveform"]) == (2.5, "AAAA")
+    await fake.wait_for(lambda: interaction.original is not None)
+    answer = interaction.original
+    assert answer is not None
+    assert answer.content == f"{fake.user_id} voice-message.ogg {len(sample)} voice=True"
+    assert answer.type == 23  # CONTEXT_MENU_COMMAND
+    assert answer.interaction_metadata is not None
+    assert answer.interaction_metadata["target_message_id"] == str(posted.id)
+
+    # Lookup is by (name, type): a message command is no slash command and vice versa.
+    with pytest.raises(LookupError):
+        await fake.slash("Clone voice")
+    with pytest.raises(LookupError):
+        await fake.context_menu("ping", posted.id)
+    assert "Clone voice" in fake.visible_commands(fake.user_id, kind=MESSAGE_COMMAND)
+    with pytest.raises(ValueError, match="additional content"):
+        await fake.user_message("and words", attachments=[clip], flags=IS_VOICE_MESSAGE)
+
+
+async def test_user_command(synced: EchoBot, fake: FakeDiscord) -> None:
+    friend = fake.add_user("friend")
+    interaction = await fake.user_context_menu("High five", friend)
+    data = interaction.data
+    assert (data["type"], data["target_id"]) == (2, str(friend))
+    assert data["resolved"]["users"][str(friend)]["username"] == "friend"
+    assert int(data["resolved"]["members"][str(friend)]["permissions"]) == (
+        DEFAULT_MEMBER_PERMISSIONS
+    )
+    await fake.wait_for(lambda: interaction.original is not None)
+    assert interaction.original is not None
+    assert interaction.original.content == f"high five <@{friend}>"
+    assert fake.visible_commands(fake.user_id, kind=USER_COMMAND) == ["High five"]
+
+    lurker = fake.add_user("lurker", permissions=VIEW_CHANNEL | USE_APPLICATION_COMMANDS)
+    assert not fake.permissions(lurker) & SEND_MESSAGES
+    with pytest.raises(PermissionError, match="Permission Denied"):
+        await fake.user_context_menu("High five", friend, user_id=lurker)
+
+
+async def test_modal_opened_from_a_message_command(synced: EchoBot, fake: FakeDiscord) -> None:
+    clip = fake.add_attachment("hello.mp3", b"ID3", "audio/mpeg")
+    posted = await fake.user_message("my clip", attachments=[clip])
+    opened = await fake.context_menu("Label clip", posted.id)
+    await synced.wait_finished("Label clip")
+    assert opened.modal is not None
+    assert opened.modal["title"] == "Label this clip"
+
+    submitted = await fake.submit_modal(opened, {"label": "greeting"})
+    await fake.wait_for(lambda: bool(submitted.followups))
+    assert "message" not in submitted.payload  # a modal from a command comes from no message
+    assert [c["type"] for c in submitted.callbacks] == [5]
+    assert submitted.original is not None
+    assert submitted.original.content == f"{posted.id} is greeting"
+    assert [m.content for m in fake.channel_messages(fake.channel_id)] == [
+        "my clip",
+        f"{posted.id} is greeting",
+    ]
+
+
+async def test_ephemeral_buttons_answered_in_public(synced: EchoBot, fake: FakeDiscord) -> None:
+    opened = await fake.slash("wizard")
+    await synced.wait_finished("wizard")
+    panel = opened.original
+    assert panel is not None
+    assert panel.ephemeral
+    assert fake.channel_messages(fake.channel_id) == []
+
+    intruder = fake.add_user("intruder")
+    with pytest.raises(PermissionError, match="ephemeral"):
+        await fake.click(panel.id, "wizard:go", user_id=intruder)
+
+    click = await fake.click(panel.id, "wizard:go")
+    assert click.payload["message"]["flags"] & EPHEMERAL
+    await synced.wait_finished("wizard:go")
+    assert synced.seen["clicked message"] == (panel.id, True)  # discord.py's interaction.message
+
+    assert [c["type"] for c in click.callbacks] == [5]
+    thinking = click.original
+    assert thinking is not None
+    assert thinking is not panel
+    assert not thinking.ephemeral
+    assert not thinking.loading
+    assert thinking.content == "Done!"
+    assert [h["content"] for h in thinking.history] == ["", "Done"]
+    assert thinking.interaction_metadata is not None
+    assert thinking.interaction_metadata["interacted_message_id"] == str(panel.id)
+    assert fake.channel_messages(fake.channel_id) == [thinking]
+    assert [e["message_id"] for e in click.edits] == [thinking.id, thinking.id]
+    assert fake.requests_to("PATCH", rf"/{click.token}/messages/@original$")
+    assert fake.requests_to("PATCH", rf"/{click.token}/messages/{thinking.id}$")
+
+    # The panel itself was edited through the slash command's token.
+    assert (panel.content, panel.components) == ("Working…", [])
+    assert [e["message_id"] for e in opened.edits] == [panel.id]

@@ -4,9 +4,12 @@ Why: the bot's behaviour under Discord's real rules (3 s acknowledgement deadlin
 interaction tokens, upload limits, permissions, blocked DMs, daily command-create limit) can
 only be tested end to end against something that enforces them. This fake is an aiohttp server
 on 127.0.0.1 that the *real* discord.py client logs into, connects to, and answers
-interactions against; tests drive users' actions (`slash`, `autocomplete`, `click`,
-`submit_modal`, `user_message`) and inspect what the bot did (`requests`, `channel_messages`,
-`FakeInteraction`), waiting on state changes with `wait_for` rather than sleeping.
+interactions against; tests drive users' actions (`slash`, `autocomplete`, `context_menu`,
+`user_context_menu`, `click`, `submit_modal`, `user_message`) and inspect what the bot did
+(`requests`, `channel_messages`, `FakeInteraction`), waiting on state changes with `wait_for`
+rather than sleeping. Members get permissions through roles (`add_user(permissions=...)`,
+`add_role`, `grant_role`); interactions carry `member.roles`, `member.permissions` and
+`app_permissions` computed from them.
 
 Typical use::
 
@@ -23,6 +26,11 @@ History 400/160002; empty messages 400/50006; over-long content 400/50035; voice
 shape 400/50159-50161, edits 400/50162; more than `command_create_limit` new command names
 per scope per UTC day 429/30034 (sent without `Via`, so discord.py raises at once instead of
 sleeping until midnight as it would against real Discord); CDN URLs are signed and expire.
+Like the Discord client, user actions refuse (PermissionError) what a user could not do:
+commands hidden from them by `default_member_permissions` (null: everyone; "0": admins;
+else every bit, which administrators and the owner always have), by `contexts` /
+`dm_permission` (global commands) or for lack of Use Application Commands; clicking
+someone else's ephemeral message.
 
 Times: `FakeInteraction.dispatched_at`, `deadline`, `expires_at` and callback/edit times are
 `time.monotonic()` values; message `created_at`/`edited_at` are wall-clock `time.time()`.
@@ -56,14 +64,23 @@ from aiohttp.typedefs import Handler
 __all__ = [
     "ADMINISTRATOR",
     "ATTACH_FILES",
+    "BOT_DM",
+    "CHAT_INPUT",
     "DEFAULT_BOT_PERMISSIONS",
     "DEFAULT_MEMBER_PERMISSIONS",
     "EMBED_LINKS",
+    "EPHEMERAL",
     "FAKE_TOKEN",
+    "GUILD",
+    "IS_VOICE_MESSAGE",
+    "MANAGE_GUILD",
+    "MESSAGE_COMMAND",
     "READ_MESSAGE_HISTORY",
     "SEND_MESSAGES",
     "SEND_MESSAGES_IN_THREADS",
     "SEND_VOICE_MESSAGES",
+    "USER_COMMAND",
+    "USE_APPLICATION_COMMANDS",
     "VIEW_CHANNEL",
     "DiscordAPIError",
     "FakeAttachment",
@@ -93,6 +110,7 @@ MAX_COMMANDS_PER_SCOPE = 100
 # Permission bits (https://discord.com/developers/docs/topics/permissions).
 CREATE_INSTANT_INVITE = 1 << 0
 ADMINISTRATOR = 1 << 3
+MANAGE_GUILD = 1 << 5
 ADD_REACTIONS = 1 << 6
 VIEW_CHANNEL = 1 << 10
 SEND_MESSAGES = 1 << 11
@@ -165,14 +183,20 @@ ALLOWED_CALLBACKS = {
     MODAL_SUBMIT: {CHANNEL_MESSAGE, DEFERRED_CHANNEL_MESSAGE, DEFERRED_UPDATE_MESSAGE}
     | {UPDATE_MESSAGE},
 }
+CHAT_INPUT, USER_COMMAND, MESSAGE_COMMAND = 1, 2, 3  # application command types
+COMMAND_KINDS = {CHAT_INPUT: "slash", USER_COMMAND: "user", MESSAGE_COMMAND: "message"}
+GUILD, BOT_DM = 0, 1  # interaction context types (`contexts`)
 SUB_COMMAND, SUB_COMMAND_GROUP, STRING, INTEGER, BOOLEAN = 1, 2, 3, 4, 5
 USER, CHANNEL, ROLE, MENTIONABLE, NUMBER, ATTACHMENT = 6, 7, 8, 9, 10, 11
 MESSAGE_DEFAULT, MESSAGE_REPLY, MESSAGE_CHAT_INPUT_COMMAND = 0, 19, 20
+MESSAGE_CONTEXT_MENU_COMMAND = 23
+USER_MESSAGE_FLAGS = SUPPRESS_EMBEDS | SUPPRESS_NOTIFICATIONS | IS_VOICE_MESSAGE
 
 # Gateway opcodes and close codes.
 OP_DISPATCH, OP_HEARTBEAT, OP_IDENTIFY, OP_PRESENCE, OP_VOICE_STATE = 0, 1, 2, 3, 4
 OP_RESUME, OP_RECONNECT, OP_REQUEST_MEMBERS, OP_INVALID_SESSION = 6, 7, 8, 9
 OP_HELLO, OP_HEARTBEAT_ACK = 10, 11
+INTENT_GUILDS, INTENT_GUILD_MEMBERS = 1 << 0, 1 << 1
 INTENT_GUILD_MESSAGES, INTENT_DIRECT_MESSAGES = 1 << 9, 1 << 12
 
 JSON_HEADERS = {"Content-Type": "application/json"}
@@ -312,7 +336,8 @@ class _Snowflakes:
 
 @dataclass(eq=False)
 class FakeUser:
-    """A Discord user; `permissions` are the member's guild permissions."""
+    """A Discord user; `permissions` are what `add_user` granted through a role (roles added
+    later change the member's real permissions: see `FakeDiscord.permissions`)."""
 
     id: int
     name: str
@@ -598,6 +623,10 @@ class Hold:
         await self._released.wait()
 
 
+def _command_label(name: str, kind: int) -> str:
+    return f"/{name}" if kind == CHAT_INPUT else f"the {COMMAND_KINDS.get(kind)} command {name!r}"
+
+
 def _walk_components(components: Sequence[Mapping[str, Any]]) -> Iterator[Mapping[str, Any]]:
     """Every component, depth first (rows, labels, containers, sections, accessories)."""
     for component in components:
@@ -683,6 +712,8 @@ class FakeDiscord:
         self._interactions_by_token: dict[str, FakeInteraction] = {}
         self._commands: dict[int | None, list[dict[str, Any]]] = {}
         self._command_creates: dict[tuple[int | None, str], int] = {}
+        self._permission_roles: set[int] = set()  # made by `_role_for`, reused by permissions
+        self._pending_events: list[tuple[str, dict[str, Any], int]] = []
         self._sessions: dict[str, GatewaySession] = {}
         self._injected: list[_InjectedError] = []
         self._holds: list[Hold] = []
@@ -822,6 +853,60 @@ class FakeDiscord:
         guild.members[user.id] = [self._role_for(guild, permissions)]
         return user.id
 
+    def add_role(self, name: str, *, permissions: int = 0, guild_id: int | None = None) -> int:
+        """A new role in the default guild (or `guild_id`) granting `permissions`; its id.
+
+        A connected client gets GUILD_ROLE_CREATE before the next event the fake dispatches.
+        """
+        guild = self.guild(guild_id or self.guild_id)
+        role_id = self._ids.next()
+        guild.roles[role_id] = self._role_payload(
+            role_id, name, permissions, position=len(guild.roles)
+        )
+        self._announce_role(guild, role_id)
+        return role_id
+
+    def grant_role(self, user_id: int, role_id: int) -> None:
+        """Give a member a role (of the guild holding `role_id`); shows in `member.roles` and
+        `member.permissions` of their next interactions. Announced as GUILD_MEMBER_UPDATE
+        (only clients with the privileged members intent receive it, as on Discord)."""
+        guild = self._role_guild(role_id)
+        roles = guild.members[user_id]
+        if role_id not in roles:
+            roles.append(role_id)
+            self._announce_member(guild, user_id)
+
+    def revoke_role(self, user_id: int, role_id: int) -> None:
+        """Take a role away from a member (the inverse of `grant_role`)."""
+        guild = self._role_guild(role_id)
+        roles = guild.members[user_id]
+        if role_id in roles:
+            roles.remove(role_id)
+            self._announce_member(guild, user_id)
+
+    def _role_guild(self, role_id: int) -> FakeGuild:
+        guild = next((g for g in self._guilds.values() if role_id in g.roles), None)
+        if guild is None or role_id == guild.id:
+            raise ValueError(f"{role_id} is not a grantable role of any guild")
+        return guild
+
+    def _announce_role(self, guild: FakeGuild, role_id: int) -> None:
+        data = {"guild_id": str(guild.id), "role": guild.roles[role_id]}
+        self._announce("GUILD_ROLE_CREATE", data, INTENT_GUILDS)
+
+    def _announce_member(self, guild: FakeGuild, user_id: int) -> None:
+        data = {"guild_id": str(guild.id), **self._member_payload(guild, user_id)}
+        self._announce("GUILD_MEMBER_UPDATE", data, INTENT_GUILD_MEMBERS)
+
+    def _announce(self, event: str, data: dict[str, Any], intent: int) -> None:
+        """Queue a world change for connected clients; `_dispatch` sends it before its event.
+
+        World building is synchronous, so the event waits for the next dispatch; clients that
+        identify later get the state in GUILD_CREATE instead.
+        """
+        if any(self._live_connections()):
+            self._pending_events.append((event, data, intent))
+
     def add_channel(
         self,
         name: str,
@@ -950,6 +1035,38 @@ class FakeDiscord:
         """The commands currently synced globally, or to `guild_id`."""
         return list(self._commands.get(guild_id, []))
 
+    def permissions(self, user_id: int, guild_id: int | None = None) -> int:
+        """A member's guild permissions from their roles (all bits for the owner or an admin)."""
+        return self._guild_permissions(self.guild(guild_id or self.guild_id), user_id)
+
+    def visible_commands(
+        self,
+        user_id: int,
+        guild_id: int | None = None,
+        *,
+        channel_id: int | None = None,
+        kind: int | None = None,
+    ) -> list[str]:
+        """Names of the synced commands the Discord client would show `user_id`, sorted.
+
+        Where: `channel_id` (a DM channel from `dm_channel` means the bot's DM), else the
+        first channel of `guild_id` (default: the default guild). `kind` keeps one command
+        type (`CHAT_INPUT`, `USER_COMMAND`, `MESSAGE_COMMAND`); None lists them all.
+        """
+        if channel_id is None:
+            channel_id = self.guild(guild_id or self.guild_id).channel_ids[0]
+        channel = self.channel(channel_id)
+        self._check_guild(channel, guild_id)
+        scopes: list[int | None] = [None] if channel.guild_id is None else [channel.guild_id, None]
+        names = {
+            command["name"]
+            for scope in scopes
+            for command in self._commands.get(scope, [])
+            if kind in (None, command.get("type", CHAT_INPUT))
+            and self._hidden_because(command, scope, channel, user_id) is None
+        }
+        return sorted(names)
+
     def command_creates_today(self, guild_id: int | None = None) -> int:
         """Creates counted against the daily limit (a name not present before is a create)."""
         return self._command_creates.get((guild_id, self._today()), 0)
@@ -1036,10 +1153,14 @@ class FakeDiscord:
         the Discord client would; a list of raw option dicts is sent verbatim instead.
         `attachments` maps attachment option names to attachment objects (same as putting
         them in `options`). `subcommand` is "sub" or "group sub".
+
+        Raises PermissionError when the Discord client would not show the command to this
+        user here (`default_member_permissions`, `contexts`/`dm_permission`, Use Application
+        Commands: see `visible_commands`), since a real user could not run it.
         """
         channel = self.channel(channel_id or self.channel_id)
         self._check_guild(channel, guild_id)
-        command, scope = self._find_command(name, channel.guild_id)
+        command, scope = self._usable_command(name, channel, user_id)
         resolved: dict[str, dict[str, Any]] = {}
         if options is not None and not isinstance(options, Mapping):
             built = [dict(option) for option in options]
@@ -1070,9 +1191,12 @@ class FakeDiscord:
         channel_id: int | None = None,
         subcommand: str | None = None,
     ) -> FakeInteraction:
-        """A user types `value` into `focused_option` of `/name` (AUTOCOMPLETE, type 4)."""
+        """A user types `value` into `focused_option` of `/name` (AUTOCOMPLETE, type 4).
+
+        Raises PermissionError, like `slash`, when the user cannot see the command.
+        """
         channel = self.channel(channel_id or self.channel_id)
-        command, scope = self._find_command(name, channel.guild_id)
+        command, scope = self._usable_command(name, channel, user_id)
         schema, wrap = self._subcommand_schema(command, subcommand)
         focused = next((o for o in schema if o["name"] == focused_option), None)
         if focused is None or not focused.get("autocomplete"):
@@ -1101,7 +1225,11 @@ class FakeDiscord:
         user_id: int | None = None,
         values: Sequence[str] | None = None,
     ) -> FakeInteraction:
-        """A user clicks a button (or picks `values` in a select) on a bot message."""
+        """A user clicks a button (or picks `values` in a select) on a bot message.
+
+        Ephemeral messages work too, clicked by the user they were shown to (nobody else
+        sees them: PermissionError); the interaction carries the message with its flags.
+        """
         message = self.message(message_id)
         component = next(
             (c for c in _walk_components(message.components) if c.get("custom_id") == custom_id),
@@ -1109,6 +1237,7 @@ class FakeDiscord:
         )
         if component is None or message.deleted:
             raise ValueError(f"message {message_id} has no component {custom_id!r}")
+        self._check_sees_message(message, user_id or self.user_id)
         data: dict[str, Any] = {"custom_id": custom_id, "component_type": component["type"]}
         if values is not None:
             data["values"] = list(values)
@@ -1137,27 +1266,140 @@ class FakeDiscord:
             MODAL_SUBMIT, data, channel, user_id or opened_by.user_id, source=source
         )
 
+    async def context_menu(
+        self, name: str, message_id: int, *, user_id: int | None = None
+    ) -> FakeInteraction:
+        """A user runs the message command `name` (Apps menu of a message) on `message_id`.
+
+        Dispatches APPLICATION_COMMAND with `data.type` 3, `target_id` and the whole target
+        message (author, attachments with CDN URLs, flags) in `data.resolved.messages`, in
+        the message's channel. The command is found by (name, type 3) and checked like
+        `slash` (PermissionError when the user cannot see it).
+        """
+        target = self.message(message_id)
+        if target.deleted:
+            raise ValueError(f"message {message_id} was deleted")
+        uid = user_id or self.user_id
+        self._check_sees_message(target, uid)
+        channel = self.channel(target.channel_id)
+        command, scope = self._usable_command(name, channel, uid, MESSAGE_COMMAND)
+        data: dict[str, Any] = {
+            "id": command["id"],
+            "name": name,
+            "type": MESSAGE_COMMAND,
+            "target_id": str(target.id),
+            "resolved": {"messages": {str(target.id): self._message_payload(target)}},
+        }
+        if scope is not None:
+            data["guild_id"] = str(scope)
+        return await self._dispatch_interaction(APPLICATION_COMMAND, data, channel, uid)
+
+    async def user_context_menu(
+        self,
+        name: str,
+        target_user_id: int,
+        *,
+        user_id: int | None = None,
+        channel_id: int | None = None,
+    ) -> FakeInteraction:
+        """A user runs the user command `name` (Apps menu of a user) on `target_user_id`.
+
+        `data.type` 2, `target_id`, and `data.resolved.users` (+ `members` in a guild when
+        the target is a member). Discord refuses it without Send Messages in the channel
+        (PermissionError here), besides the visibility rules of `slash`.
+        """
+        channel = self.channel(channel_id or self.channel_id)
+        uid = user_id or self.user_id
+        command, scope = self._usable_command(name, channel, uid, USER_COMMAND)
+        if channel.guild_id is not None:
+            granted = self._guild_permissions(self.guild(channel.guild_id), uid)
+            needed = SEND_MESSAGES_IN_THREADS if channel.is_thread else SEND_MESSAGES
+            if not granted & needed:
+                raise PermissionError(
+                    f"user {uid} cannot send messages in channel {channel.id}: Discord "
+                    f"answers 'Permission Denied' to the user command {name!r}"
+                )
+        target = self.user(target_user_id)
+        resolved: dict[str, dict[str, Any]] = {"users": {str(target.id): target.payload()}}
+        if channel.guild_id is not None and target.id in self.guild(channel.guild_id).members:
+            member = self._member_payload(
+                self.guild(channel.guild_id), target.id, with_user=False, channel=channel
+            )
+            resolved["members"] = {str(target.id): member}
+        data: dict[str, Any] = {
+            "id": command["id"],
+            "name": name,
+            "type": USER_COMMAND,
+            "target_id": str(target.id),
+            "resolved": resolved,
+        }
+        if scope is not None:
+            data["guild_id"] = str(scope)
+        return await self._dispatch_interaction(APPLICATION_COMMAND, data, channel, uid)
+
+    def _check_sees_message(self, message: FakeMessage, user_id: int) -> None:
+        """Only the user an ephemeral message was shown to can act on it."""
+        if not message.ephemeral or message.interaction_metadata is None:
+            return
+        owner = int(message.interaction_metadata["user"]["id"])
+        if owner != user_id:
+            raise PermissionError(
+                f"message {message.id} is ephemeral, shown only to user {owner}, not {user_id}"
+            )
+
     async def redeliver(self, interaction: FakeInteraction) -> None:
         """Dispatch the same INTERACTION_CREATE again (e.g. a second bot instance sees it)."""
         await self._dispatch("INTERACTION_CREATE", interaction.payload)
 
     async def user_message(
         self,
-        content: str,
+        content: str = "",
         *,
         user_id: int | None = None,
         channel_id: int | None = None,
+        attachments: Sequence[Mapping[str, Any]] = (),
+        flags: int = 0,
     ) -> FakeMessage:
-        """A user posts in a channel; dispatched as MESSAGE_CREATE."""
+        """A user posts in a channel; dispatched as MESSAGE_CREATE.
+
+        `attachments` are objects from `add_attachment` (made for this channel, or moved to
+        it: same id, URLs re-signed for the message's channel). `flags` may hold
+        SUPPRESS_EMBEDS, SUPPRESS_NOTIFICATIONS and IS_VOICE_MESSAGE (1 << 13): a voice
+        message is one audio attachment with `duration_secs` and `waveform`, no content,
+        as the Discord client records it. A message Discord would refuse is a ValueError.
+        """
         channel = self.channel(channel_id or self.channel_id)
         author = self.user(user_id or self.user_id)
+        if flags & ~USER_MESSAGE_FLAGS:
+            raise ValueError(f"users cannot post messages with flags {flags & ~USER_MESSAGE_FLAGS}")
         message = FakeMessage(
-            self._ids.next(), channel.id, channel.guild_id, author.payload(), content=content
+            self._ids.next(),
+            channel.id,
+            channel.guild_id,
+            author.payload(),
+            content=content,
+            attachments=[self._posted_attachment(a, channel) for a in attachments],
+            flags=flags,
         )
+        try:
+            self._check_message_body(message)
+        except DiscordAPIError as refused:
+            raise ValueError(f"Discord would refuse this message: {refused}") from None
         message.mentions, message.mention_everyone = self._mentions(content, None, None)
         self._store_message(channel, message)
         await self._broadcast_message_create(message)
         return message
+
+    def _posted_attachment(
+        self, attachment: Mapping[str, Any], channel: FakeChannel
+    ) -> FakeAttachment:
+        """An `add_attachment` file as part of a message posted in `channel`."""
+        stored = self._attachments[int(attachment["id"])]
+        stored.ephemeral = False
+        if stored.channel_id != channel.id:
+            stored.channel_id = channel.id
+            self._sign_urls(stored)
+        return stored
 
     async def reconnect_gateway(self) -> None:
         """Ask connected clients to reconnect (op 7); discord.py then RESUMEs."""
@@ -1170,14 +1412,72 @@ class FakeDiscord:
         if guild_id is not None and guild_id != channel.guild_id:
             raise ValueError(f"channel {channel.id} is not in guild {guild_id}")
 
-    def _find_command(self, name: str, guild_id: int | None) -> tuple[dict[str, Any], int | None]:
+    def _find_command(
+        self, name: str, guild_id: int | None, kind: int = CHAT_INPUT
+    ) -> tuple[dict[str, Any], int | None]:
+        """The synced command of this (name, type): the guild's, else the global one."""
         scopes: list[int | None] = [guild_id, None] if guild_id is not None else [None]
         for scope in scopes:
             for command in self._commands.get(scope, []):
-                if command["name"] == name and command.get("type", 1) == 1:
+                if command["name"] == name and command.get("type", CHAT_INPUT) == kind:
                     return command, scope
-        synced = {scope: [c["name"] for c in cmds] for scope, cmds in self._commands.items()}
-        raise LookupError(f"/{name} is not synced here (synced: {synced}); call tree.sync() first")
+        synced = {
+            scope: [(c["name"], COMMAND_KINDS.get(c.get("type", CHAT_INPUT))) for c in cmds]
+            for scope, cmds in self._commands.items()
+        }
+        raise LookupError(
+            f"{_command_label(name, kind)} is not synced here (synced: {synced}); "
+            "call tree.sync() first"
+        )
+
+    def _usable_command(
+        self, name: str, channel: FakeChannel, user_id: int | None, kind: int = CHAT_INPUT
+    ) -> tuple[dict[str, Any], int | None]:
+        """`_find_command`, then refuse what the Discord client would not show this user."""
+        command, scope = self._find_command(name, channel.guild_id, kind)
+        uid = user_id or self.user_id
+        reason = self._hidden_because(command, scope, channel, uid)
+        if reason is not None:
+            raise PermissionError(
+                f"user {uid} cannot see {_command_label(name, kind)} in channel {channel.id}: "
+                f"{reason}; the Discord client never shows it to them, so it cannot be run"
+            )
+        return command, scope
+
+    def _hidden_because(
+        self, command: Mapping[str, Any], scope: int | None, channel: FakeChannel, user_id: int
+    ) -> str | None:
+        """Why the Discord client hides `command` from `user_id` in `channel`, or None.
+
+        `contexts` (else the deprecated `dm_permission`) only restrict global commands;
+        guild commands never appear in DMs. In a guild the member needs Use Application
+        Commands and every bit of `default_member_permissions` ("0": administrators only;
+        null: everyone); the owner and administrators pass everything. Those bits mean
+        nothing in DMs (no guild permissions there). Subcommands have no permissions of
+        their own: they inherit the top-level command's.
+        """
+        contexts = command.get("contexts") if scope is None else None
+        if channel.guild_id is None:
+            if scope is not None:
+                return "guild commands are not available in DMs"
+            if contexts is not None:
+                return None if BOT_DM in contexts else f"its contexts {contexts} exclude DMs"
+            return None if command.get("dm_permission", True) else "dm_permission is false"
+        if scope is not None and scope != channel.guild_id:
+            return f"it is a command of guild {scope}"
+        if contexts is not None and GUILD not in contexts:
+            return f"its contexts {contexts} exclude guilds"
+        granted = self._guild_permissions(self.guild(channel.guild_id), user_id)
+        if not granted & USE_APPLICATION_COMMANDS:
+            return "they lack Use Application Commands (1 << 31)"
+        required = command.get("default_member_permissions")
+        if required is None:
+            return None
+        bits = int(required)
+        if bits == 0:
+            return None if granted & ADMINISTRATOR else 'default_member_permissions is "0" (admins)'
+        missing = bits & ~granted
+        return f"they lack default_member_permissions bits {missing:#x}" if missing else None
 
     def _subcommand_schema(
         self, command: Mapping[str, Any], subcommand: str | None
@@ -1244,7 +1544,7 @@ class FakeDiscord:
             resolved.setdefault("users", {})[str(user.id)] = user.payload()
             if channel.guild_id is not None:
                 member = self._member_payload(
-                    self.guild(channel.guild_id), user.id, with_user=False
+                    self.guild(channel.guild_id), user.id, with_user=False, channel=channel
                 )
                 resolved.setdefault("members", {})[str(user.id)] = member
             return str(user.id)
@@ -1348,19 +1648,18 @@ class FakeDiscord:
         }
 
     def _role_for(self, guild: FakeGuild, permissions: int) -> int:
-        """A role granting exactly `permissions` (@everyone grants nothing in fake guilds)."""
-        for role_id, role in guild.roles.items():
-            if (
-                role_id != guild.id
-                and not role["managed"]
-                and int(role["permissions"]) == permissions
-            ):
+        """A role granting exactly `permissions` (@everyone grants nothing in fake guilds);
+        shared by members `add_user` made with the same permissions, never an `add_role` one."""
+        for role_id in self._permission_roles & guild.roles.keys():
+            if int(guild.roles[role_id]["permissions"]) == permissions:
                 return role_id
         role_id = self._ids.next()
         name = "Members" if permissions == DEFAULT_MEMBER_PERMISSIONS else f"perms-{permissions:x}"
         guild.roles[role_id] = self._role_payload(
             role_id, name, permissions, position=len(guild.roles)
         )
+        self._permission_roles.add(role_id)
+        self._announce_role(guild, role_id)
         return role_id
 
     def _guild_permissions(self, guild: FakeGuild, user_id: int) -> int:
@@ -1605,17 +1904,21 @@ class FakeDiscord:
         attachment = FakeAttachment(
             self._ids.next(), channel_id, safe_name, data, content_type, ephemeral=ephemeral
         )
+        self._sign_urls(attachment)
+        self._attachments[attachment.id] = attachment
+        return attachment
+
+    def _sign_urls(self, attachment: FakeAttachment) -> None:
+        """Mint the signed CDN `url`/`proxy_url` for the attachment's channel, from now."""
         issued = int(time.time())
         expires = issued + int(self.cdn_url_lifetime)
         attachment.expires_at = time.time() + self.cdn_url_lifetime
         query = (
             f"ex={expires:x}&is={issued:x}&hm={self._cdn_signature(attachment, expires, issued)}&"
         )
-        path = f"attachments/{channel_id}/{attachment.id}/{safe_name}"
+        path = f"attachments/{attachment.channel_id}/{attachment.id}/{attachment.filename}"
         attachment.url = f"{self.base_url}/{path}?{query}"
         attachment.proxy_url = f"{self.base_url}/media/{path}?{query}"
-        self._attachments[attachment.id] = attachment
-        return attachment
 
     def _cdn_signature(self, attachment: FakeAttachment, expires: int, issued: int) -> str:
         signed = (
@@ -1733,8 +2036,6 @@ class FakeDiscord:
         if interaction is not None:
             message.webhook_id = self.application_id
             message.interaction_id = interaction.id
-            if interaction.type == APPLICATION_COMMAND:
-                message.type = MESSAGE_CHAT_INPUT_COMMAND
             message.interaction_metadata = {
                 "id": str(interaction.id),
                 "type": interaction.type,
@@ -1743,6 +2044,21 @@ class FakeDiscord:
                     "authorizing_integration_owners"
                 ],
             }
+            if interaction.type == APPLICATION_COMMAND:
+                kind = interaction.data.get("type", CHAT_INPUT)
+                if kind == CHAT_INPUT:
+                    message.type = MESSAGE_CHAT_INPUT_COMMAND
+                else:
+                    message.type = MESSAGE_CONTEXT_MENU_COMMAND
+                    target = interaction.data["target_id"]
+                    if kind == USER_COMMAND:
+                        message.interaction_metadata["target_user"] = self.user(
+                            int(target)
+                        ).payload()
+                    else:
+                        message.interaction_metadata["target_message_id"] = target
+            elif interaction.type == MESSAGE_COMPONENT and interaction.message_id is not None:
+                message.interaction_metadata["interacted_message_id"] = str(interaction.message_id)
         if not message.flags & LOADING:
             self._check_message_body(message)
         self._refresh_mentions(message)
@@ -2153,6 +2469,18 @@ class FakeDiscord:
                 f"{index}.name", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 32 in length."
             )
         self._validate_options(f"{index}.options", body.get("options") or [])
+        required = body.get("default_member_permissions")
+        if required is not None:
+            try:
+                valid = not isinstance(required, bool) and int(required) >= 0
+            except (TypeError, ValueError):
+                valid = False
+            if not valid:
+                raise _form_error(
+                    f"{index}.default_member_permissions",
+                    "NUMBER_TYPE_COERCE",
+                    f'Value "{required}" is not int.',
+                )
 
     def _validate_options(self, where: str, options: Sequence[Mapping[str, Any]]) -> None:
         if len(options) > 25:
@@ -2176,6 +2504,7 @@ class FakeDiscord:
     ) -> dict[str, Any]:
         """What Discord returns for a command: ids, version, defaults filled in."""
         kind = body.get("type", 1)
+        required = body.get("default_member_permissions")
         command: dict[str, Any] = {
             "id": previous["id"] if previous else str(self._ids.next()),
             "application_id": str(self.application_id),
@@ -2185,7 +2514,8 @@ class FakeDiscord:
             "name_localizations": body.get("name_localizations"),
             "description": body.get("description") or "",
             "description_localizations": body.get("description_localizations"),
-            "default_member_permissions": body.get("default_member_permissions"),
+            # A bit set sent as a number (discord.py does) comes back as a string.
+            "default_member_permissions": None if required is None else str(int(required)),
             "dm_permission": body.get("dm_permission", True),
             "contexts": body.get("contexts"),
             "integration_types": body.get("integration_types") or [0],
@@ -2695,8 +3025,14 @@ class FakeDiscord:
             await self._send(session.connection, frame)
 
     async def _dispatch(self, event: str, data: Any, *, intent: int | None = None) -> None:
-        """Send an event to every identified session (filtered by `intent` if given)."""
+        """Send an event to every identified session (filtered by `intent` if given), after
+        the world changes queued by `_announce`."""
         sessions = [s for s in self._sessions.values() if s.connection and not s.connection.closed]
+        pending, self._pending_events = self._pending_events, []
+        for session in sessions:
+            for queued_event, queued_data, queued_intent in pending:
+                if session.intents & queued_intent:
+                    await self._send_dispatch(session, queued_event, queued_data)
         if not sessions and intent is None:
             raise RuntimeError(f"cannot dispatch {event}: no client is connected to the gateway")
         for session in sessions:
