@@ -12,6 +12,7 @@ import discord
 from discord.ext import commands
 
 from .config import Settings
+from .credits import CreditPause
 from .jobs import JobRunner
 from .policy import Policy
 from .segmind.budget import RequestBudget
@@ -24,6 +25,11 @@ log = logging.getLogger(__name__)
 
 # Extensions are named, not imported: the core never depends on the cogs' code.
 DEFAULT_EXTENSIONS = ("cogs.speak", "cogs.members", "cogs.admin")
+OUT_OF_CREDITS_DM = (
+    "⚠️ VoiceClone: Segmind answered that the account is out of credits. New voice jobs "
+    "are refused until a submit succeeds again; top up the account at segmind.com. "
+    "(You get this once until credits are back.)"
+)
 SESSION_TIMEOUT = aiohttp.ClientTimeout(total=120, connect=10)
 
 
@@ -55,6 +61,7 @@ class VoiceCloneBot(commands.Bot):
         self._jobs = jobs
         self._store = store
         self._policy: Policy | None = None
+        self.credits = CreditPause(settings.credits_pause_seconds)
         self._extensions = tuple(extensions)
         self._force_sync = force_sync
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -98,14 +105,39 @@ class VoiceCloneBot(commands.Bot):
             budget = RequestBudget(settings.segmind_rpm)
             self._segmind = SegmindClient.from_settings(self._session, settings, budget)
         if self._jobs is None:
-            self._jobs = JobRunner.from_settings(self._segmind, settings)
-        self._policy = Policy(settings, self._store)
+            self._jobs = JobRunner.from_settings(self._segmind, settings, self.credits)
+        self.credits = self._jobs.credit_pause or self.credits
+        self.credits.listeners.append(self._out_of_credits)
+        self._policy = Policy(
+            settings, self._store, credits_paused_until=lambda: self.credits.paused_until
+        )
         await self._policy.load(await self._store.unfinished())
         for name in self._extensions:
             await self.load_extension(name)
         await sync_commands(
             self.tree, settings.bot_data_dir, settings.discord_guild_ids, force=self._force_sync
         )
+
+    def _out_of_credits(self, detail: str, until: float | None) -> None:
+        """Tell the operator once (not once per job) that the Segmind account is empty."""
+        log.error(
+            "The Segmind account is out of credits (%s). New jobs are refused for %.0f s at a "
+            "time until a submit succeeds; top up the account at segmind.com",
+            detail or "HTTP 406",
+            self.settings.credits_pause_seconds,
+        )
+        if self.settings.notify_owner_dm:
+            self.spawn(self._dm_owners(OUT_OF_CREDITS_DM), name="notify-owner")
+
+    async def _dm_owners(self, text: str) -> None:
+        app = self.application or await self.application_info()
+        owners = [m.id for m in app.team.members] if app.team else [app.owner.id]
+        for owner_id in owners:
+            try:
+                user = self.get_user(owner_id) or await self.fetch_user(owner_id)
+                await user.send(text, allowed_mentions=discord.AllowedMentions.none())
+            except discord.HTTPException as exc:
+                log.warning("Could not DM the bot owner %s (HTTP %s)", owner_id, exc.status)
 
     def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str) -> asyncio.Task[Any] | None:
         """Start a task the bot owns: kept referenced, logged if it fails, cancelled on close.

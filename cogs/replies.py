@@ -7,6 +7,7 @@ import re
 import discord
 
 from bot.audio import MIB
+from bot.credits import CreditsPausedError
 from bot.jobs import Phase, Progress
 from bot.languages import label
 from bot.segmind.errors import (
@@ -82,6 +83,12 @@ def long_job_text(started_unix: int, in_channel: bool) -> str:
 def failure_text(error: SegmindError) -> str:
     """Say what happened and what to do, by cause; the ref lets an admin find the log."""
     ref = f" (ref `{error.request_id}`)" if error.request_id else ""
+    if isinstance(error, CreditsPausedError):
+        when = f" Try again <t:{int(error.paused_until)}:R>." if error.paused_until else ""
+        return (
+            "❌ The bot's voice service account is out of credits, so nothing was sent "
+            "(it costs nothing). The bot's operator has been told." + when
+        )
     if isinstance(error, InsufficientCreditsError):
         return (
             "❌ The bot's Segmind account is out of credits, so no clip could be made. "

@@ -53,7 +53,9 @@ class World:
 
 
 def is_final(message: FakeMessage) -> bool:
-    return bool(message.attachments) or message.content.startswith(("❌", "⏳ The", "⌛", ">"))
+    return bool(message.attachments) or message.content.startswith(
+        ("❌", "⏳ The", "⌛", ">", "🚫")
+    )
 
 
 # Fair-use limits off and no consent prompt: tests of other features send many jobs from

@@ -1,0 +1,246 @@
+"""Fair use end to end through real discord.py: limits under concurrent commands, the fair
+queue and its Cancel button, the consent prompt, opt-out, and the out-of-credits pause."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.fakes.discord import FakeInteraction, FakeMessage
+from tests.fakes.segmind import Injection, JobScript
+from tests.harness import World, is_final, world
+
+HELD = ["QUEUED", "PROCESSING"]  # a job that runs until the test appends "COMPLETED"
+
+
+async def refusal(w: World, interaction: FakeInteraction) -> str:
+    await w.discord.wait_for(lambda: interaction.original is not None)
+    assert interaction.original is not None
+    assert interaction.original.ephemeral
+    return interaction.original.content
+
+
+async def message_of(w: World, interaction: FakeInteraction) -> FakeMessage:
+    await w.discord.wait_for(lambda: interaction.original is not None)
+    assert interaction.original is not None
+    return interaction.original
+
+
+async def job_ended(w: World, interaction: FakeInteraction) -> None:
+    """Wait for the bot's task driving this job to end (its place and budget are settled)."""
+    tasks = [t for t in w.bot.owned_tasks if t.get_name() == f"job-{interaction.id}"]
+    if tasks:
+        await asyncio.wait(tasks, timeout=10)
+
+
+def custom_ids(message: FakeMessage) -> list[str]:
+    return [
+        component["custom_id"]
+        for row in message.components
+        for component in row.get("components", [])
+        if "custom_id" in component
+    ]
+
+
+async def held_job(w: World, text: str, **kwargs: Any) -> tuple[FakeInteraction, list[str]]:
+    """A job that occupies its slot until `statuses.append("COMPLETED")`."""
+    statuses = list(HELD)
+    w.segmind.script_jobs(JobScript(statuses=statuses))
+    interaction = await w.speak(text, **kwargs)
+    await w.segmind.wait_for(lambda: any(j.text == text for j in w.segmind.jobs.values()))
+    return interaction, statuses
+
+
+async def test_two_commands_at_once_cannot_pass_the_in_flight_limit(tmp_path: Path) -> None:
+    async with world(tmp_path, USER_MAX_IN_FLIGHT="1") as w:
+        first, second = await asyncio.gather(w.speak("one"), w.speak("two"))
+        texts = []
+        for interaction in (first, second):
+            msg = await message_of(w, interaction)
+            texts.append((msg.ephemeral, msg.content))
+        refused = [content for ephemeral, content in texts if ephemeral]
+        assert len(refused) == 1
+        assert "1 job(s) running" in refused[0]
+        await w.segmind.wait_for(lambda: w.segmind.count("submit") >= 1)
+        accepted = first if not first.original or not first.original.ephemeral else second
+        await w.answered(accepted)
+        assert w.segmind.count("submit") == 1
+        # Finished: the place is free again.
+        await job_ended(w, accepted)
+        await w.answered(await w.speak("three"))
+
+
+async def test_daily_characters_and_cooldown_say_when_to_retry(tmp_path: Path) -> None:
+    async with world(tmp_path, USER_DAILY_CHARS="15", USER_COOLDOWN_SECONDS="3600") as w:
+        first, second = await asyncio.gather(w.speak("ten chars!"), w.speak("ten chars?"))
+        contents = [(await message_of(w, i)).content for i in (first, second)]
+        # One ran; the other was refused by the first rule it met (the cooldown).
+        assert sum("you can start another job <t:" in c for c in contents) == 1
+        other = w.discord.add_user("other")
+        text = await refusal(w, await w.speak("sixteen chars!!!", user_id=other))
+        assert "you have 15 left of your daily 15" in text
+        assert "resets <t:" in text
+        accepted = next(i for i in (first, second) if i.original and not i.original.ephemeral)
+        await w.answered(accepted)
+        assert w.segmind.count("submit") == 1
+
+
+async def test_queue_is_round_robin_and_shows_positions(tmp_path: Path) -> None:
+    async with world(tmp_path, SEGMIND_MAX_CONCURRENT="1") as w:
+        bob = w.discord.add_user("bob")
+        cat = w.discord.add_user("cat")
+        first, statuses = await held_job(w, "a1")
+        queued = [await w.speak(f"a{n}") for n in (2, 3, 4)]
+        queued.append(await w.speak("b1", user_id=bob))
+        queued.append(await w.speak("c1", user_id=cat))
+        await w.discord.wait_for(lambda: w.bot.jobs.waiting == 5)
+        c1 = queued[-1]
+        # Alice's second job goes first, then one each for Bob and Cat, then Alice again.
+        await w.discord.wait_for(
+            lambda: c1.original is not None and "position **3**" in c1.original.content
+        )
+        statuses.append("COMPLETED")
+        for interaction in (first, *queued):
+            msg = await w.answered(interaction)
+            assert msg.attachments
+            assert custom_ids(msg) == []  # the Cancel button is gone with the result
+        order = [job.text for job in w.segmind.jobs.values()]
+        assert order == ["a1", "a2", "b1", "c1", "a3", "a4"]
+
+
+async def test_cancel_while_queued_is_free_and_after_submit_may_be_billed(
+    tmp_path: Path,
+) -> None:
+    async with world(tmp_path, SEGMIND_MAX_CONCURRENT="1", USER_MAX_IN_FLIGHT="2") as w:
+        running, _ = await held_job(w, "running")
+        waiting = await w.speak("waiting")
+        await w.discord.wait_for(
+            lambda: waiting.original is not None and bool(custom_ids(waiting.original))
+        )
+        assert waiting.original is not None
+        [button] = custom_ids(waiting.original)
+        assert button == f"vc:cancel:{waiting.id}"
+        stranger = w.discord.add_user("stranger")
+        click = await w.discord.click(waiting.original.id, button, user_id=stranger)
+        assert "Only the member who asked" in await refusal(w, click)
+
+        await w.discord.click(waiting.original.id, button)
+        msg = await w.answered(waiting)
+        assert msg.content.startswith("🚫 Cancelled. Nothing was sent")
+        assert custom_ids(msg) == []
+
+        # The cancelled job gave its place back: a new one is accepted at the limit of 2.
+        await job_ended(w, waiting)
+        third = await w.speak("third")
+        assert not (await message_of(w, third)).ephemeral
+
+        await w.discord.wait_for(
+            lambda: running.original is not None and bool(custom_ids(running.original))
+        )
+        assert running.original is not None
+        await w.discord.click(running.original.id, f"vc:cancel:{running.id}")
+        msg = await w.answered(running)
+        assert "may still be billed" in msg.content
+        await w.answered(third)
+        assert [job.text for job in w.segmind.jobs.values()] == ["running", "third"]
+
+
+async def test_consent_prompt_accept_then_never_again(tmp_path: Path) -> None:
+    async with world(tmp_path, REQUIRE_CONSENT="true") as w:
+        prompt = await w.speak("hello")
+        msg = await message_of(w, prompt)
+        assert msg.ephemeral
+        assert "your own" in msg.content
+        assert "AI-generated" in msg.content
+        assert custom_ids(msg) == [f"vc:consent:yes:{prompt.id}", f"vc:consent:no:{prompt.id}"]
+        assert w.segmind.count("submit") == 0
+
+        click = await w.discord.click(msg.id, f"vc:consent:yes:{prompt.id}")
+        result = await w.answered(click)
+        assert not result.ephemeral
+        assert result.attachments
+        assert "AI-generated" in result.content
+        await w.discord.wait_for(lambda: "recorded" in msg.content)
+        assert custom_ids(msg) == []
+        members = await w.bot.store.members()
+        assert [(m.user_id, m.consent_at is not None) for m in members] == [
+            (w.discord.user_id, True)
+        ]
+
+        again = await w.speak("hello again")
+        assert (await w.answered(again)).attachments  # no second prompt
+        assert w.segmind.count("submit") == 2
+
+
+async def test_consent_declined_sends_nothing_and_frees_the_budget(tmp_path: Path) -> None:
+    async with world(tmp_path, REQUIRE_CONSENT="true", USER_MAX_IN_FLIGHT="1") as w:
+        prompt = await w.speak("hello")
+        msg = await message_of(w, prompt)
+        await w.discord.click(msg.id, f"vc:consent:no:{prompt.id}")
+        await w.discord.wait_for(lambda: msg.content.startswith("Cancelled"))
+        assert custom_ids(msg) == []
+        assert w.segmind.count("submit") == 0
+        assert await w.bot.store.members() == []
+        # Declining cost nothing and freed the in-flight place; the prompt comes again.
+        second = await message_of(w, await w.speak("hello"))
+        assert "your own" in second.content
+
+
+async def test_consent_can_be_turned_off_by_a_guild_admin(tmp_path: Path) -> None:
+    async with world(tmp_path, REQUIRE_CONSENT="true") as w:
+        await w.bot.policy.update_guild(w.discord.guild_id, None, require_consent=False)
+        assert (await w.answered(await w.speak("hi"))).attachments
+
+
+async def test_opted_out_member_cannot_be_cloned_until_opting_in(tmp_path: Path) -> None:
+    async with world(tmp_path) as w:
+        await w.discord.slash("optout")
+        await w.discord.wait_for(
+            lambda: bool(w.bot.policy.member(w.discord.guild_id, w.discord.user_id).opted_out_at)
+        )
+        text = await refusal(w, await w.speak("hello"))
+        assert "opted out" in text
+        assert "/optin" in text
+        optin = await w.discord.slash("optin")
+        assert "opt-out is removed" in await refusal(w, optin)
+        assert (await w.answered(await w.speak("hello"))).attachments
+        assert w.segmind.count("submit") == 1
+
+
+async def test_out_of_credits_pauses_submits_and_tells_the_owner_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with world(tmp_path, SEGMIND_MAX_CONCURRENT="1", NOTIFY_OWNER_DM="true") as w:
+        first, statuses = await held_job(w, "first")
+        users = [w.discord.add_user(f"user{n}") for n in range(3)]
+        queued = [await w.speak(f"queued {n}", user_id=u) for n, u in enumerate(users)]
+        await w.discord.wait_for(lambda: w.bot.jobs.waiting == 3)
+        w.segmind.inject("submit", Injection(status=406, times=3))
+        with caplog.at_level(logging.ERROR, logger="bot"):
+            statuses.append("COMPLETED")
+            assert (await w.answered(first)).attachments
+            for interaction in queued:
+                msg = await w.answered(interaction)
+                assert "out of credits" in msg.content
+        # One 406 paused everything: the other queued jobs were never sent.
+        assert w.segmind.count("submit") == 2
+        assert "costs nothing" in (await w.answered(queued[-1])).content
+        text = await refusal(w, await w.speak("new", user_id=users[0]))
+        assert "out of credits" in text
+        assert "<t:" in text
+        await w.discord.wait_for(lambda: len(w.discord.dm_messages(w.discord.owner_id)) == 1)
+        [dm] = w.discord.dm_messages(w.discord.owner_id)
+        assert "out of credits" in dm.content
+        errors = [r for r in caplog.records if "out of credits" in r.getMessage()]
+        assert len(errors) == 1
+
+
+async def test_results_carry_the_ai_label_in_every_path(tmp_path: Path) -> None:
+    async with world(tmp_path) as w:
+        msg = await w.answered(await w.speak("label me"))
+        assert is_final(msg)
+        assert "AI-generated voice" in msg.content
