@@ -96,11 +96,15 @@ CLIP_EXTENSIONS = ("mp3", "wav", "ogg", "opus", "m4a", "flac", "webm", "aac")
 _NOT_AUDIO_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"%PDF", b"PK\x03\x04", b"\x7fELF", b"MZ")
 
 
+def looks_like_audio(filename: str, content_type: str | None) -> bool:
+    """Declared as audio, or named like it (the uploader's claim; the bytes are checked later)."""
+    extension = filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
+    return normalise_content_type(content_type).startswith("audio/") or extension in CLIP_EXTENSIONS
+
+
 def clip_problem(filename: str, content_type: str | None, size: int, max_bytes: int) -> str | None:
     """Why an attachment cannot be a voice sample, from its metadata; None if it may be."""
-    extension = filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
-    declared = normalise_content_type(content_type)
-    if not declared.startswith("audio/") and extension not in CLIP_EXTENSIONS:
+    if not looks_like_audio(filename, content_type):
         return (
             "That file isn't an audio clip. Attach a short recording of the voice "
             f"({', '.join(CLIP_EXTENSIONS)})."

@@ -210,6 +210,10 @@ class Policy:
             required = self.settings.require_consent
         return required and self.member(guild_id, user_id).consent_at is None
 
+    def check(self, ask: Ask) -> Refusal | None:
+        """What `reserve` would say now, without counting anything."""
+        return self._refusal(ask, self._clock())
+
     def reserve(self, ask: Ask, job_id: str) -> Refusal | None:
         """Check every rule and, if none refuses, count the job at once."""
         now = self._clock()

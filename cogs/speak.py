@@ -7,6 +7,7 @@ import contextlib
 import dataclasses
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +17,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import languages
-from bot.audio import clip_problem, head_problem
+from bot.audio import clip_problem, head_problem, looks_like_audio
 from bot.policy import Ask
 from bot.store import JobRecord, JobState
 
@@ -33,6 +34,11 @@ SNIFF_BYTES = 4096
 SNIFF_TIMEOUT = aiohttp.ClientTimeout(total=1.5)  # well inside Discord's 3 s to answer
 NO_MENTIONS = discord.AllowedMentions.none()
 HOUSEKEEPING_INTERVAL = 24 * 3600.0
+MESSAGE_COMMAND = "Speak in this voice"
+NO_CLIP_IN_MESSAGE = (
+    "That message has no audio clip. Use this on a message with a voice message or an "
+    "audio file attached."
+)
 CONSENT_TIMEOUT = 300.0
 CONSENT_TEXT = (
     "**Before your first voice clone in this server:** is this voice **your own**, or do you "
@@ -46,6 +52,26 @@ CONSENT_STALE_YES_TEXT = (
     "✅ Your answer is recorded, but this request has expired (the bot restarted or "
     "waited too long). Run /speak again."
 )
+
+
+class SpeakModal(discord.ui.Modal, title="Speak in this voice"):
+    """Asks for the text (and language) when the clip comes from a message."""
+
+    def __init__(self, max_chars: int) -> None:
+        super().__init__(timeout=CONSENT_TIMEOUT)
+        self.text: discord.ui.TextInput[Any] = discord.ui.TextInput(
+            style=discord.TextStyle.paragraph, max_length=max_chars, custom_id="text"
+        )
+        self.language: discord.ui.TextInput[Any] = discord.ui.TextInput(
+            required=False, max_length=40, placeholder="en", custom_id="language"
+        )
+        self.add_item(discord.ui.Label(text="What should the voice say?", component=self.text))
+        self.add_item(discord.ui.Label(text="Language (name or code)", component=self.language))
+        self.submitted: Callable[[discord.Interaction[Any]], Awaitable[None]] | None = None
+
+    async def on_submit(self, interaction: discord.Interaction[Any]) -> None:
+        if self.submitted is not None:
+            await self.submitted(interaction)
 
 
 @dataclass(slots=True)
@@ -62,12 +88,17 @@ class Speak(commands.Cog):
         self.speak._params["text"].max_value = bot.settings.max_text_chars
         self.pipeline = JobPipeline(bot)
         self.pending: dict[str, PendingConsent] = {}  # jobs waiting for a consent click
+        # Message commands cannot be declared in a cog class.
+        self.menu = app_commands.ContextMenu(name=MESSAGE_COMMAND, callback=self.speak_from_message)
+        self.menu.guild_only = True
 
     async def cog_unload(self) -> None:
         self.bot.remove_dynamic_items(*DYNAMIC_ITEMS)
+        self.bot.tree.remove_command(self.menu.name, type=self.menu.type)
 
     async def cog_load(self) -> None:
         self.bot.add_dynamic_items(*DYNAMIC_ITEMS)
+        self.bot.tree.add_command(self.menu)
         # Taken before the gateway connects, so it holds only the last run's jobs.
         unfinished = await self.bot.store.unfinished()
         self.bot.spawn(self._recover(unfinished), name="recover-jobs")
@@ -87,32 +118,64 @@ class Speak(commands.Cog):
         text: app_commands.Range[str, 1, 5000],
         language: str | None = None,
     ) -> None:
+        await self._request(interaction, voice, text, language, frozenset())
+
+    async def speak_from_message(
+        self, interaction: discord.Interaction[Any], message: discord.Message
+    ) -> None:
+        """The "Speak in this voice" message command: the clip is a member's message, so
+        its author's opt-out applies; the text comes from a modal."""
+        clip = next(
+            (a for a in message.attachments if looks_like_audio(a.filename, a.content_type)), None
+        )
+        if clip is None:
+            await self._refuse(interaction, NO_CLIP_IN_MESSAGE, "no audio in the message")
+            return
+        owners = frozenset({message.author.id})
+        # Opt-outs, blocks and switches are known now: don't make the member type for nothing.
+        refusal = self.bot.policy.check(self._ask(interaction, 0, owners))
+        if refusal is not None:
+            await self._refuse(interaction, refusal.message, refusal.code)
+            return
+        modal = SpeakModal(self.bot.settings.max_text_chars)
+
+        async def submitted(modal_interaction: discord.Interaction[Any]) -> None:
+            await self._request(
+                modal_interaction, clip, modal.text.value, modal.language.value or None, owners
+            )
+
+        modal.submitted = submitted
+        await interaction.response.send_modal(modal)
+
+    async def _refuse(self, interaction: discord.Interaction[Any], text: str, why: str) -> None:
+        log.info(
+            "Refused a request from user %s in guild %s: %s",
+            interaction.user.id,
+            interaction.guild_id,
+            why,
+        )
+        await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
+
+    async def _request(
+        self,
+        interaction: discord.Interaction[Any],
+        voice: discord.Attachment,
+        text: str,
+        language: str | None,
+        voice_owners: frozenset[int],
+    ) -> None:
+        """Everything a request goes through before it is a job: checks, fair use, consent."""
         code = languages.resolve(language, self.bot.settings.supported_languages)
         problem = await self._validate(voice, text, language, code)
         if problem is not None:
-            log.info(
-                "Refused /speak from user %s in guild %s: %s",
-                interaction.user.id,
-                interaction.guild_id,
-                problem,
-            )
-            await interaction.response.send_message(
-                problem, ephemeral=True, allowed_mentions=NO_MENTIONS
-            )
+            await self._refuse(interaction, problem, problem)
             return
         assert code is not None  # checked by _validate
         job_id = str(interaction.id)
-        refusal = self.bot.policy.reserve(self._ask(interaction, len(text.strip())), job_id)
+        ask = self._ask(interaction, len(text.strip()), voice_owners)
+        refusal = self.bot.policy.reserve(ask, job_id)
         if refusal is not None:
-            log.info(
-                "Refused /speak from user %s in guild %s: %s",
-                interaction.user.id,
-                interaction.guild_id,
-                refusal.code,
-            )
-            await interaction.response.send_message(
-                refusal.message, ephemeral=True, allowed_mentions=NO_MENTIONS
-            )
+            await self._refuse(interaction, refusal.message, refusal.code)
             return
         draft = JobRecord(
             id=job_id,
@@ -133,7 +196,9 @@ class Speak(commands.Cog):
             await self._start(interaction, draft)
 
     @staticmethod
-    def _ask(interaction: discord.Interaction[Any], chars: int) -> Ask:
+    def _ask(
+        interaction: discord.Interaction[Any], chars: int, voice_owners: frozenset[int]
+    ) -> Ask:
         channel = interaction.channel
         channel_ids = [interaction.channel_id or 0]
         if isinstance(channel, discord.Thread) and channel.parent_id:
@@ -145,7 +210,8 @@ class Speak(commands.Cog):
             user_id=interaction.user.id,
             role_ids=frozenset(role.id for role in roles),
             chars=chars,
-            voice_owner_ids=frozenset({interaction.user.id}),  # they attached the clip
+            # Whoever attached the clip, and whoever wrote the message it came from.
+            voice_owner_ids=voice_owners | {interaction.user.id},
         )
 
     async def _start(self, interaction: discord.Interaction[Any], draft: JobRecord) -> None:

@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
+from cogs.speak import MESSAGE_COMMAND
 from tests.fakes.discord import FakeInteraction, FakeMessage
-from tests.fakes.segmind import Injection, JobScript
+from tests.fakes.segmind import Injection, JobScript, fake_mp3
 from tests.harness import World, is_final, world
 
 HELD = ["QUEUED", "PROCESSING"]  # a job that runs until the test appends "COMPLETED"
@@ -244,3 +245,35 @@ async def test_results_carry_the_ai_label_in_every_path(tmp_path: Path) -> None:
         msg = await w.answered(await w.speak("label me"))
         assert is_final(msg)
         assert "AI-generated voice" in msg.content
+
+
+async def test_speak_in_the_voice_of_a_message(tmp_path: Path) -> None:
+    async with world(tmp_path) as w:
+        author = w.discord.add_user("author")
+        clip = w.clip(data=fake_mp3(b"the author's voice"))
+        post = await w.discord.user_message(user_id=author, attachments=[clip])
+        opened = await w.discord.context_menu(MESSAGE_COMMAND, post.id)
+        await w.discord.wait_for(lambda: opened.modal is not None)
+        submitted = await w.discord.submit_modal(opened, {"text": "Bonjour", "language": "fr"})
+        msg = await w.answered(submitted)
+        assert msg.attachments
+        assert not msg.ephemeral
+        [job] = w.segmind.jobs.values()
+        assert (job.text, job.language) == ("Bonjour", "fr")
+        assert job.sample_bytes == fake_mp3(b"the author's voice")
+
+        # Once the author opts out, their messages can't be used, before or after the modal.
+        again = await w.discord.context_menu(MESSAGE_COMMAND, post.id)
+        await w.discord.wait_for(lambda: again.modal is not None)
+        optout = await w.discord.slash("optout", user_id=author)
+        await w.discord.wait_for(lambda: optout.original is not None)
+        late = await w.discord.submit_modal(again, {"text": "Hola"})
+        assert "asked not to have their voice cloned" in await refusal(w, late)
+        early = await w.discord.context_menu(MESSAGE_COMMAND, post.id)
+        assert "asked not to have their voice cloned" in await refusal(w, early)
+        assert early.modal is None
+
+        text_only = await w.discord.user_message("no clip here", user_id=author)
+        nothing = await w.discord.context_menu(MESSAGE_COMMAND, text_only.id)
+        assert "no audio clip" in await refusal(w, nothing)
+        assert w.segmind.count("submit") == 1
