@@ -116,3 +116,46 @@ def test_cli_bad_config_exits_2_with_one_line(tmp_path: Path) -> None:
     assert "SEGMIND_RPM" in lines[0]
     assert "Traceback" not in proc.stderr
     assert "should-not-print" not in proc.stderr + proc.stdout
+
+
+def test_fair_use_defaults_suit_a_small_server() -> None:
+    s = load_settings(REQUIRED, dotenv_path=None)
+    assert (s.user_cooldown_seconds, s.user_max_in_flight, s.user_daily_chars) == (30, 2, 5000)
+    assert (s.guild_daily_jobs, s.guild_daily_chars, s.global_daily_jobs) == (100, 20000, 300)
+    assert s.require_consent is True
+    assert s.allowed_guild_ids == ()
+    assert s.credits_pause_seconds == 600
+    assert (s.notify_owner_dm, s.audit_store_text) == (False, False)
+
+
+def test_fair_use_values_parsed() -> None:
+    s = load_settings(
+        {
+            **REQUIRED,
+            "USER_MAX_IN_FLIGHT": "0",
+            "REQUIRE_CONSENT": "off",
+            "NOTIFY_OWNER_DM": "Yes",
+            "ALLOWED_GUILD_IDS": " 12, 34 ,12",
+        },
+        dotenv_path=None,
+    )
+    assert s.user_max_in_flight == 0
+    assert s.require_consent is False
+    assert s.notify_owner_dm is True
+    assert s.allowed_guild_ids == (12, 34)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "problem"),
+    [
+        ("REQUIRE_CONSENT", "maybe", "must be true or false"),
+        ("ALLOWED_GUILD_IDS", "12,abc", "'abc' is not a numeric id"),
+        ("USER_DAILY_CHARS", "-1", "between 0"),
+        ("GLOBAL_DAILY_JOBS", "many", "0 = no limit"),
+        ("USER_COOLDOWN_SECONDS", "nan", "a number of seconds"),
+    ],
+)
+def test_fair_use_errors_name_the_variable(name: str, value: str, problem: str) -> None:
+    with pytest.raises(ConfigError, match=name) as caught:
+        load(**{name: value})
+    assert problem in str(caught.value)
