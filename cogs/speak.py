@@ -265,11 +265,24 @@ class Speak(commands.Cog):
     # -- consent ---------------------------------------------------------------------
 
     async def _ask_consent(self, interaction: discord.Interaction[Any], draft: JobRecord) -> None:
-        await interaction.response.send_message(
-            CONSENT_TEXT, view=consent_view(draft.id), ephemeral=True, allowed_mentions=NO_MENTIONS
-        )
-        expiry = self.bot.spawn(self._consent_expiry(draft.id), name=f"consent-{draft.id}")
-        self.pending[draft.id] = PendingConsent(draft, interaction, expiry)
+        # Known before the prompt is shown: a quick click must find it.
+        self.pending[draft.id] = PendingConsent(draft, interaction, None)
+        try:
+            await interaction.response.send_message(
+                CONSENT_TEXT,
+                view=consent_view(draft.id),
+                ephemeral=True,
+                allowed_mentions=NO_MENTIONS,
+            )
+        except BaseException:
+            self.pending.pop(draft.id, None)
+            self.bot.policy.release(draft.id, refund=True)
+            raise
+        pending = self.pending.get(draft.id)
+        if pending is not None:
+            pending.expiry = self.bot.spawn(
+                self._consent_expiry(draft.id), name=f"consent-{draft.id}"
+            )
 
     async def _consent_expiry(self, job_id: str) -> None:
         await asyncio.sleep(CONSENT_TIMEOUT)

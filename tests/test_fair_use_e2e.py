@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -277,3 +278,26 @@ async def test_speak_in_the_voice_of_a_message(tmp_path: Path) -> None:
         nothing = await w.discord.context_menu(MESSAGE_COMMAND, text_only.id)
         assert "no audio clip" in await refusal(w, nothing)
         assert w.segmind.count("submit") == 1
+
+
+async def test_consent_prompt_times_out_and_survives_a_restart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with world(tmp_path, REQUIRE_CONSENT="true", USER_MAX_IN_FLIGHT="1") as w:
+        # discord.py loads cogs as extensions (a fresh module object): patch the loaded one.
+        monkeypatch.setattr(sys.modules["cogs.speak"], "CONSENT_TIMEOUT", 0.2)
+        prompt = await message_of(w, await w.speak("hello"))
+        await w.discord.wait_for(lambda: prompt.content.startswith("⌛ No answer"))
+        assert custom_ids(prompt) == []
+        # Its place was given back: the member can ask again.
+        second = await w.speak("hello")
+        msg = await message_of(w, second)
+        assert "your own" in msg.content
+        # A click the bot has no memory of (as after a restart) still records the answer.
+        speak_cog = w.bot.get_cog("Speak")
+        assert speak_cog is not None
+        speak_cog.pending.clear()  # type: ignore[attr-defined]
+        await w.discord.click(msg.id, f"vc:consent:yes:{second.id}")
+        await w.discord.wait_for(lambda: "has expired" in msg.content)
+        assert not w.bot.policy.needs_consent(w.discord.guild_id, w.discord.user_id)
+        assert w.segmind.count("submit") == 0
