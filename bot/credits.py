@@ -62,9 +62,8 @@ class CreditPause:
         if self._notified:
             return False
         self._notified = True
-        log.warning(
-            "Segmind account out of credits (%s); submits paused until %s", detail, self._until
-        )
+        # Listeners tell the operator; this line only dates the pause for the log.
+        log.info("Submits paused for %.0f s (Segmind: %s)", self.cooldown, detail or "HTTP 406")
         for listener in list(self.listeners):
             try:
                 listener(detail, self.paused_until)
