@@ -138,12 +138,11 @@ async def test_members_cannot_see_or_run_voiceclone(w: World) -> None:
         await w.discord.slash("voiceclone", {}, subcommand="status", user_id=member)
 
 
-async def test_the_bot_checks_manage_server_itself(
-    w: World, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # A server's admins can let everyone see the command (Server Settings > Integrations);
-    # the fake has no API for that, so its visibility rule is lifted for this test.
-    monkeypatch.setattr(w.discord, "_hidden_because", lambda *_: None)
+async def test_the_bot_checks_manage_server_itself(w: World) -> None:
+    # A server's admins can let everyone see the command (Server Settings > Integrations).
+    assert "voiceclone" not in w.discord.visible_commands(w.discord.user_id)
+    w.discord.set_command_permissions("voiceclone", everyone=True)
+    assert "voiceclone" in w.discord.visible_commands(w.discord.user_id)
     for subcommand in ("status", "disable", "audit", "usage"):
         content = await text_of(w, subcommand, user=w.discord.user_id)
         assert "Manage Server" in content

@@ -712,6 +712,7 @@ class FakeDiscord:
         self._interactions_by_token: dict[str, FakeInteraction] = {}
         self._commands: dict[int | None, list[dict[str, Any]]] = {}
         self._command_creates: dict[tuple[int | None, str], int] = {}
+        self._command_overrides: dict[tuple[int, str], bool] = {}
         self._permission_roles: set[int] = set()  # made by `_role_for`, reused by permissions
         self._pending_events: list[tuple[str, dict[str, Any], int]] = []
         self._sessions: dict[str, GatewaySession] = {}
@@ -1066,6 +1067,14 @@ class FakeDiscord:
             and self._hidden_because(command, scope, channel, user_id) is None
         }
         return sorted(names)
+
+    def set_command_permissions(
+        self, name: str, *, everyone: bool, guild_id: int | None = None
+    ) -> None:
+        """What a server's admins do under Server Settings > Integrations: an @everyone
+        override that lets every member use `name` (or denies it), replacing its
+        `default_member_permissions` in that guild. Administrators always pass."""
+        self._command_overrides[(guild_id or self.guild_id, name)] = everyone
 
     def command_creates_today(self, guild_id: int | None = None) -> int:
         """Creates counted against the daily limit (a name not present before is a create)."""
@@ -1470,6 +1479,9 @@ class FakeDiscord:
         granted = self._guild_permissions(self.guild(channel.guild_id), user_id)
         if not granted & USE_APPLICATION_COMMANDS:
             return "they lack Use Application Commands (1 << 31)"
+        override = self._command_overrides.get((channel.guild_id, command["name"]))
+        if override is not None and not granted & ADMINISTRATOR:
+            return None if override else "the server's admins denied it to @everyone"
         required = command.get("default_member_permissions")
         if required is None:
             return None
