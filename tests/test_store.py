@@ -14,6 +14,7 @@ import textwrap
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -321,6 +322,122 @@ async def test_concurrent_submit_starts_only_one_wins(store: SqliteJobStore) -> 
 async def test_bad_delivery_channel(store: SqliteJobStore) -> None:
     with pytest.raises(ValueError, match="delivery channel"):
         await store.mark_delivered("1001", "pigeon", None)
+
+
+# -- the records writes return ----------------------------------------------------------------
+
+
+def same(a: JobRecord | None, b: JobRecord | None) -> bool:
+    """Equal, and every field of the same type (1 == 1.0, but SQLite gives back a float)."""
+    if a is None or b is None:
+        return a is b
+    pairs = [(getattr(a, f.name), getattr(b, f.name)) for f in dataclasses.fields(a)]
+    return a == b and all(type(x) is type(y) for x, y in pairs)
+
+
+@pytest.mark.parametrize("keep_text", [False, True])
+async def test_every_write_returns_the_row_as_stored(data_dir: Path, keep_text: bool) -> None:
+    """Records built from the previous one plus the values written (no read-back) are the
+    rows as SQLite stored them, field by field and type by type."""
+    async with SqliteJobStore(data_dir, keep_text=keep_text) as store:
+        steps: list[Callable[[], Awaitable[JobRecord]]] = [
+            lambda: store.add(make_job("a")),
+            lambda: store.set_original_message_id("a", 555),
+            lambda: store.mark_submit_started("a"),
+            lambda: store.mark_submitted("a", "req", "https://api.segmind.com/p/a"),
+            lambda: store.set_original_message_id("a", 556),
+            lambda: store.mark_completed("a", AUDIO, "audio/mpeg", "mp3", "https://out/a.mp3"),
+            lambda: store.mark_delivering("a"),
+            lambda: store.mark_delivering("a"),
+            lambda: store.mark_delivered("a", "channel", None),
+            lambda: store.add(make_job("b")),
+            lambda: store.mark_failed("b", "JobFailedError", "It failed."),
+            lambda: store.mark_explained("b"),
+        ]
+        for step in steps:
+            record = await step()
+            assert same(record, await store.get(record.id)), record
+        delivered = await store.get("a")
+        assert delivered is not None
+        assert delivered.attempts == 2
+        assert delivered.text == ("Hello there" if keep_text else "")
+
+
+async def test_values_sqlite_converts_are_read_back(data_dir: Path) -> None:
+    """An int in a REAL column is read back a float, NaN is read back NULL: such writes
+    return the row as read, not the values given."""
+    clock = Clock(1000)  # an int: every timestamp it gives is converted
+    async with SqliteJobStore(data_dir, clock=clock) as store:
+        added = await store.add(dataclasses.replace(make_job(), created_at=5))
+        assert added.created_at == 5.0
+        assert same(added, await store.get("1001"))
+        started = await store.mark_submit_started("1001")
+        assert type(started.submit_started_at) is float
+        assert same(started, await store.get("1001"))
+        submitted = await store.mark_submitted("1001", "req", "https://api/p", float("nan"))
+        assert submitted.submitted_at is None
+        assert same(submitted, await store.get("1001"))
+        message = await store.set_original_message_id("1001", True)  # a bool is an int
+        assert type(message.original_message_id) is int
+        assert same(message, await store.get("1001"))
+
+
+async def test_cancelled_write_that_committed_does_not_confuse_the_next(
+    store: SqliteJobStore,
+) -> None:
+    await store.add(make_job())
+    started = asyncio.ensure_future(store.mark_submit_started("1001"))
+    await asyncio.sleep(0)  # queued
+    started.cancel()
+    submitted = await store.mark_submitted("1001", "req-1", "https://api/p/1")
+    assert submitted.submit_started_at is not None  # the cancelled write committed first
+    assert same(submitted, await store.get("1001"))
+
+
+async def test_jobs_written_before_a_restart_are_read_back(data_dir: Path) -> None:
+    async with SqliteJobStore(data_dir) as store:
+        await store.add(make_job())
+        await store.mark_submit_started("1001")
+    async with SqliteJobStore(data_dir) as store:
+        submitted = await store.mark_submitted("1001", "req-1", "https://api/p/1")
+        assert submitted.submit_started_at is not None
+        assert same(submitted, await store.get("1001"))
+        message = await store.set_original_message_id("1001", 9)
+        assert same(message, await store.get("1001"))
+
+
+class FlakyCommit(sqlite3.Connection):
+    """A connection whose next COMMITs fail, as on a full disk."""
+
+    failures = 0
+
+    def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
+        if sql == "COMMIT" and FlakyCommit.failures:
+            FlakyCommit.failures -= 1
+            raise sqlite3.OperationalError("disk I/O error")
+        return super().execute(sql, *args)
+
+
+async def test_a_failed_commit_forgets_what_it_wrote(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch whose COMMIT failed changed nothing: records built afterwards must not
+    start from the transitions it rolled back."""
+    connect = sqlite3.connect
+
+    def flaky(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        return connect(*args, **kwargs, factory=FlakyCommit)
+
+    monkeypatch.setattr(sqlite3, "connect", flaky)
+    async with SqliteJobStore(data_dir) as store:
+        await store.add(make_job())
+        await store.mark_submit_started("1001")
+        FlakyCommit.failures = 1
+        with pytest.raises(StoreError, match="disk I/O error"):
+            await store.mark_submitted("1001", "req-1", "https://api/p/1")
+        record = await store.set_original_message_id("1001", 7)
+        assert record.state is JobState.ACCEPTED
+        assert same(record, await store.get("1001"))
 
 
 # -- persistence ---------------------------------------------------------------------------

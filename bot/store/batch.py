@@ -16,22 +16,43 @@ import contextlib
 import sqlite3
 import threading
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 LINGER = 0.001  # slept on the writer thread, never on the event loop
 BUSY_BATCH = 4  # statements in a batch that mean "under load"
 RESOLVE_CHUNK = 16
 
+T = TypeVar("T")
 Rows = list[Any]
-_Item = tuple[str, Sequence[object], "asyncio.Future[Any]"]
+Work = Callable[..., Any]
+_Item = tuple[Work, tuple[Any, ...], "asyncio.Future[Any]"]
 _Outcome = tuple["asyncio.Future[Any]", Any, BaseException | None]
 
 
+def _fetchall(conn: sqlite3.Connection, sql: str, params: Sequence[object]) -> Rows:
+    return conn.execute(sql, params).fetchall()
+
+
+def _nothing() -> None:
+    pass
+
+
 class GroupCommitter:
-    def __init__(self, conn: sqlite3.Connection, loop: asyncio.AbstractEventLoop) -> None:
+    """`invalidate` is called on the writer thread whenever work may have changed the
+    database in a way that did not commit (a failed batch) or that its caller could not
+    follow (work that raised something other than `sqlite3.Error`): whoever keeps state
+    derived from the work's results must drop it."""
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        loop: asyncio.AbstractEventLoop,
+        invalidate: Callable[[], None] = _nothing,
+    ) -> None:
         self._conn = conn  # used only by the writer thread from now on
         self._loop = loop
+        self._invalidate = invalidate
         self._pending: list[_Item] = []
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -42,12 +63,21 @@ class GroupCommitter:
 
     def execute(self, sql: str, params: Sequence[object] = ()) -> asyncio.Future[Rows]:
         """Queue a statement; the future gets its rows once the batch has committed."""
+        return self.run(_fetchall, sql, params)
+
+    def run(self, work: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        """Queue `work(connection, *args)`, to be called on the writer thread inside the
+        next batch's transaction; the future gets its result once the batch committed."""
         future: asyncio.Future[Any] = self._loop.create_future()
         with self._lock:
             if self._closing:
                 raise RuntimeError("job store is closed")
-            self._pending.append((sql, params, future))
-        self._wake.set()
+            first = not self._pending
+            self._pending.append((work, args, future))
+        # The writer empties the list and clears the event together, under the lock: a
+        # non-empty list means its first item's caller has set the event already.
+        if first:
+            self._wake.set()
         return future
 
     async def close(self) -> None:
@@ -82,14 +112,22 @@ class GroupCommitter:
         outcomes: list[_Outcome] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
-            for sql, params, future in batch:
+            for work, args, future in batch:
                 try:
-                    outcomes.append((future, conn.execute(sql, params).fetchall(), None))
+                    outcomes.append((future, work(conn, *args), None))
                 except sqlite3.Error as exc:
+                    if not conn.in_transaction:
+                        # SQLite rolled the whole transaction back (disk full, I/O error):
+                        # fail the batch rather than run the rest outside a transaction.
+                        raise
+                    outcomes.append((future, None, exc))
+                except Exception as exc:
+                    self._invalidate()
                     outcomes.append((future, None, exc))
             conn.execute("COMMIT")
             self.commits += 1
         except sqlite3.Error as exc:
+            self._invalidate()
             if conn.in_transaction:
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
@@ -101,12 +139,12 @@ def _resolve(outcomes: list[_Outcome], start: int = 0) -> None:
     """Wake the waiting jobs a few at a time: a batch of hundreds resolved at once would
     run all their next steps in one loop iteration and stall everyone else."""
     end = start + RESOLVE_CHUNK
-    for future, rows, exc in outcomes[start:end]:
+    for future, result, exc in outcomes[start:end]:
         if future.done():  # its caller was cancelled; the statement ran all the same
             continue
         if exc is not None:
             future.set_exception(exc)
         else:
-            future.set_result(rows)
+            future.set_result(result)
     if end < len(outcomes):
         asyncio.get_running_loop().call_soon(_resolve, outcomes, end)
