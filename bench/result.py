@@ -30,6 +30,8 @@ class ScenarioResult:
     runs: int = 1
     writes_per_job: float = 0.0
     """Committed job-store writes per job (ours+store only)."""
+    writer_cpu_s: float = 0.0
+    """Of `cpu_s`, the job store's writer thread's share (ours+store only)."""
 
     @property
     def cpu_ms_per_job(self) -> float:
@@ -76,6 +78,7 @@ def median(results: list[ScenarioResult]) -> ScenarioResult:
         first_error=next((r.first_error for r in results if r.first_error), ""),
         runs=len(results),
         writes_per_job=mid("writes_per_job"),
+        writer_cpu_s=mid("writer_cpu_s"),
     )
 
 

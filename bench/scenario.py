@@ -10,8 +10,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import resource
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -23,6 +25,7 @@ from .result import ScenarioResult
 from .target import Implementation, Target
 
 OUR_IMPLS = ("ours", "ours+store")
+STORE_THREAD = "job-store"  # the job store's writer thread (bot/store/batch.py)
 IMPLS = (*OUR_IMPLS, "requests", "segmind-sdk")
 
 
@@ -50,6 +53,19 @@ def load(impl: str) -> Implementation:
 def _cpu_s() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
+
+
+def _thread_cpu_s(name: str) -> float:
+    """User + system CPU so far of this process's thread called `name` (0 if none)."""
+    thread = next((t for t in threading.enumerate() if t.name == name), None)
+    if thread is None or thread.native_id is None:
+        return 0.0
+    try:
+        with open(f"/proc/self/task/{thread.native_id}/stat", encoding="ascii") as stat:
+            fields = stat.read().rpartition(")")[2].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _rss_mb() -> float:
@@ -91,9 +107,11 @@ async def measure(impl: str, target: Target, jobs: int, interval: float) -> Scen
         ticker.start()
         writes = getattr(job, "store_writes", lambda: 0)
         writes0 = writes()
+        writer0 = _thread_cpu_s(STORE_THREAD)
         cpu0, wall0 = _cpu_s(), time.perf_counter()
         outcomes = await asyncio.gather(*(job(i) for i in range(jobs)), return_exceptions=True)
         wall, cpu = time.perf_counter() - wall0, _cpu_s() - cpu0
+        writer_cpu = _thread_cpu_s(STORE_THREAD) - writer0
         store_writes = writes() - writes0
         await ticker.stop()
     errors = Counter(_kind(o) for o in outcomes if not _is_audio(o))
@@ -112,6 +130,7 @@ async def measure(impl: str, target: Target, jobs: int, interval: float) -> Scen
         peak_rss_mb=_rss_mb(),
         failures=sum(errors.values()),
         writes_per_job=store_writes / jobs,
+        writer_cpu_s=writer_cpu,
         errors=dict(errors),
         first_error="" if first is None else repr(first)[:300],
     )
