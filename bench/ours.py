@@ -46,9 +46,9 @@ async def ours(target: Target, jobs: int, interval: float) -> AsyncIterator[JobF
 
 @asynccontextmanager
 async def ours_with_store(target: Target, jobs: int, interval: float) -> AsyncIterator[JobFn]:
-    """As `ours`, with each job journalled in the job store the way the bot does it: seven
-    committed writes (accepted, its message id, submit started, submitted, completed with
-    its audio, delivering, delivered) in a fresh SQLite database on this disk."""
+    """As `ours`, with each job journalled in the job store the way the bot does it: six
+    committed writes (accepted, submit started with the message id, submitted, completed
+    with its audio, delivering, delivered) in a fresh SQLite database on this disk."""
     with tempfile.TemporaryDirectory(prefix="bench-store-") as data_dir:
         async with (
             aiohttp.ClientSession() as session,
@@ -83,7 +83,6 @@ async def ours_with_store(target: Target, jobs: int, interval: float) -> AsyncIt
                         user_id=1,
                     )
                 )
-                await store.set_original_message_id(job_id, 1)  # the bot does this after deferring
                 result = await runner.run(
                     JobRequest(target.sample_url, f"text {index}", "en"),
                     journal=_Journal(store, job_id),
@@ -106,7 +105,7 @@ class _Journal:
         self._id = job_id
 
     async def submitting(self) -> None:
-        await self._store.mark_submit_started(self._id)
+        await self._store.mark_submit_started(self._id, 1)  # with the message id, as the bot
 
     async def submitted(self, handle: JobHandle) -> None:
         await self._store.mark_submitted(self._id, handle.request_id, handle.poll_url)

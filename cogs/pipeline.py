@@ -57,12 +57,15 @@ CANCELLED_AFTER_SUBMIT_TEXT = (
 class StoreJournal:
     """The runner's journal, written to the job store."""
 
-    def __init__(self, pipeline: JobPipeline, job_id: str) -> None:
+    def __init__(self, pipeline: JobPipeline, record: JobRecord) -> None:
         self._store = pipeline.bot.store
-        self._id = job_id
+        self._id = record.id
+        self._message_id = record.original_message_id
 
     async def submitting(self) -> None:
-        await self._store.mark_submit_started(self._id)
+        # The message id is written here rather than right after the defer: one write
+        # fewer per job. Until then a restart finds the message as "@original".
+        await self._store.mark_submit_started(self._id, self._message_id)
 
     async def submitted(self, handle: JobHandle) -> None:
         await self._store.mark_submitted(self._id, handle.request_id, handle.poll_url)
@@ -171,7 +174,7 @@ class JobPipeline:
                 result = await self.bot.jobs.run(
                     JobRequest(record.sample_url, record.text, record.language),
                     on_progress,
-                    journal=StoreJournal(self, record.id) if resume is None else None,
+                    journal=StoreJournal(self, record) if resume is None else None,
                     resume=resume,
                     submitted_ago=submitted_ago,
                     owner=record.user_id,

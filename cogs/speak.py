@@ -248,7 +248,8 @@ class Speak(commands.Cog):
         message_id = callback.message_id if callback is not None else None
         if message_id is None:
             message_id = (await interaction.original_response()).id
-        record = await self.bot.store.set_original_message_id(record.id, message_id)
+        # Stored with the submit-started mark (see StoreJournal), not in a write of its own.
+        record = dataclasses.replace(record, original_message_id=message_id)
         log.info(
             "Accepted /speak job %s: user %s, guild %s, %d chars, language %s",
             record.id,

@@ -143,6 +143,19 @@ async def test_full_lifecycle(store: SqliteJobStore, data_dir: Path) -> None:
     assert store.writes - before == 8
 
 
+async def test_submit_started_carries_the_message_id(store: SqliteJobStore) -> None:
+    await store.add(make_job())
+    writes = store.writes
+    started = await store.mark_submit_started("1001", 777)
+    assert (started.original_message_id, store.writes - writes) == (777, 1)
+    assert started == await store.get("1001")
+    with pytest.raises(InvalidTransition, match="already started"):
+        await store.mark_submit_started("1001", 778)
+    stored = await store.get("1001")
+    assert stored is not None
+    assert stored.original_message_id == 777
+
+
 async def test_failure_is_recorded_then_explained(store: SqliteJobStore, data_dir: Path) -> None:
     await store.add(make_job("1"))
     await store.mark_submit_started("1")

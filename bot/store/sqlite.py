@@ -167,6 +167,13 @@ _SUBMIT_STARTED = _change(
     ("submit_started_at",),
     condition=" AND submit_started_at IS NULL",
 )
+_SUBMIT_STARTED_WITH_MESSAGE = _change(
+    "mark_submit_started",
+    (JobState.ACCEPTED,),
+    None,
+    ("submit_started_at", "original_message_id"),
+    condition=" AND submit_started_at IS NULL",
+)
 _SUBMITTED = _change(
     "mark_submitted",
     (JobState.ACCEPTED,),
@@ -524,10 +531,17 @@ class SqliteJobStore(PolicyQueries):
         self._remember(record)
         return record
 
-    async def mark_submit_started(self, job_id: str) -> JobRecord:
+    async def mark_submit_started(
+        self, job_id: str, original_message_id: int | None = None
+    ) -> JobRecord:
         """Call right before sending the submit. Succeeds once per job: the caller that
-        gets the record back is the only one allowed to send it."""
-        return await self._transition(job_id, _SUBMIT_STARTED, (self._clock(),))
+        gets the record back is the only one allowed to send it. The interaction's message
+        id can ride along (one write fewer per job than `set_original_message_id`)."""
+        if original_message_id is None:
+            return await self._transition(job_id, _SUBMIT_STARTED, (self._clock(),))
+        return await self._transition(
+            job_id, _SUBMIT_STARTED_WITH_MESSAGE, (self._clock(), original_message_id)
+        )
 
     async def mark_submitted(
         self, job_id: str, request_id: str, poll_url: str, at: float | None = None
