@@ -229,7 +229,7 @@ shared by hundreds of threads hits httpcore's sync pool race, where a pooled con
 is closed under a request already assigned to it (encode/httpcore#1110, httpcore 1.0.9).
 The SDK shares its client the same way, so the failures are kept and counted.
 
-What the job store adds (`ours+store`): six writes per job, each one statement committed
+What the job store adds (`ours+store`): five writes per job, each one statement committed
 before the job moves on (`synchronous=FULL`), queued to a writer thread that commits
 whatever is waiting as one transaction; at N = 1,000 about 14 statements share a commit
 (~470 commits, one WAL fsync each). A transition returns its record without reading the

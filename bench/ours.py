@@ -46,9 +46,9 @@ async def ours(target: Target, jobs: int, interval: float) -> AsyncIterator[JobF
 
 @asynccontextmanager
 async def ours_with_store(target: Target, jobs: int, interval: float) -> AsyncIterator[JobFn]:
-    """As `ours`, with each job journalled in the job store the way the bot does it: six
+    """As `ours`, with each job journalled in the job store the way the bot does it: five
     committed writes (accepted, submit started with the message id, submitted, completed
-    with its audio, delivering, delivered) in a fresh SQLite database on this disk."""
+    with its audio and delivering, delivered) in a fresh SQLite database on this disk."""
     with tempfile.TemporaryDirectory(prefix="bench-store-") as data_dir:
         async with (
             aiohttp.ClientSession() as session,
@@ -89,9 +89,13 @@ async def ours_with_store(target: Target, jobs: int, interval: float) -> AsyncIt
                 )
                 audio = result.audio
                 await store.mark_completed(
-                    job_id, audio.data, audio.content_type, audio.extension, audio.source_url
+                    job_id,
+                    audio.data,
+                    audio.content_type,
+                    audio.extension,
+                    audio.source_url,
+                    delivering=True,  # as the bot: delivered right away by the same task
                 )
-                await store.mark_delivering(job_id)
                 await store.mark_delivered(job_id, "interaction", 1)
                 return audio.data
 

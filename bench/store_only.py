@@ -1,6 +1,6 @@
 """The job store alone: `python -m bench.store_only [--jobs 1000] [--repeat 5] [--spread S]`.
 
-N jobs at once, each making the bot's six writes with a loop turn or a short sleep
+N jobs at once, each making the bot's five writes with a loop turn or a short sleep
 between some of them (as the HTTP steps would), in a fresh database on this disk. Prints
 CPU per job for the whole process and for the store's writer thread: a change to the
 store can be judged in seconds, where the core section's figures move with the fake
@@ -74,8 +74,9 @@ async def _job(store: SqliteJobStore, index: int, rng: random.Random, spread: fl
     await _pause(rng)
     await store.mark_submitted(job_id, f"req-{index}", f"http://127.0.0.1:1/poll/{index}")
     await _pause(rng)
-    await store.mark_completed(job_id, AUDIO, "audio/mpeg", "mp3", "http://127.0.0.1:1/a.mp3")
-    await store.mark_delivering(job_id)
+    await store.mark_completed(
+        job_id, AUDIO, "audio/mpeg", "mp3", "http://127.0.0.1:1/a.mp3", delivering=True
+    )
     await store.mark_delivered(job_id, "interaction", 1)
 
 

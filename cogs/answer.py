@@ -52,6 +52,7 @@ class Answer:
             record.application_id, record.interaction_token, client=bot
         )
         self.upload_limit: int | None = None  # the interaction's, when known
+        self.audio: AudioFile | None = None  # the result, when this run produced it
 
     def alive(self, margin: float | None = None) -> bool:
         """The token can still carry a webhook call started now."""

@@ -182,8 +182,16 @@ class JobPipeline:
             finally:
                 self._producing.pop(record.id, None)
             audio = result.audio
+            # Delivered next by this same task, from memory: no write of DELIVERING of its
+            # own, and no read of the audio back from the store.
+            answer.audio = audio
             return await store.mark_completed(
-                record.id, audio.data, audio.content_type, audio.extension, audio.source_url
+                record.id,
+                audio.data,
+                audio.content_type,
+                audio.extension,
+                audio.source_url,
+                delivering=True,
             )
         except SegmindError as exc:
             log.warning(
@@ -223,14 +231,18 @@ class JobPipeline:
 
     async def _deliver(self, record: JobRecord, answer: Answer) -> JobRecord:
         store = self.bot.store
-        if record.state is JobState.DELIVERING and await answer.already_carries_result():
-            log.info("Job %s was delivered before the restart; not posting again", record.id)
-            return await store.mark_delivered(record.id, "interaction", record.original_message_id)
-        audio = await store.read_audio(record)
+        audio = answer.audio  # set when this run made it: nothing was posted yet
         if audio is None:
-            log.error("Job %s: spooled audio is missing", record.id)
-            return await store.mark_failed(record.id, "audio_lost", AUDIO_LOST_TEXT)
-        record = await store.mark_delivering(record.id)
+            if record.state is JobState.DELIVERING and await answer.already_carries_result():
+                log.info("Job %s was delivered before the restart; not posting again", record.id)
+                return await store.mark_delivered(
+                    record.id, "interaction", record.original_message_id
+                )
+            audio = await store.read_audio(record)
+            if audio is None:
+                log.error("Job %s: spooled audio is missing", record.id)
+                return await store.mark_failed(record.id, "audio_lost", AUDIO_LOST_TEXT)
+            record = await store.mark_delivering(record.id)
         content = result_text(record.text, record.language, record.user_id)
         link = too_large_text(audio.size, record.audio_url or "")
         try:

@@ -156,6 +156,25 @@ async def test_submit_started_carries_the_message_id(store: SqliteJobStore) -> N
     assert stored.original_message_id == 777
 
 
+async def test_completed_straight_to_delivering(store: SqliteJobStore) -> None:
+    await store.add(make_job())
+    await store.mark_submit_started("1001")
+    await store.mark_submitted("1001", "r", "https://api.segmind.com/p/r")
+    record = await store.mark_completed(
+        "1001", AUDIO, "audio/mpeg", "mp3", "https://x/a.mp3", delivering=True
+    )
+    assert (record.state, record.attempts, record.next_step) == (
+        JobState.DELIVERING,
+        1,
+        NextStep.DELIVER,
+    )
+    assert record == await store.get("1001")
+    audio = await store.read_audio(record)
+    assert audio is not None
+    assert audio.data == AUDIO
+    assert (await store.mark_delivered("1001", "interaction", 5)).state is JobState.DELIVERED
+
+
 async def test_failure_is_recorded_then_explained(store: SqliteJobStore, data_dir: Path) -> None:
     await store.add(make_job("1"))
     await store.mark_submit_started("1")

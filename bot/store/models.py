@@ -153,7 +153,14 @@ class JobStore(Protocol):
         self, job_id: str, request_id: str, poll_url: str, at: float | None = None
     ) -> JobRecord: ...
     async def mark_completed(
-        self, job_id: str, audio: bytes, content_type: str, extension: str, audio_url: str
+        self,
+        job_id: str,
+        audio: bytes,
+        content_type: str,
+        extension: str,
+        audio_url: str,
+        *,
+        delivering: bool = False,
     ) -> JobRecord: ...
     async def mark_delivering(self, job_id: str) -> JobRecord: ...
     async def mark_delivered(
