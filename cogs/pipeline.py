@@ -109,8 +109,8 @@ class JobPipeline:
             ref = error_reference()
             log.exception("Job %s hit an unexpected error (ref %s)", record.id, ref)
             record = await self._fail_unexpectedly(record, answer, ref)
-        if record.state.terminal:
-            self.bot.policy.job_ended(record)
+        # Ended for this run (even if the store failed to say so): its place is free.
+        self.bot.policy.job_ended(record)
 
     async def _drive(self, record: JobRecord, answer: Answer) -> JobRecord:
         store = self.bot.store
