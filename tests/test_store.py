@@ -11,8 +11,10 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,7 @@ from bot.store import (
     StoreError,
 )
 from bot.store import migrations as migrations_module
+from bot.store import sqlite as sqlite_module
 from bot.store.migrations import MIGRATIONS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -424,6 +427,173 @@ async def test_cancelled_write_that_committed_does_not_confuse_the_next(
     submitted = await store.mark_submitted("1001", "req-1", "https://api/p/1")
     assert submitted.submit_started_at is not None  # the cancelled write committed first
     assert same(submitted, await store.get("1001"))
+
+
+# -- writes combined in one batch ---------------------------------------------------------
+
+
+@asynccontextmanager
+async def one_batch(store: SqliteJobStore) -> AsyncIterator[list[str]]:
+    """Everything queued inside the block is committed in one batch (the writer is held
+    inside the previous one meanwhile). Yields the statements the writer runs."""
+    db = store._db
+    assert db is not None
+    statements: list[str] = []
+    gate, entered = threading.Event(), threading.Event()
+
+    def hold(conn: sqlite3.Connection) -> None:
+        conn.set_trace_callback(statements.append)
+        entered.set()
+        gate.wait(10)
+
+    held = db.run(hold)
+    await asyncio.to_thread(entered.wait, 10)
+    try:
+        yield statements
+    finally:
+        gate.set()
+        await held
+
+
+def queue(*calls: Coroutine[Any, Any, JobRecord]) -> list[asyncio.Future[JobRecord]]:
+    return [asyncio.ensure_future(call) for call in calls]
+
+
+async def settle(futures: list[asyncio.Future[JobRecord]]) -> list[JobRecord | BaseException]:
+    await asyncio.sleep(0)  # each has queued its write
+    return await asyncio.gather(*futures, return_exceptions=True)
+
+
+def combined(statements: list[str]) -> int:
+    return sum("FROM (VALUES" in s or ("INSERT" in s and "), (" in s) for s in statements)
+
+
+@pytest.mark.parametrize("keep_text", [False, True])
+async def test_writes_of_one_kind_share_a_statement(data_dir: Path, keep_text: bool) -> None:
+    ids = [f"j{i}" for i in range(5)]
+    async with SqliteJobStore(data_dir, keep_text=keep_text) as store:
+        steps: list[Callable[[str], Coroutine[Any, Any, JobRecord]]] = [
+            lambda i: store.add(make_job(i)),
+            lambda i: store.mark_submit_started(i, 77),
+            lambda i: store.mark_submitted(i, f"req-{i}", f"https://api/p/{i}"),
+            lambda i: store.mark_completed(
+                i, AUDIO, "audio/mpeg", "mp3", "https://out/x.mp3", delivering=True
+            ),
+            lambda i: store.mark_delivered(i, "interaction", 5),
+        ]
+        for step in steps:
+            async with one_batch(store) as statements:
+                futures = queue(*(step(i) for i in ids))
+            records = await settle(futures)
+            assert combined(statements) == 1, statements
+            for record in records:
+                assert isinstance(record, JobRecord), record
+                assert same(record, await store.get(record.id)), record
+        assert {r.state for r in await store.recent_jobs(8, 10)} == {JobState.DELIVERED}
+
+
+async def test_without_update_from_each_transition_is_its_own_statement(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite before 3.33 has no `UPDATE ... FROM`: transitions are not combined."""
+    monkeypatch.setattr(sqlite_module, "_UPDATE_FROM", False)
+    async with SqliteJobStore(data_dir) as store:
+        for i in ("a", "b"):
+            await store.add(make_job(i))
+        async with one_batch(store) as statements:
+            futures = queue(store.mark_submit_started("a"), store.mark_submit_started("b"))
+        for record in await settle(futures):
+            assert isinstance(record, JobRecord)
+            assert same(record, await store.get(record.id))
+        assert combined(statements) == 0
+
+
+async def test_combined_transition_refuses_each_job_on_its_own(store: SqliteJobStore) -> None:
+    for i in ("a", "b", "c", "d"):
+        await store.add(make_job(i))
+    for i in ("a", "b", "d"):
+        await store.mark_submit_started(i)
+    await store.mark_failed("d", "JobFailedError", "It failed.")
+    async with one_batch(store) as statements:
+        futures = queue(
+            *(store.mark_submitted(i, "req", "https://api/p") for i in ("a", "b", "c", "d", "zz"))
+        )
+    a, b, c, d, zz = await settle(futures)
+    assert combined(statements) >= 1
+    assert isinstance(a, JobRecord)
+    assert a.state is JobState.SUBMITTED
+    assert isinstance(b, JobRecord)
+    assert b.state is JobState.SUBMITTED
+    assert same(a, await store.get("a"))
+    assert same(b, await store.get("b"))
+    assert isinstance(c, InvalidTransition)
+    assert "never started (call mark_submit_started first)" in str(c)
+    assert isinstance(d, InvalidTransition)
+    assert d.state is JobState.FAILED
+    assert isinstance(zz, InvalidTransition)
+    assert zz.state is None
+
+
+async def test_combined_transition_skips_missing_jobs(store: SqliteJobStore) -> None:
+    await store.add(make_job("a"))
+    async with one_batch(store):
+        futures = queue(store.mark_submit_started("a"), store.mark_submit_started("gone"))
+    a, gone = await settle(futures)
+    assert isinstance(a, JobRecord)
+    assert same(a, await store.get("a"))
+    assert isinstance(gone, InvalidTransition)
+    assert "does not exist" in str(gone)
+
+
+async def test_combined_add_refuses_each_job_on_its_own(store: SqliteJobStore) -> None:
+    first = await store.add(make_job("dup"))
+    async with one_batch(store):
+        futures = queue(
+            store.add(make_job("a")),
+            store.add(make_job("dup")),
+            store.add(dataclasses.replace(make_job("bad"), channel_id=None)),  # type: ignore[arg-type]
+            store.add(make_job("b")),
+        )
+    a, dup, bad, b = await settle(futures)
+    assert isinstance(a, JobRecord)
+    assert same(a, await store.get("a"))
+    assert isinstance(b, JobRecord)
+    assert same(b, await store.get("b"))
+    assert isinstance(dup, InvalidTransition)
+    assert dup.state is JobState.ACCEPTED
+    assert await store.get("dup") == first
+    assert isinstance(bad, ValueError)
+    assert "NOT NULL" in str(bad)
+    assert await store.get("bad") is None
+
+
+async def test_writes_to_one_job_in_one_batch_keep_their_order(store: SqliteJobStore) -> None:
+    for i in ("a", "b", "c"):
+        await store.add(make_job(i))
+        await store.mark_submit_started(i)
+    async with one_batch(store):
+        futures = queue(
+            store.mark_failed("a", "JobFailedError", "It failed."),
+            store.mark_submitted("b", "req-b", "https://api/p/b"),
+            store.mark_submitted("a", "req-a", "https://api/p/a"),
+            store.mark_submitted("c", "req-c", "https://api/p/c"),
+            store.mark_failed("c", "JobFailedError", "It failed."),
+            store.mark_submit_started("b"),
+        )
+    failed_a, b, submitted_a, c, failed_c, started_b = await settle(futures)
+    assert isinstance(failed_a, JobRecord)
+    assert failed_a.state is JobState.FAILED
+    assert isinstance(submitted_a, InvalidTransition)
+    assert submitted_a.state is JobState.FAILED
+    assert isinstance(b, JobRecord)
+    assert same(b, await store.get("b"))
+    assert isinstance(started_b, InvalidTransition)
+    assert started_b.state is JobState.SUBMITTED
+    assert isinstance(c, JobRecord)
+    assert c.state is JobState.SUBMITTED
+    assert isinstance(failed_c, JobRecord)
+    assert failed_c.request_id == "req-c"
+    assert same(failed_c, await store.get("c"))
 
 
 async def test_jobs_written_before_a_restart_are_read_back(data_dir: Path) -> None:
