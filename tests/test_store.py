@@ -31,7 +31,6 @@ from bot.store import (
     StoreError,
 )
 from bot.store import migrations as migrations_module
-from bot.store import sqlite as sqlite_module
 from bot.store.migrations import MIGRATIONS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -429,27 +428,25 @@ async def test_cancelled_write_that_committed_does_not_confuse_the_next(
     assert same(submitted, await store.get("1001"))
 
 
-# -- writes combined in one batch ---------------------------------------------------------
+# -- many writes in one batch ------------------------------------------------------------
 
 
 @asynccontextmanager
-async def one_batch(store: SqliteJobStore) -> AsyncIterator[list[str]]:
+async def one_batch(store: SqliteJobStore) -> AsyncIterator[None]:
     """Everything queued inside the block is committed in one batch (the writer is held
-    inside the previous one meanwhile). Yields the statements the writer runs."""
+    inside the previous one meanwhile)."""
     db = store._db
     assert db is not None
-    statements: list[str] = []
     gate, entered = threading.Event(), threading.Event()
 
     def hold(conn: sqlite3.Connection) -> None:
-        conn.set_trace_callback(statements.append)
         entered.set()
         gate.wait(10)
 
     held = db.run(hold)
     await asyncio.to_thread(entered.wait, 10)
     try:
-        yield statements
+        yield
     finally:
         gate.set()
         await held
@@ -464,12 +461,8 @@ async def settle(futures: list[asyncio.Future[JobRecord]]) -> list[JobRecord | B
     return await asyncio.gather(*futures, return_exceptions=True)
 
 
-def combined(statements: list[str]) -> int:
-    return sum("FROM (VALUES" in s or ("INSERT" in s and "), (" in s) for s in statements)
-
-
 @pytest.mark.parametrize("keep_text", [False, True])
-async def test_writes_of_one_kind_share_a_statement(data_dir: Path, keep_text: bool) -> None:
+async def test_writes_committed_together_return_their_rows(data_dir: Path, keep_text: bool) -> None:
     ids = [f"j{i}" for i in range(5)]
     async with SqliteJobStore(data_dir, keep_text=keep_text) as store:
         steps: list[Callable[[str], Coroutine[Any, Any, JobRecord]]] = [
@@ -482,44 +475,26 @@ async def test_writes_of_one_kind_share_a_statement(data_dir: Path, keep_text: b
             lambda i: store.mark_delivered(i, "interaction", 5),
         ]
         for step in steps:
-            async with one_batch(store) as statements:
+            async with one_batch(store):
                 futures = queue(*(step(i) for i in ids))
             records = await settle(futures)
-            assert combined(statements) == 1, statements
             for record in records:
                 assert isinstance(record, JobRecord), record
                 assert same(record, await store.get(record.id)), record
         assert {r.state for r in await store.recent_jobs(8, 10)} == {JobState.DELIVERED}
 
 
-async def test_without_update_from_each_transition_is_its_own_statement(
-    data_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """SQLite before 3.33 has no `UPDATE ... FROM`: transitions are not combined."""
-    monkeypatch.setattr(sqlite_module, "_UPDATE_FROM", False)
-    async with SqliteJobStore(data_dir) as store:
-        for i in ("a", "b"):
-            await store.add(make_job(i))
-        async with one_batch(store) as statements:
-            futures = queue(store.mark_submit_started("a"), store.mark_submit_started("b"))
-        for record in await settle(futures):
-            assert isinstance(record, JobRecord)
-            assert same(record, await store.get(record.id))
-        assert combined(statements) == 0
-
-
-async def test_combined_transition_refuses_each_job_on_its_own(store: SqliteJobStore) -> None:
+async def test_refusals_in_one_batch_are_each_jobs_own(store: SqliteJobStore) -> None:
     for i in ("a", "b", "c", "d"):
         await store.add(make_job(i))
     for i in ("a", "b", "d"):
         await store.mark_submit_started(i)
     await store.mark_failed("d", "JobFailedError", "It failed.")
-    async with one_batch(store) as statements:
+    async with one_batch(store):
         futures = queue(
             *(store.mark_submitted(i, "req", "https://api/p") for i in ("a", "b", "c", "d", "zz"))
         )
     a, b, c, d, zz = await settle(futures)
-    assert combined(statements) >= 1
     assert isinstance(a, JobRecord)
     assert a.state is JobState.SUBMITTED
     assert isinstance(b, JobRecord)
@@ -534,7 +509,7 @@ async def test_combined_transition_refuses_each_job_on_its_own(store: SqliteJobS
     assert zz.state is None
 
 
-async def test_combined_transition_skips_missing_jobs(store: SqliteJobStore) -> None:
+async def test_a_missing_job_in_a_batch_fails_alone(store: SqliteJobStore) -> None:
     await store.add(make_job("a"))
     async with one_batch(store):
         futures = queue(store.mark_submit_started("a"), store.mark_submit_started("gone"))
@@ -545,7 +520,7 @@ async def test_combined_transition_skips_missing_jobs(store: SqliteJobStore) -> 
     assert "does not exist" in str(gone)
 
 
-async def test_combined_add_refuses_each_job_on_its_own(store: SqliteJobStore) -> None:
+async def test_adds_in_one_batch_are_refused_each_on_its_own(store: SqliteJobStore) -> None:
     first = await store.add(make_job("dup"))
     async with one_batch(store):
         futures = queue(

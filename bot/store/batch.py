@@ -7,15 +7,6 @@ work. Here a busy bot pays one commit per batch, and the event loop's share of e
 statement is a list append and one future; an idle bot still commits each statement at
 once. Each statement's own outcome is kept: one refused INSERT does not fail the others
 (SQLite rolls back just that statement), but a failed COMMIT fails the whole batch.
-
-Work queued with `run_grouped` names a `Combine` (one kind of write) and the row it
-writes: within a batch, the queued writes of one kind run as one statement. Under load
-that is a few statements per batch instead of dozens, and each sqlite3 call lets go of
-the GIL and takes it back from the busy event loop (the costly part of a statement on
-this thread then). Writes to distinct rows commute, so a batch is cut into runs of
-distinct rows, kept in order, and each kind's writes in a run are combined. A combined
-statement that fails as a whole changed nothing (SQLite rolls back the statement): its
-writes then run one by one, each with its own outcome, as if never combined.
 """
 
 from __future__ import annotations
@@ -25,8 +16,8 @@ import contextlib
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Hashable, Sequence
-from typing import Any, Protocol, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 LINGER = 0.001  # slept on the writer thread, never on the event loop
 BUSY_BATCH = 4  # statements in a batch that mean "under load"
@@ -35,7 +26,7 @@ RESOLVE_CHUNK = 16
 T = TypeVar("T")
 Rows = list[Any]
 Work = Callable[..., Any]
-_Item = tuple[Work, tuple[Any, ...], "asyncio.Future[Any]", "Combine | None", Hashable]
+_Item = tuple[Work, tuple[Any, ...], "asyncio.Future[Any]"]
 _Outcome = tuple["asyncio.Future[Any]", Any, BaseException | None]
 
 
@@ -45,19 +36,6 @@ def _fetchall(conn: sqlite3.Connection, sql: str, params: Sequence[object]) -> R
 
 def _nothing() -> None:
     pass
-
-
-class Combine(Protocol):
-    """Does several writes of one kind to distinct rows, each given as the arguments
-    its `work` would get, as one statement: each one's result or error, in order.
-    Raises `sqlite3.Error` only if it changed nothing, or if SQLite rolled the whole
-    transaction back. `limit`: the most writes it takes at once."""
-
-    limit: int
-
-    def __call__(
-        self, conn: sqlite3.Connection, calls: Sequence[tuple[Any, ...]]
-    ) -> list[tuple[Any, BaseException | None]]: ...
 
 
 class GroupCommitter:
@@ -90,22 +68,12 @@ class GroupCommitter:
     def run(self, work: Callable[..., T], *args: Any) -> asyncio.Future[T]:
         """Queue `work(connection, *args)`, to be called on the writer thread inside the
         next batch's transaction; the future gets its result once the batch committed."""
-        return self._queue((work, args, self._loop.create_future(), None, None))
-
-    def run_grouped(
-        self, combine: Combine, row: Hashable, work: Callable[..., T], *args: Any
-    ) -> asyncio.Future[T]:
-        """As `run`, for work that writes only `row`: the batch may do it, and others of
-        its kind, with `combine(connection, [args, ...])` instead."""
-        return self._queue((work, args, self._loop.create_future(), combine, row))
-
-    def _queue(self, item: _Item) -> asyncio.Future[Any]:
-        future = item[2]
+        future: asyncio.Future[Any] = self._loop.create_future()
         with self._lock:
             if self._closing:
                 raise RuntimeError("job store is closed")
             first = not self._pending
-            self._pending.append(item)
+            self._pending.append((work, args, future))
         # The writer empties the list and clears the event together, under the lock: a
         # non-empty list means its first item's caller has set the event already.
         if first:
@@ -144,24 +112,18 @@ class GroupCommitter:
         outcomes: list[_Outcome] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
-            groups: dict[Combine, list[_Item]] = {}
-            rows: set[Hashable] = set()
-            for item in batch:
-                combine, row = item[3], item[4]
-                if combine is None or row in rows:
-                    # Work on no known row, or on one this run writes already: it runs
-                    # after everything queued before it.
-                    for combine_, items in groups.items():
-                        self._combined(combine_, items, outcomes)
-                    groups.clear()
-                    rows.clear()
-                if combine is None:
-                    self._one(item, outcomes)
-                else:
-                    groups.setdefault(combine, []).append(item)
-                    rows.add(row)
-            for combine_, items in groups.items():
-                self._combined(combine_, items, outcomes)
+            for work, args, future in batch:
+                try:
+                    outcomes.append((future, work(conn, *args), None))
+                except sqlite3.Error as exc:
+                    if not conn.in_transaction:
+                        # SQLite rolled the whole transaction back (disk full, I/O error):
+                        # fail the batch rather than run the rest outside a transaction.
+                        raise
+                    outcomes.append((future, None, exc))
+                except Exception as exc:
+                    self._invalidate()
+                    outcomes.append((future, None, exc))
             conn.execute("COMMIT")
             self.commits += 1
         except sqlite3.Error as exc:
@@ -169,47 +131,8 @@ class GroupCommitter:
             if conn.in_transaction:
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
-            return [(item[2], None, exc) for item in batch]
+            return [(future, None, exc) for _, _, future in batch]
         return outcomes
-
-    def _one(self, item: _Item, outcomes: list[_Outcome]) -> None:
-        work, args, future = item[0], item[1], item[2]
-        try:
-            outcomes.append((future, work(self._conn, *args), None))
-        except sqlite3.Error as exc:
-            if not self._conn.in_transaction:
-                # SQLite rolled the whole transaction back (disk full, I/O error): fail
-                # the batch rather than run the rest outside a transaction.
-                raise
-            outcomes.append((future, None, exc))
-        except Exception as exc:
-            self._invalidate()
-            outcomes.append((future, None, exc))
-
-    def _combined(self, combine: Combine, items: list[_Item], outcomes: list[_Outcome]) -> None:
-        """Writes of one kind to distinct rows: as `combine` statements where they are
-        several, one by one if a combined statement failed."""
-        for start in range(0, len(items), combine.limit):
-            chunk = items[start : start + combine.limit]
-            if len(chunk) == 1:
-                self._one(chunk[0], outcomes)
-                continue
-            try:
-                results = combine(self._conn, [item[1] for item in chunk])
-            except sqlite3.Error:
-                if not self._conn.in_transaction:
-                    raise
-                for item in chunk:  # the statement changed nothing: each on its own
-                    self._one(item, outcomes)
-                continue
-            except Exception as failure:
-                self._invalidate()
-                outcomes.extend((item[2], None, failure) for item in chunk)
-                continue
-            for item, (result, error) in zip(chunk, results, strict=True):
-                if error is not None and not isinstance(error, sqlite3.Error):
-                    self._invalidate()
-                outcomes.append((item[2], result, error))
 
 
 def _resolve(outcomes: list[_Outcome], start: int = 0) -> None:

@@ -37,7 +37,7 @@ import aiosqlite
 
 from ..audio import AudioFile
 from . import spool
-from .batch import Combine, GroupCommitter
+from .batch import GroupCommitter
 from .migrations import migrate
 from .models import (
     DELIVERY_CHANNELS,
@@ -78,10 +78,6 @@ _AFFINITY: dict[str, type] = {"TEXT": str, "INTEGER": int, "REAL": float, "BLOB"
 # Records kept by the writer for their next transition: far more than the jobs a bot has
 # open at once; past it the oldest is dropped (its next transition reads the row back).
 KNOWN_RECORDS = 4096
-# At most this many writes of one kind share a statement.
-COMBINED_ROWS = 64
-# `UPDATE ... FROM` came with SQLite 3.33; before it, each transition is its own statement.
-_UPDATE_FROM = sqlite3.sqlite_version_info >= (3, 33, 0)
 _field_values = operator.attrgetter(*COLUMNS)
 # Each field's slot setter: bypasses the frozen dataclass's __setattr__, as its own
 # __init__ does.
@@ -130,12 +126,6 @@ class _Change:
     increments: tuple[int, ...]
     fields: tuple[int, ...]  # each column's index in COLUMNS; -1 if no record holds it
     sql: str  # parameters: the columns' values, then the job id
-    # The same for several jobs, as `UPDATE ... FROM (VALUES (id, values...), ...)`,
-    # `{}` standing for the rows. The state check moves from WHERE into SET, as a CASE
-    # that gives NULL to a job in any other state: `state` is NOT NULL, so one job in the
-    # wrong state fails the whole statement (and it changes nothing) rather than being
-    # skipped unseen. A job that is not there is skipped (no row to join).
-    combined: str
 
 
 def _change(
@@ -159,16 +149,6 @@ def _change(
     # three or more on every execution (+4 us per statement, measured).
     states = " OR ".join(f"state = '{state.value}'" for state in sources)
     sql = f"UPDATE jobs SET {', '.join(sets)} WHERE id = ? AND ({states}){condition}"
-    combined_sets = [f"{name} = v.column{index}" for index, name in enumerate(names, 2)]
-    combined_sets += [f"{name} = {name} + 1" for name in increments]
-    then = "state" if target is None else f"'{target.value}'"
-    combined_sets.append(f"state = CASE WHEN ({states}){condition} THEN {then} END")
-    if more:
-        combined_sets.append(more)
-    combined = (
-        f"UPDATE jobs SET {', '.join(combined_sets)} FROM (VALUES {{}}) AS v "
-        "WHERE jobs.id = v.column1"
-    )
     return _Change(
         operation=operation,
         columns=names,
@@ -176,7 +156,6 @@ def _change(
         increments=tuple(_INDEX[name] for name in increments),
         fields=tuple(_INDEX.get(name, -1) for name in names),
         sql=sql,
-        combined=combined,
     )
 
 
@@ -226,94 +205,6 @@ _DELIVERING = _change(
 _FAILED = _change(
     "mark_failed", _FAILABLE_STATES, JobState.FAILED, ("failure_cause", "failure_message")
 )
-
-
-class _Transitions:
-    """Several jobs' transitions of one kind as one `UPDATE ... FROM (VALUES ...)`
-    (a `Combine`: see batch.py). The rows are padded with NULLs to a power of two, so
-    a few statements of each kind cover every batch size."""
-
-    def __init__(self, store: SqliteJobStore, change: _Change) -> None:
-        self._store = store
-        self._change = change
-        self._width = 1 + len(change.columns)  # the job id, then the columns' values
-        # SQLite before 3.32 takes at most 999 parameters.
-        self.limit = min(COMBINED_ROWS, 1 << ((999 // self._width).bit_length() - 1))
-        row = f"({_marks(self._width)})"
-        self._sql = {
-            size: change.combined.format(", ".join([row] * size))
-            for size in (1 << bit for bit in range(1, self.limit.bit_length()))
-        }
-
-    def __call__(
-        self, conn: sqlite3.Connection, calls: Sequence[tuple[Any, ...]]
-    ) -> list[tuple[Any, BaseException | None]]:
-        count = len(calls)
-        size = 1 << (count - 1).bit_length()
-        params: list[object] = []
-        for _, job_id, values, _ in calls:
-            params.append(job_id)
-            params += values
-        params += [None] * ((size - count) * self._width)  # rows that join no job
-        present: set[str] | None = None
-        if conn.execute(self._sql[size], params).rowcount != count:
-            ids = [call[1] for call in calls]
-            query = f"SELECT id FROM jobs WHERE id IN ({_marks(count)})"
-            present = {row[0] for row in conn.execute(query, ids).fetchall()}
-        applied = self._store._applied
-        results: list[tuple[Any, BaseException | None]] = []
-        for change, job_id, values, exact in calls:
-            if present is not None and job_id not in present:
-                results.append((None, None))
-                continue
-            try:
-                results.append((applied(conn, change, job_id, values, exact), None))
-            except sqlite3.Error as exc:
-                if not conn.in_transaction:
-                    raise
-                results.append((None, exc))
-            except Exception as exc:
-                results.append((None, exc))
-        return results
-
-
-class _Inserts:
-    """Several new jobs as one `INSERT ... VALUES (...), (...)` (a `Combine`). Without
-    `ON CONFLICT DO NOTHING`: an id already present fails the whole statement, and the
-    jobs are then added one by one, each refused or not on its own."""
-
-    limit = 32  # x 31 columns: under the 999 parameters older SQLite takes
-
-    def __init__(self, store: SqliteJobStore) -> None:
-        self._store = store
-        self._sql: dict[int, str] = {}
-
-    def __call__(
-        self, conn: sqlite3.Connection, calls: Sequence[tuple[Any, ...]]
-    ) -> list[tuple[Any, BaseException | None]]:
-        count = len(calls)
-        sql = self._sql.get(count)
-        if sql is None:
-            row = f"({_marks(len(COLUMNS))})"
-            sql = self._sql[count] = (
-                f"INSERT INTO jobs ({_SELECT}) VALUES {', '.join([row] * count)}"
-            )
-        params: list[object] = []
-        for values, _ in calls:
-            params += values
-        conn.execute(sql, params)
-        inserted = self._store._inserted
-        results: list[tuple[Any, BaseException | None]] = []
-        for values, exact in calls:
-            try:
-                results.append((inserted(conn, values, exact), None))
-            except sqlite3.Error as exc:
-                if not conn.in_transaction:
-                    raise
-                results.append((None, exc))
-            except Exception as exc:
-                results.append((None, exc))
-        return results
 
 
 def _explain(exc: sqlite3.Error, path: Path) -> StoreError:
@@ -400,9 +291,6 @@ class SqliteJobStore(PolicyQueries):
         self._kinds: dict[str, type] = {}
         # Job id -> its record as last committed by this store; the writer thread's alone.
         self._known: dict[str, JobRecord] = {}
-        # Each kind of write done for several jobs in one statement (see batch.py).
-        self._inserts = _Inserts(self)
-        self._transitions: dict[str, _Transitions] = {}
 
     @property
     def writes(self) -> int:
@@ -432,13 +320,7 @@ class SqliteJobStore(PolicyQueries):
 
     async def _writer(self) -> GroupCommitter:
         def connect() -> tuple[sqlite3.Connection, dict[str, type]]:
-            conn = sqlite3.connect(
-                self.path,
-                isolation_level=None,
-                check_same_thread=False,
-                # The combined statements come in a few sizes per kind of write.
-                cached_statements=256,
-            )
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             try:
                 conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms:d}")
                 conn.execute(f"PRAGMA synchronous = {self._synchronous}")
@@ -536,20 +418,6 @@ class SqliteJobStore(PolicyQueries):
         except sqlite3.Error as exc:
             raise _explain(exc, self.path) from exc
 
-    async def _write_row(
-        self, combine: Combine, job_id: str, work: Callable[..., T], *args: Any
-    ) -> T:
-        """As `_write`, for work that writes only this job's row: the writer may do it
-        in one statement with others of its kind."""
-        if self._db is None:
-            raise RuntimeError("job store is not open")
-        try:
-            return await self._db.run_grouped(combine, job_id, work, *args)
-        except sqlite3.IntegrityError as exc:
-            raise ValueError(f"job store refused the values: {exc}") from exc
-        except sqlite3.Error as exc:
-            raise _explain(exc, self.path) from exc
-
     def _exact(self, columns: Iterable[str], values: Iterable[object]) -> bool:
         """Whether SQLite will hand back each value as it is (so a record may hold it
         without reading it back)."""
@@ -579,15 +447,7 @@ class SqliteJobStore(PolicyQueries):
         """Apply `change` with `values` (for its columns but `updated_at`)."""
         values = (*values, self._clock())
         exact = self._exact(change.columns, values)
-        if _UPDATE_FROM:
-            combine = self._transitions.get(change.sql)
-            if combine is None:
-                combine = self._transitions[change.sql] = _Transitions(self, change)
-            record = await self._write_row(
-                combine, job_id, self._apply, change, job_id, values, exact
-            )
-        else:
-            record = await self._write(self._apply, change, job_id, values, exact)
+        record = await self._write(self._apply, change, job_id, values, exact)
         if record is None:
             raise await self._refusal(job_id, change.operation)
         self._writes += 1
@@ -605,17 +465,6 @@ class SqliteJobStore(PolicyQueries):
         """Writer thread: one transition; its committed record, or None if refused."""
         if not conn.execute(change.sql, (*values, job_id)).rowcount:
             return None
-        return self._applied(conn, change, job_id, values, exact)
-
-    def _applied(
-        self,
-        conn: sqlite3.Connection,
-        change: _Change,
-        job_id: str,
-        values: tuple[object, ...],
-        exact: bool,
-    ) -> JobRecord:
-        """Writer thread: the record of a transition just made."""
         before = self._known.get(job_id) if exact else None
         if before is None:
             record = _read_back(conn, job_id)
@@ -671,9 +520,7 @@ class SqliteJobStore(PolicyQueries):
         values[_UPDATED_AT] = self._clock()
         values[_TEXT_CHARS] = len(record.text)
         values[_SAMPLE_HOST] = urlsplit(record.sample_url).hostname or ""
-        added = await self._write_row(
-            self._inserts, record.id, self._insert, values, self._exact(COLUMNS, values)
-        )
+        added = await self._write(self._insert, values, self._exact(COLUMNS, values))
         if added is None:
             raise await self._refusal(record.id, "add")
         self._writes += 1
@@ -685,10 +532,6 @@ class SqliteJobStore(PolicyQueries):
         """Writer thread: insert a new job; its committed record, or None if present."""
         if not conn.execute(_INSERT, values).rowcount:
             return None
-        return self._inserted(conn, values, exact)
-
-    def _inserted(self, conn: sqlite3.Connection, values: list[object], exact: bool) -> JobRecord:
-        """Writer thread: the record of a job just inserted."""
         if exact:
             values[_STATE] = JobState.ACCEPTED
             record = _build(values)
