@@ -231,21 +231,28 @@ The SDK shares its client the same way, so the failures are kept and counted.
 
 What the job store adds (`ours+store`): five writes per job, each one statement committed
 before the job moves on (`synchronous=FULL`), queued to a writer thread that commits
-whatever is waiting as one transaction; at N = 1,000 about 14 statements share a commit
-(~470 commits, one WAL fsync each). A transition returns its record without reading the
+whatever is waiting as one transaction; at N = 1,000 about 9–14 statements share a commit
+(470–570 commits, one WAL fsync each). A transition returns its record without reading the
 row back: the writer keeps each unfinished job's last record and applies the values it
 wrote (the former `RETURNING *` and the dataclass built from it were ~40% of the store's
 own CPU). Measured per thread (the writer's CPU is in the line above; the store alone
-is `python -m bench.store_only`): a statement costs the writer ~20 µs in SQLite and the
-sqlite3 module when the loop is idle and about twice that at N = 1,000, as sqlite3 lets go
-of the GIL around every step and the busy loop takes it; a commit ~150 µs (in this VM the
-fsync's I/O submission is CPU); the loop's share is a future and a wake-up per write.
-Tried and dropped: lingering 3–10 ms per commit (a third of the commits, no measurable
-gain), running the statements on the loop with only the commit on the thread, and
-parking the loop while the writer runs a batch (neither lowered the total; both raised
-lag p99). Run to run the CPU figures move by about ±30% with the host's load even when
-this VM is otherwise idle (ours at N = 1,000: 1.0–1.8 ms/job over one day, the store's
-extra 0.4–0.8 ms/job), so the store row's 2 ms floor holds with little margin.
+is `python -m bench.store_only`): a statement costs the writer ~20 µs when the loop is
+idle and about twice that at N = 1,000, a commit ~200 µs (in this VM the fsync's I/O
+submission is CPU; the commits are ~30% of the writer's CPU); the loop's share
+is a future and a wake-up per write. Tried and dropped: lingering 3–10 ms per commit (a
+third of the commits, no measurable gain), running the statements on the loop with only
+the commit on the thread, parking the loop while the writer runs a batch (neither
+lowered the total; both raised lag p99), and writing all the queued writes of one kind
+as one statement (`UPDATE ... FROM (VALUES ...)`, a multi-row `INSERT`): that cut the
+writer's statements at N = 1,000 from ~5,000 to ~700 and `bench.store_only`'s writer
+CPU from 0.21–0.23 to 0.16–0.17 ms/job, but not the core row's (alternating, 6–7 runs
+of 3 each: ours+store 1.98–2.53 ms/job against 2.03–2.39 without it, writer 0.36–0.44
+against 0.33–0.42). Under load the writer's time goes to SQLite's work per row (~50 µs
+a row even when combined) and to the commits, not to the sqlite3 module's cost per call.
+Run to run the CPU figures move by about ±30% with the host's load even when this VM is
+otherwise idle (ours at N = 1,000: 1.0–1.8 ms/job over one day, the store's extra
+0.4–0.8 ms/job); on 2026-11-25 ours+store measured 1.98–2.53 ms/job in 13 bench runs
+(each a median of 3), so its 2 ms floor is not met on this host.
 
 Where ours spends its CPU (cProfile of `python -m bench.scenario --impl ours --jobs 1000`
 against a running fake): about nine tenths in aiohttp's client, asyncio and the socket
