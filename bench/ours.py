@@ -44,6 +44,24 @@ async def ours(target: Target, jobs: int, interval: float) -> AsyncIterator[JobF
         yield job
 
 
+def bench_job(job_id: str, index: int, sample_url: str) -> JobRecord:
+    """A job as /speak records it, with placeholder Discord fields."""
+    now = time.time()
+    return JobRecord(
+        id=job_id,
+        created_at=now,
+        sample_url=sample_url,
+        text=f"text {index}",
+        language="en",
+        application_id=1,
+        interaction_token="bench-token",
+        token_expires_at=now + 900,
+        channel_id=1,
+        guild_id=1,
+        user_id=1,
+    )
+
+
 @asynccontextmanager
 async def ours_with_store(target: Target, jobs: int, interval: float) -> AsyncIterator[JobFn]:
     """As `ours`, with each job journalled in the job store the way the bot does it: five
@@ -67,22 +85,7 @@ async def ours_with_store(target: Target, jobs: int, interval: float) -> AsyncIt
 
             async def job(index: int) -> bytes:
                 job_id = f"bench-{index}"
-                now = time.time()
-                await store.add(
-                    JobRecord(
-                        id=job_id,
-                        created_at=now,
-                        sample_url=target.sample_url,
-                        text=f"text {index}",
-                        language="en",
-                        application_id=1,
-                        interaction_token="bench-token",
-                        token_expires_at=now + 900,
-                        channel_id=1,
-                        guild_id=1,
-                        user_id=1,
-                    )
-                )
+                await store.add(bench_job(job_id, index, target.sample_url))
                 result = await runner.run(
                     JobRequest(target.sample_url, f"text {index}", "en"),
                     journal=_Journal(store, job_id),

@@ -23,7 +23,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bot.runtime import run
-from bot.store import JobRecord, SqliteJobStore
+from bot.store import SqliteJobStore
+
+from .ours import bench_job
 
 # About the size of the fake Segmind's audio: an ID3 tag and three small MPEG frames.
 AUDIO = b"ID3\x04\x00\x00\x00\x00\x00\x10" + bytes(16) + (b"\xff\xfb\x10\xc4" + bytes(100)) * 3
@@ -54,22 +56,7 @@ async def _pause(rng: random.Random) -> None:
 async def _job(store: SqliteJobStore, index: int, rng: random.Random, spread: float) -> None:
     await asyncio.sleep(rng.random() * spread)
     job_id = f"store-only-{index}"
-    now = time.time()
-    await store.add(
-        JobRecord(
-            id=job_id,
-            created_at=now,
-            sample_url="http://127.0.0.1:1/samples/voice.mp3",
-            text=f"text {index}",
-            language="en",
-            application_id=1,
-            interaction_token="bench-token",
-            token_expires_at=now + 900,
-            channel_id=1,
-            guild_id=1,
-            user_id=1,
-        )
-    )
+    await store.add(bench_job(job_id, index, "http://127.0.0.1:1/samples/voice.mp3"))
     await store.mark_submit_started(job_id, 1)
     await _pause(rng)
     await store.mark_submitted(job_id, f"req-{index}", f"http://127.0.0.1:1/poll/{index}")

@@ -186,6 +186,18 @@ class _Reader:
             what=f"a whole number of {what} (0 = no limit)",
         )
 
+    def seconds(
+        self, name: str, default: float, *, minimum: float, maximum: float, what: str = ""
+    ) -> float:
+        return self.number(
+            name,
+            default,
+            _parse_float,
+            minimum=minimum,
+            maximum=maximum,
+            what=what or "a number of seconds",
+        )
+
     def number(
         self,
         name: str,
@@ -257,22 +269,8 @@ def load_settings(
         discord_token=discord_token,
         segmind_api_key=api_key,
         segmind_workflow_url=workflow_url,
-        segmind_poll_interval=env.number(
-            "SEGMIND_POLL_INTERVAL",
-            7.0,
-            _parse_float,
-            minimum=0.01,
-            maximum=3600,
-            what="a number of seconds",
-        ),
-        segmind_timeout=env.number(
-            "SEGMIND_TIMEOUT",
-            600.0,
-            _parse_float,
-            minimum=1,
-            maximum=86400,
-            what="a number of seconds",
-        ),
+        segmind_poll_interval=env.seconds("SEGMIND_POLL_INTERVAL", 7.0, minimum=0.01, maximum=3600),
+        segmind_timeout=env.seconds("SEGMIND_TIMEOUT", 600.0, minimum=1, maximum=86400),
         segmind_rpm=env.number(
             "SEGMIND_RPM",
             50,
@@ -326,18 +324,12 @@ def load_settings(
             maximum=3650,
             what="a number of days",
         ),
-        progress_update_seconds=env.number(
-            "PROGRESS_UPDATE_SECONDS",
-            3.0,
-            _parse_float,
-            minimum=0.05,
-            maximum=600,
-            what="a number of seconds",
+        progress_update_seconds=env.seconds(
+            "PROGRESS_UPDATE_SECONDS", 3.0, minimum=0.05, maximum=600
         ),
-        user_cooldown_seconds=env.number(
+        user_cooldown_seconds=env.seconds(
             "USER_COOLDOWN_SECONDS",
             30.0,
-            _parse_float,
             minimum=0,
             maximum=86400,
             what="a number of seconds (0 = no cooldown)",
@@ -349,14 +341,7 @@ def load_settings(
         global_daily_jobs=env.limit("GLOBAL_DAILY_JOBS", 300, "jobs"),
         require_consent=env.flag("REQUIRE_CONSENT", True),
         allowed_guild_ids=env.ids("ALLOWED_GUILD_IDS"),
-        credits_pause_seconds=env.number(
-            "CREDITS_PAUSE_SECONDS",
-            600.0,
-            _parse_float,
-            minimum=0,
-            maximum=86400,
-            what="a number of seconds",
-        ),
+        credits_pause_seconds=env.seconds("CREDITS_PAUSE_SECONDS", 600.0, minimum=0, maximum=86400),
         notify_owner_dm=env.flag("NOTIFY_OWNER_DM", False),
         audit_store_text=env.flag("AUDIT_STORE_TEXT", False),
     )

@@ -10,7 +10,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def settings_read_by_code() -> set[str]:
     source = (ROOT / "bot" / "config.py").read_text()
-    names = set(re.findall(r"env\.(?:raw|secret|number|flag|ids|limit)\(\s*\"([A-Z_]+)\"", source))
+    names = set(
+        re.findall(r"env\.(?:raw|secret|number|seconds|flag|ids|limit)\(\s*\"([A-Z_]+)\"", source)
+    )
     assert len(names) >= 28, names  # the pattern still matches how config.py reads
     return names
 
