@@ -1,7 +1,7 @@
 """Group commit: one thread owns the SQLite connection and runs every statement queued
 since its last commit in one transaction.
 
-With hundreds of jobs in flight, each moving through seven durable states, a commit (and,
+With hundreds of jobs in flight, each written five times on its way, a commit (and,
 under synchronous=FULL, an fsync) per statement costs more CPU than the jobs' own HTTP
 work. Here a busy bot pays one commit per batch, and the event loop's share of each
 statement is a list append and one future; an idle bot still commits each statement at
