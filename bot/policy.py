@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -130,6 +130,11 @@ def _day(moment: float) -> int:
     return int(moment // DAY)
 
 
+def utc_day_start(moment: float) -> float:
+    """Midnight UTC of `moment`'s day: where the daily budgets start."""
+    return _day(moment) * DAY
+
+
 def _ts(moment: float) -> str:
     return f"<t:{int(moment)}:R>"
 
@@ -165,9 +170,8 @@ class Policy:
         }
         self._members = {(m.guild_id, m.user_id): m for m in await self._store.members()}
         now = self._clock()
-        today = _day(now)
-        self._ledger = _Ledger(today)
-        for row in await self._store.usage(today * DAY):
+        self._ledger = _Ledger(_day(now))
+        for row in await self._store.usage(utc_day_start(now)):
             self._ledger.add((row.guild_id or 0, row.user_id), row.jobs, row.chars)
         for row in await self._store.usage(now - self.settings.user_cooldown_seconds - DAY):
             key = (row.guild_id or 0, row.user_id)
@@ -355,13 +359,27 @@ class Policy:
         self, guild_id: int, by: int | None, name: str, value: float | None
     ) -> GuildConfig:
         """Override one limit for the guild (None: back to the operator's default)."""
-        if name not in LIMIT_NAMES:
-            raise ValueError(f"unknown limit {name!r}")
-        overrides = dict(self.guild(guild_id).overrides)
-        if value is None:
-            overrides.pop(name, None)
-        else:
-            overrides[name] = float(value)
+        return await self.set_limits(guild_id, by, {name: value})
+
+    async def set_limits(
+        self,
+        guild_id: int,
+        by: int | None,
+        values: Mapping[str, float | None],
+        *,
+        reset: bool = False,
+    ) -> GuildConfig:
+        """Override limits for the guild in one write (None: back to the operator's
+        default); `reset` drops every override first."""
+        unknown = set(values) - set(LIMIT_NAMES)
+        if unknown:
+            raise ValueError(f"unknown limit {sorted(unknown)[0]!r}")
+        overrides = {} if reset else dict(self.guild(guild_id).overrides)
+        for name, value in values.items():
+            if value is None:
+                overrides.pop(name, None)
+            else:
+                overrides[name] = float(value)
         return await self.update_guild(guild_id, by, overrides=tuple(sorted(overrides.items())))
 
     async def update_member(self, guild_id: int, user_id: int, **changes: Any) -> MemberRecord:

@@ -20,7 +20,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.policy import DAY, GuildConfig, Limits
+from bot.policy import DAY, GuildConfig, Limits, utc_day_start
 from bot.segmind import account
 from bot.segmind.errors import (
     AuthenticationError,
@@ -92,10 +92,6 @@ def listed(ids: Iterable[int], mention: str, limit: int = SHOWN_IN_STATUS) -> st
     shown = ", ".join(mention.format(i) for i in ordered[:limit])
     more = len(ordered) - limit
     return shown + (f" and {more} more" if more > 0 else "")
-
-
-def utc_midnight(now: float) -> float:
-    return (now // DAY) * DAY
 
 
 def usage_block(title: str, rows: Sequence[UsageRow]) -> list[str]:
@@ -449,14 +445,19 @@ class Admin(
         }
         changes = {option: value for option, value in given.items() if value is not None}
         header = "**Limits in this server** (0 = no limit):"
+        if reset or changes:
+            await policy.set_limits(
+                guild_id,
+                interaction.user.id,
+                {LIMIT_OPTIONS[option][0]: value for option, value in changes.items()},
+                reset=reset,
+            )
         if reset:
-            await policy.update_guild(guild_id, interaction.user.id, overrides=())
             self._changed(interaction, "reset the limits")
             header = "Limits reset to the operator's defaults" + (
                 ", then changed as asked:" if changes else ":"
             )
         for option, value in changes.items():
-            await policy.set_limit(guild_id, interaction.user.id, LIMIT_OPTIONS[option][0], value)
             self._changed(interaction, "set limit %s to %s", option, value)
         if changes and not reset:
             header = "Limits updated (0 = no limit):"
@@ -472,7 +473,7 @@ class Admin(
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
         now = time.time()
-        today = await self.bot.store.usage(utc_midnight(now), guild_id)
+        today = await self.bot.store.usage(utc_day_start(now), guild_id)
         week = await self.bot.store.usage(now - USAGE_DAYS * DAY, guild_id)
         lines = [
             "**Usage in this server**",
