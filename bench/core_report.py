@@ -254,6 +254,25 @@ otherwise idle (ours at N = 1,000: 1.0–1.8 ms/job over one day, the store's ex
 0.4–0.8 ms/job); on 2026-11-25 ours+store measured 1.98–2.53 ms/job in 13 bench runs
 (each a median of 3), so its 2 ms floor is not met on this host.
 
+Where the store's extra ~0.5 ms/job goes (2026-11-25, third session; probes alternated 5–6
+times, medians; ours alone 1.74–1.76 ms/job in the same series):
+- Not the GIL. With the writer thread on this VM, the GIL's futex hand-offs are most of
+  the store's system calls (~37 per job). But a prototype with the SQL in a child process,
+  batched over a pipe, cost the same in total: the child's own SQL and commits took
+  0.37–0.42 ms/job, and the loop's pickling and pipe I/O another ~0.3.
+- Not the event loop's futures either. Writes resolved on the loop by a timer, with no
+  thread and no SQL, cost +0.05 ms/job over ours. Thread plumbing without SQL cost +0.3.
+- The cost is SQLite's work per row under load: the five statements and ~0.4 commits per
+  job take 60–80 µs of CPU each in place, against 15–20 µs in a tight loop on an idle core.
+- `synchronous=NORMAL` saves nothing measurable: the commits get cheaper, so there are
+  twice as many of them.
+- Lingering 20–50 ms per commit under load cuts the writer thread from 0.40 to 0.27–0.32
+  ms/job, but the total stays within noise (2.29 against 2.23–2.25).
+- Schema variants made no difference beyond noise, in a tight loop at 13 statements per
+  commit: without the `(state, updated_at)` index, and `WITHOUT ROWID`.
+- A slower poll does not help: at a 1 s interval ours costs 1.9–2.2 ms/job and ours+store
+  2.3–3.1, because fewer requests and writes share a loop wake-up or a commit.
+
 Where ours spends its CPU (cProfile of `python -m bench.scenario --impl ours --jobs 1000`
 against a running fake): about nine tenths in aiohttp's client, asyncio and the socket
 system calls, under a tenth in the bot's own frames; bare aiohttp doing the same five
