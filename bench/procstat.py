@@ -1,5 +1,6 @@
-"""CPU time and peak memory of another process, read from /proc (psutil is not a
-dependency). Linux only; elsewhere the figures are NaN rather than wrong."""
+"""CPU time and peak memory of a process or of one of this process's threads, read from
+/proc (psutil is not a dependency). Linux only; elsewhere the figures are NaN rather than
+wrong."""
 
 from __future__ import annotations
 
@@ -11,8 +12,17 @@ _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 def cpu_s(pid: int) -> float:
     """User + system CPU seconds the process has used so far (all its threads)."""
+    return _stat_cpu_s(f"/proc/{pid}/stat")
+
+
+def thread_cpu_s(native_id: int) -> float:
+    """User + system CPU seconds one thread of this process has used so far."""
+    return _stat_cpu_s(f"/proc/self/task/{native_id}/stat")
+
+
+def _stat_cpu_s(path: str) -> float:
     try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+        with open(path, encoding="ascii") as stat:
             text = stat.read()
     except OSError:
         return math.nan

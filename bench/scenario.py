@@ -20,6 +20,7 @@ from collections.abc import Sequence
 
 from bot.runtime import run
 
+from . import procstat
 from .lag import LagTicker
 from .result import ScenarioResult
 from .target import Implementation, Target
@@ -60,26 +61,14 @@ def _thread_cpu_s(name: str) -> float:
     thread = next((t for t in threading.enumerate() if t.name == name), None)
     if thread is None or thread.native_id is None:
         return 0.0
-    try:
-        with open(f"/proc/self/task/{thread.native_id}/stat", encoding="ascii") as stat:
-            fields = stat.read().rpartition(")")[2].split()
-    except OSError:
-        return float("nan")
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return procstat.thread_cpu_s(thread.native_id)
 
 
 def _rss_mb() -> float:
     """Peak RSS so far in MB (10^6 bytes): VmHWM, the high-water mark of this process's
     own memory. Not `ru_maxrss`: Linux carries that over from the parent across fork and
     exec, so every scenario would report at least the parent's size."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024 / 1e6
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6
+    return procstat.peak_rss_mb(os.getpid())
 
 
 def _is_audio(outcome: object) -> bool:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
 import resource
 import statistics
@@ -25,6 +24,7 @@ from pathlib import Path
 from bot.runtime import run
 from bot.store import SqliteJobStore
 
+from . import procstat
 from .ours import bench_job
 
 # About the size of the fake Segmind's audio: an ID3 tag and three small MPEG frames.
@@ -34,16 +34,6 @@ AUDIO = b"ID3\x04\x00\x00\x00\x00\x00\x10" + bytes(16) + (b"\xff\xfb\x10\xc4" + 
 def _cpu_s() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
-
-
-def _thread_cpu_s(native_id: int) -> float:
-    """User + system CPU of one thread of this process (clock ticks, from /proc)."""
-    try:
-        with open(f"/proc/self/task/{native_id}/stat", encoding="ascii") as stat:
-            fields = stat.read().rpartition(")")[2].split()
-    except OSError:
-        return float("nan")
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def _pause(rng: random.Random) -> None:
@@ -75,10 +65,10 @@ async def _once(jobs: int, seed: int, spread: float) -> tuple[float, float, floa
             await _job(store, -1, rng, 0)  # warm-up: statement cache, first pages
             writer = next(t for t in threading.enumerate() if t.name == "job-store")
             tid = writer.native_id or 0
-            cpu0, thread0, wall0 = _cpu_s(), _thread_cpu_s(tid), time.perf_counter()
+            cpu0, thread0, wall0 = _cpu_s(), procstat.thread_cpu_s(tid), time.perf_counter()
             await asyncio.gather(*(_job(store, i, rng, spread) for i in range(jobs)))
             wall = time.perf_counter() - wall0
-            cpu, thread = _cpu_s() - cpu0, _thread_cpu_s(tid) - thread0
+            cpu, thread = _cpu_s() - cpu0, procstat.thread_cpu_s(tid) - thread0
     return cpu / jobs * 1e3, thread / jobs * 1e3, wall
 
 
