@@ -163,9 +163,9 @@ def markdown(f: Figures) -> str:
     """The section's block in docs/benchmarks.md."""
     parts = [
         f"## {f.title}",
-        f"Measured {f.when.isoformat()} on {docs.machine()}; "
-        f"{docs.versions('aiohttp', 'requests', 'segmind', 'httpx')}. "
-        f"Other processes used {f.other_load:.0%} of the CPUs meanwhile.",
+        docs.provenance(
+            f.when.isoformat(), f.other_load, "aiohttp", "requests", "segmind", "httpx"
+        ),
         'Reproduce: `make bench` (this section alone: `make bench ARGS="--only core"`).',
         f"N jobs in flight at once against the fake Segmind on loopback, poll interval "
         f"{f.options.interval:g} s, request budget off. Each job is one submit, three polls "

@@ -185,9 +185,9 @@ def text(f: Figures) -> str:
 def markdown(f: Figures) -> str:
     parts = [
         f"## {TITLE}",
-        f"Measured {f.when.isoformat()} on {docs.machine()}; "
-        f"{docs.versions('discord.py', 'aiohttp', 'aiosqlite', 'uvloop')}. "
-        f"Other processes used {f.other_load:.0%} of the CPUs meanwhile.",
+        docs.provenance(
+            f.when.isoformat(), f.other_load, "discord.py", "aiohttp", "aiosqlite", "uvloop"
+        ),
         'Reproduce: `make bench ARGS="--only discord"` (about 30 s).',
         f"The real bot (`python -m tests.botproc`, i.e. `python -m bot` pointed at loopback) "
         f"against the fake Discord and fake Segmind, with `SEGMIND_POLL_INTERVAL="

@@ -54,6 +54,15 @@ def versions(*distributions: str) -> str:
     return ", ".join(parts)
 
 
+def provenance(when: str, other_load: float, *distributions: str) -> str:
+    """The line under a section's title: when, on what, with which packages, and how busy
+    other processes kept the CPUs meanwhile."""
+    return (
+        f"Measured {when} on {machine()}; {versions(*distributions)}. "
+        f"Other processes used {other_load:.0%} of the CPUs meanwhile."
+    )
+
+
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """A markdown table padded to line up in a terminal too; numbers right-aligned."""
     widths = [max(len(str(c)) for c in col) for col in zip(headers, *rows, strict=True)]

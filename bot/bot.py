@@ -17,7 +17,7 @@ from .jobs import JobRunner
 from .policy import Policy
 from .segmind.budget import RequestBudget
 from .segmind.client import SegmindClient
-from .store import SqliteJobStore, Store
+from .store import JobRecord, SqliteJobStore, Store
 from .sync import sync_commands
 from .tree import VoiceCloneTree
 
@@ -61,6 +61,9 @@ class VoiceCloneBot(commands.Bot):
         self._jobs = jobs
         self._store = store
         self._policy: Policy | None = None
+        # Jobs the last run left unfinished, read once in setup_hook (before the gateway
+        # connects): the policy counts them and the speak cog resumes them.
+        self.unfinished_at_start: list[JobRecord] = []
         self.credits = CreditPause(settings.credits_pause_seconds)
         self._extensions = tuple(extensions)
         self._force_sync = force_sync
@@ -111,7 +114,8 @@ class VoiceCloneBot(commands.Bot):
         self._policy = Policy(
             settings, self._store, credits_paused_until=lambda: self.credits.paused_until
         )
-        await self._policy.load(await self._store.unfinished())
+        self.unfinished_at_start = await self._store.unfinished()
+        await self._policy.load(self.unfinished_at_start)
         for name in self._extensions:
             await self.load_extension(name)
         await sync_commands(

@@ -355,12 +355,6 @@ class Policy:
         self._guilds[guild_id] = config
         return config
 
-    async def set_limit(
-        self, guild_id: int, by: int | None, name: str, value: float | None
-    ) -> GuildConfig:
-        """Override one limit for the guild (None: back to the operator's default)."""
-        return await self.set_limits(guild_id, by, {name: value})
-
     async def set_limits(
         self,
         guild_id: int,

@@ -99,9 +99,7 @@ class Speak(commands.Cog):
     async def cog_load(self) -> None:
         self.bot.add_dynamic_items(*DYNAMIC_ITEMS)
         self.bot.tree.add_command(self.menu)
-        # Taken before the gateway connects, so it holds only the last run's jobs.
-        unfinished = await self.bot.store.unfinished()
-        self.bot.spawn(self._recover(unfinished), name="recover-jobs")
+        self.bot.spawn(self._recover(self.bot.unfinished_at_start), name="recover-jobs")
         self.bot.spawn(self._housekeeping(), name="housekeeping")
 
     @app_commands.command(name="speak", description="Say some text in the voice from a clip")

@@ -138,16 +138,16 @@ async def test_guild_chars_budget(store: SqliteJobStore) -> None:
 
 async def test_guild_overrides_beat_the_operator_defaults(store: SqliteJobStore) -> None:
     policy = await policy_with(store, Clock(), user_max_in_flight=1)
-    await policy.set_limit(8, 77, "user_max_in_flight", 0)  # this guild: no limit
+    await policy.set_limits(8, 77, {"user_max_in_flight": 0})  # this guild: no limit
     assert policy.limits(8).user_max_in_flight == 0
     assert policy.limits(5).user_max_in_flight == 1
     assert all(policy.reserve(ask(), str(i)) is None for i in range(5))
-    await policy.set_limit(8, 77, "user_max_in_flight", None)  # back to the default
+    await policy.set_limits(8, 77, {"user_max_in_flight": None})  # back to the default
     refusal = policy.reserve(ask(), "x")
     assert refusal is not None
     assert refusal.code == "in_flight"
     with pytest.raises(ValueError, match="unknown limit"):
-        await policy.set_limit(8, 77, "nonsense", 1)
+        await policy.set_limits(8, 77, {"nonsense": 1})
 
 
 async def test_switches_channels_roles_blocks_and_opt_outs(store: SqliteJobStore) -> None:
