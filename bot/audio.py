@@ -76,19 +76,16 @@ class AudioFile:
         return len(self.data)
 
 
-def identify_audio(data: bytes, content_type: str | None) -> tuple[str, str] | None:
-    """(MIME type, extension) if `data` is audio we can pass on, else None.
+def identify_audio(data: bytes) -> tuple[str, str] | None:
+    """(MIME type, extension) if the bytes are audio we recognise, else None.
 
-    The bytes decide when we recognise them; a declared `audio/*` type is trusted only
-    for formats we cannot sniff and only when the bytes are not plainly text or HTML.
+    Only the bytes decide: a declared type is a claim (a ZIP served as `audio/mpeg` is
+    still a ZIP), and a file we cannot recognise is not passed on as audio.
     """
     sniffed = sniff_audio(data)
-    if sniffed is not None:
-        return sniffed, EXTENSIONS[sniffed]
-    declared = normalise_content_type(content_type)
-    if declared.startswith("audio/") and data and not _looks_like_text(data):
-        return declared, EXTENSIONS.get(declared, "bin")
-    return None
+    if sniffed is None:
+        return None
+    return sniffed, EXTENSIONS[sniffed]
 
 
 # What a member may attach as a voice sample (by name, when Discord gives no type).

@@ -13,6 +13,7 @@ from discord.ext import commands
 
 from .config import Settings
 from .credits import CreditPause
+from .durations import HISTORY, Observation
 from .jobs import JobRunner
 from .policy import Policy
 from .segmind.budget import RequestBudget
@@ -116,6 +117,8 @@ class VoiceCloneBot(commands.Bot):
         )
         self.unfinished_at_start = await self._store.unfinished()
         await self._policy.load(self.unfinished_at_start)
+        for chars, running, done in await self._store.finish_times(HISTORY):
+            self._jobs.durations.observe(Observation(chars, running, done))
         for name in self._extensions:
             await self.load_extension(name)
         await sync_commands(

@@ -19,6 +19,7 @@ from typing import Protocol
 from .audio import AudioFile
 from .config import Settings
 from .credits import CreditPause, CreditsPausedError
+from .durations import DurationModel, Estimate, Observation
 from .segmind.client import SegmindClient
 from .segmind.errors import (
     InsufficientCreditsError,
@@ -56,6 +57,7 @@ class Progress:
     elapsed: float  # seconds since the job was handed to the runner
     position: int | None = None  # QUEUED only
     handle: JobHandle | None = None  # from SUBMITTED on
+    eta: float | None = None  # about how many seconds are left (once the bot has history)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +66,14 @@ class JobResult:
     request_id: str
     elapsed: float
     polls: int
+    observation: Observation  # when polls saw it finish: what the duration model learns
+
+
+@dataclass(frozen=True, slots=True)
+class _Timing:
+    started: float  # loop time the job was handed to the runner
+    submitted_at: float  # loop time Segmind accepted it (earlier, for a resumed job)
+    estimate: Estimate | None  # how long this workflow usually takes for this text
 
 
 ProgressCallback = Callable[[Progress], None]
@@ -111,6 +121,7 @@ class JobRunner:
         self.timeout = timeout
         self.slots = FairSlots(max_concurrent)
         self.credit_pause = credit_pause
+        self.durations = DurationModel()
 
     @classmethod
     def from_settings(
@@ -149,35 +160,49 @@ class JobRunner:
 
         With `resume`, the job was submitted earlier (before a restart): it is polled, not
         submitted again, and `submitted_ago` counts against its deadline. The deadline
-        (`timeout`) counts from the submit; waiting for a slot costs nothing on Segmind.
-        `owner` (the requester) is the key the slots take turns between; None is shared by
-        all callers that give none. While the account is paused for lack of credits, a new
-        job fails with `CreditsPausedError` when its turn comes, without submitting.
+        (`timeout`) counts from the submit, as documented; waiting for a slot costs nothing
+        on Segmind, and the submit itself (its wait for a grant included) has a deadline of
+        the same length. `owner` (the requester) is the key the slots take turns between;
+        None is shared by all callers that give none. While the account is paused for lack
+        of credits, a new job fails with `CreditsPausedError` when its turn comes, without
+        submitting.
         """
         loop = asyncio.get_running_loop()
         started = loop.time()
+        estimate = self.durations.estimate(len(request.text))
 
         def report(
             phase: Phase, position: int | None = None, handle: JobHandle | None = None
         ) -> None:
-            if progress is not None:
-                progress(Progress(phase, loop.time() - started, position, handle))
+            if progress is None:
+                return
+            eta = None
+            if estimate is not None and handle is not None and phase is not Phase.DOWNLOADING:
+                eta = max(0.0, estimate.median - (loop.time() - submitted_at))
+            progress(Progress(phase, loop.time() - started, position, handle, eta))
 
         await self.slots.acquire(
             owner, (lambda pos: report(Phase.QUEUED, position=pos)) if progress else None
         )
         handle = resume
+        submitted_at = loop.time() - submitted_ago
         try:
-            async with asyncio.timeout(max(0.0, self.timeout - submitted_ago)):
-                if handle is None:
-                    self._check_credits()
-                    report(Phase.SUBMITTING)
+            if handle is None:
+                self._check_credits()
+                report(Phase.SUBMITTING)
+                async with asyncio.timeout(self.timeout):
                     handle = await self._submit(request, journal)
-                    log.info("Segmind job %s submitted", handle.request_id)
-                else:
-                    log.info("Segmind job %s resumed", handle.request_id)
-                report(Phase.SUBMITTED, handle=handle)
-                return await self._finish(handle, request, started, report)
+                submitted_at = loop.time()
+                log.info("Segmind job %s submitted", handle.request_id)
+            else:
+                log.info("Segmind job %s resumed", handle.request_id)
+            report(Phase.SUBMITTED, handle=handle)
+            async with asyncio.timeout_at(submitted_at + self.timeout):
+                result = await self._finish(
+                    handle, request, _Timing(started, submitted_at, estimate), report
+                )
+            self.durations.observe(result.observation)
+            return result
         except TimeoutError:
             request_id = handle.request_id if handle else None
             log.warning("Segmind job %s passed its %.0fs deadline", request_id, self.timeout)
@@ -227,20 +252,28 @@ class JobRunner:
             raise
 
     async def _finish(
-        self,
-        handle: JobHandle,
-        request: JobRequest,
-        started: float,
-        report: _Report,
+        self, handle: JobHandle, request: JobRequest, timing: _Timing, report: _Report
     ) -> JobResult:
+        loop = asyncio.get_running_loop()
         polls = 0
         malformed = 0
-        processing_reported = False
+        misses = 0  # polls after the due time that found the job still running
+        last_poll = timing.submitted_at
+        lower = 0.0  # seconds after the submit: the last poll that saw it unfinished
+        phase = Phase.SUBMITTED
+
+        def rank() -> float:
+            elapsed = loop.time() - timing.submitted_at
+            if timing.estimate is None:
+                return elapsed / max(self.poll_interval, 1e-3) - 1.0
+            return timing.estimate.likelihood(elapsed)
+
         while True:
-            await asyncio.sleep(self.poll_interval * (1 + POLL_JITTER * random.random()))
+            await self._wait_for_turn(timing, last_poll, misses)
+            last_poll = sent_at = loop.time()
             polls += 1
             try:
-                result = await self.client.poll(handle)
+                result = await self.client.poll(handle, rank)
             except MalformedResponseError:
                 malformed += 1
                 if malformed >= MAX_MALFORMED_POLLS:
@@ -255,23 +288,73 @@ class JobRunner:
                 log.warning("Segmind job %s: poll failed (%s), polling on", handle.request_id, exc)
                 continue
             malformed = 0
-            if result.status is JobStatus.PROCESSING and not processing_reported:
-                processing_reported = True
-                report(Phase.PROCESSING, handle=handle)
-            elif result.status is JobStatus.FAILED:
+            if result.status is JobStatus.FAILED:
                 log.info("Segmind job %s failed: %s", handle.request_id, result.error)
                 raise JobFailedError(result.error, request_id=handle.request_id)
-            elif result.status is JobStatus.COMPLETED:
-                url = find_audio_url(result.output, exclude=(request.sample_url,))
-                report(Phase.DOWNLOADING, handle=handle)
-                audio = await self.client.download(url, request_id=handle.request_id)
-                elapsed = asyncio.get_running_loop().time() - started
-                report(Phase.DONE, handle=handle)
-                log.info(
-                    "Segmind job %s done in %.1fs after %d polls (%d bytes)",
-                    handle.request_id,
-                    elapsed,
-                    polls,
-                    audio.size,
+            if result.status is JobStatus.COMPLETED:
+                seen = Observation(len(request.text), lower, loop.time() - timing.submitted_at)
+                return await self._download(
+                    handle, request, result.output, timing, polls, seen, report
                 )
-                return JobResult(audio, handle.request_id, elapsed, polls)
+            lower = sent_at - timing.submitted_at
+            if timing.estimate is not None and lower >= timing.estimate.due:
+                misses += 1
+            if result.status is JobStatus.PROCESSING and phase is not Phase.PROCESSING:
+                phase = Phase.PROCESSING
+                report(phase, handle=handle)
+            elif timing.estimate is not None:
+                report(phase, handle=handle)  # a fresh ETA
+
+    async def _wait_for_turn(self, timing: _Timing, last_poll: float, misses: int) -> None:
+        """Sleep until this job's next poll is worth a request.
+
+        Never sooner than `poll_interval` after the last one (stretched by up to
+        POLL_JITTER at random, so jobs started together do not poll in lockstep). Then,
+        if the budget has room, poll at once, as always. If requests are scarce and the
+        bot has seen this workflow finish before, wait for the job's due time (later
+        after each poll that found it still running), and let the budget's queue give
+        the request to whichever waiting job is most likely done.
+        """
+        loop = asyncio.get_running_loop()
+        await asyncio.sleep(
+            max(
+                0.0,
+                last_poll + self.poll_interval * (1 + POLL_JITTER * random.random()) - loop.time(),
+            )
+        )
+        estimate = timing.estimate
+        if estimate is None or self.client.budget.has_room():
+            return
+        due = timing.submitted_at + estimate.due + self._after_due(estimate, misses)
+        if due > loop.time():
+            await asyncio.sleep(due - loop.time())
+
+    def _after_due(self, estimate: Estimate, misses: int) -> float:
+        """Extra wait after the due time once `misses` polls found the job running: gaps
+        that grow by half each time, from the poll interval or a tenth of the due time."""
+        gap = max(self.poll_interval, 0.1 * estimate.due)
+        return sum(min(gap * 1.5**i, max(gap, estimate.due)) for i in range(misses))
+
+    async def _download(
+        self,
+        handle: JobHandle,
+        request: JobRequest,
+        output: object,
+        timing: _Timing,
+        polls: int,
+        seen: Observation,
+        report: _Report,
+    ) -> JobResult:
+        url = find_audio_url(output, exclude=(request.sample_url,))
+        report(Phase.DOWNLOADING, handle=handle)
+        audio = await self.client.download(url, request_id=handle.request_id)
+        elapsed = asyncio.get_running_loop().time() - timing.started
+        report(Phase.DONE, handle=handle)
+        log.info(
+            "Segmind job %s done in %.1fs after %d polls (%d bytes)",
+            handle.request_id,
+            elapsed,
+            polls,
+            audio.size,
+        )
+        return JobResult(audio, handle.request_id, elapsed, polls, seen)

@@ -185,6 +185,7 @@ class JobPipeline:
             # Delivered next by this same task, from memory: no write of DELIVERING of its
             # own, and no read of the audio back from the store.
             answer.audio = audio
+            seen = result.observation
             return await store.mark_completed(
                 record.id,
                 audio.data,
@@ -192,6 +193,7 @@ class JobPipeline:
                 audio.extension,
                 audio.source_url,
                 delivering=True,
+                seen=(seen.lower, seen.upper),
             )
         except SegmindError as exc:
             log.warning(

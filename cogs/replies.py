@@ -52,13 +52,23 @@ def progress_text(progress: Progress, started_unix: int) -> str:
     since = started_line(started_unix)
     if progress.phase is Phase.QUEUED:
         return f"⏳ Waiting in line — position **{progress.position}** ({since})."
+    left = f" {eta_text(progress.eta)}" if progress.eta is not None else ""
     if progress.phase in (Phase.SUBMITTING, Phase.SUBMITTED):
-        return f"📨 Sent to the voice service, waiting for it to start ({since})."
+        return f"📨 Sent to the voice service, waiting for it to start ({since}).{left}"
     if progress.phase is Phase.PROCESSING:
-        return f"🧬 Cloning the voice and speaking your text ({since})."
+        return f"🧬 Cloning the voice and speaking your text ({since}).{left}"
     if progress.phase is Phase.DOWNLOADING:
         return f"📥 Almost done: fetching the audio ({since})."
     return f"✅ Done ({since})."
+
+
+def eta_text(seconds: float) -> str:
+    """About how long is left, rounded so the message changes rarely."""
+    if seconds < 5:
+        return "Should be ready any moment now."
+    if seconds < 60:
+        return f"About {max(5, round(seconds / 5) * 5)} s left."
+    return f"About {round(seconds / 60)} min left."
 
 
 def result_text(text: str, language: str, user_id: int) -> str:

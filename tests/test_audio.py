@@ -27,10 +27,18 @@ def test_sniff(data: bytes, mime: str) -> None:
 @pytest.mark.parametrize("data", [b"", b"<html>", b"%PDF-1.7", b"\x89PNG\r\n", b'{"a":1}'])
 def test_not_audio(data: bytes) -> None:
     assert sniff_audio(data) is None
-    assert identify_audio(data, "application/octet-stream") is None
+    assert identify_audio(data) is None
 
 
-def test_declared_type_trusted_only_for_non_text() -> None:
-    assert identify_audio(b"\x01\x02unknowncodec", "audio/x-custom") == ("audio/x-custom", "bin")
-    assert identify_audio(b"<html>error</html>", "audio/mpeg") is None
-    assert identify_audio(b"ID3\x04", "text/html") == ("audio/mpeg", "mp3")
+@pytest.mark.parametrize(
+    "data",
+    [b"PK\x03\x04zipped-archive", b"\x01\x02unknowncodec", b"<html>error</html>", b"\x7fELF"],
+)
+def test_only_the_bytes_make_audio(data: bytes) -> None:
+    # Whatever the server declared (the caller no longer even passes it), these are not audio.
+    assert identify_audio(data) is None
+
+
+def test_recognised_bytes_name_the_type() -> None:
+    assert identify_audio(b"ID3\x04") == ("audio/mpeg", "mp3")
+    assert identify_audio(b"OggS\x00\x02") == ("audio/ogg", "ogg")

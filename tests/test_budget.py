@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 import pytest
 
@@ -76,3 +77,70 @@ async def test_unlimited_and_pause() -> None:
     t0 = loop.time()
     await asyncio.wait_for(budget.acquire(), 2)
     assert loop.time() - t0 >= 0.09
+
+
+async def run_grants(budget: RequestBudget, count: int) -> list[float]:
+    loop = asyncio.get_running_loop()
+    grants: list[float] = []
+
+    async def one() -> None:
+        await budget.acquire(Priority.POLL)
+        grants.append(loop.time())
+
+    await asyncio.wait_for(asyncio.gather(*(one() for _ in range(count))), 10)
+    return grants
+
+
+async def test_a_rate_not_a_bucket_grants_are_spread_over_the_window() -> None:
+    # The old budget let a whole window's grants out at once, then starved for a window.
+    budget = RequestBudget(5, window=0.5, margin=0.0)
+    grants = await run_grants(budget, 6)
+    gaps = [b - a for a, b in itertools.pairwise(grants)]
+    assert budget.burst == 1
+    assert min(gaps) >= 0.1 - 0.01  # one grant every window / RPM
+    assert grants[-1] - grants[0] < 0.5 + 0.1  # and no wait for the window to empty
+    assert max_in_window(grants, 0.5) <= 5
+
+
+async def test_a_small_burst_then_the_pace_and_never_over_the_window() -> None:
+    budget = RequestBudget(12, window=0.6, margin=0.0, burst=3)
+    grants = await run_grants(budget, 30)
+    assert grants[2] - grants[0] < 0.02  # the burst
+    assert grants[3] - grants[2] >= 0.05 - 0.01  # then the pace (0.6 s / 12)
+    assert max_in_window(grants, 0.6) <= 12
+
+
+async def test_polls_go_to_the_job_most_likely_done() -> None:
+    budget = RequestBudget(1, window=0.05)
+    await budget.acquire()
+    order: list[str] = []
+
+    async def poll(name: str, rank: float) -> None:
+        await budget.acquire(Priority.POLL, rank=lambda: rank)
+        order.append(name)
+
+    tasks = [
+        asyncio.create_task(poll(name, rank))
+        for name, rank in (("young", -1.0), ("overdue", 2.0), ("due", 0.5), ("unknown", 0.0))
+    ]
+    await asyncio.sleep(0)
+    submit = asyncio.create_task(budget.acquire(Priority.SUBMIT))
+    await asyncio.wait_for(asyncio.gather(*tasks, submit), 5)
+    assert order == ["overdue", "due", "unknown", "young"]
+
+
+async def test_has_room_and_a_pause_holds_downloads_without_a_grant() -> None:
+    budget = RequestBudget(2, window=0.2, margin=0.0)
+    assert budget.has_room()
+    await budget.acquire()
+    assert not budget.has_room()  # the next grant is a pace away
+    loop = asyncio.get_running_loop()
+    budget.pause_for(0.15)
+    assert budget.paused_for > 0.1
+    granted = budget.granted_total
+    t0 = loop.time()
+    await asyncio.wait_for(budget.wait_unpaused(), 2)
+    assert loop.time() - t0 >= 0.14
+    assert budget.granted_total == granted  # waiting out a pause spends nothing
+    assert budget.paused_for == 0
+    budget.close()

@@ -158,3 +158,56 @@ def test_error_mapping_total(status: int, detail: str, retry_after: float | None
     assert isinstance(err, SegmindError)
     assert len(str(err)) < 500
     assert "<" not in str(err) or "<" in detail
+
+
+# -- Segmind's documented shapes (PLATFORM.md, "More shapes") ------------------------------
+
+
+def test_failed_reason_as_error_message_object_is_plain_text() -> None:
+    failed = parse_poll(
+        {
+            "status": "FAILED",
+            "error_message": {"message": "Voice sample too short", "code": "E_SAMPLE"},
+        }
+    )
+    assert failed.error == "Voice sample too short"
+    nested = parse_poll({"status": "FAILED", "error_message": {"error": {"message": "deep"}}})
+    assert nested.error == "deep"
+    assert parse_poll({"status": "FAILED", "error_message": {"code": 7}}).error == ""
+
+
+def test_processing_with_empty_output_is_not_finished() -> None:
+    result = parse_poll({"status": "PROCESSING", "output": ""})
+    assert result.status is JobStatus.PROCESSING
+    assert result.output is None
+
+
+def test_submit_answer_with_message() -> None:
+    handle = parse_submit(
+        {
+            "request_id": "r1",
+            "poll_url": "https://api.segmind.com/workflows/request/r1",
+            "status": "QUEUED",
+            "message": "Request queued",
+        }
+    )
+    assert handle.request_id == "r1"
+
+
+def test_pixelflow_output_prefers_the_audio_entry() -> None:
+    # The documented PixelFlow form: a JSON string holding [{keyname, value: {data, type}}];
+    # an image URL (even one named like audio) must lose to the entry typed audio.
+    output = json.dumps(
+        [
+            {
+                "keyname": "Cover",
+                "value": {"data": "https://images.segmind.com/a.mp3", "type": "image"},
+            },
+            {"keyname": "Voice Clone", "value": {"data": "voice-123", "type": "text"}},
+            {
+                "keyname": "Speech",
+                "value": {"data": "https://images.segmind.com/out/speech", "type": "audio"},
+            },
+        ]
+    )
+    assert find_audio_url(output) == "https://images.segmind.com/out/speech"

@@ -9,9 +9,10 @@ import pytest
 
 from bot import languages
 from bot.config import DEFAULT_LANGUAGES
+from bot.jobs import Phase, Progress
 from bot.segmind import errors
 from cogs.progress import ProgressMessage
-from cogs.replies import audio_filename, failure_text, quote, result_text
+from cogs.replies import audio_filename, eta_text, failure_text, progress_text, quote, result_text
 
 
 @pytest.mark.parametrize(
@@ -118,3 +119,14 @@ async def test_progress_survives_discord_errors() -> None:
 class _Response:
     status = 401
     reason = "Unauthorized"
+
+
+def test_eta_is_rounded_and_shown_while_the_job_runs() -> None:
+    assert eta_text(2) == "Should be ready any moment now."
+    assert eta_text(18) == "About 20 s left."
+    assert eta_text(7) == "About 5 s left."
+    assert eta_text(150) == "About 2 min left."
+    running = progress_text(Progress(Phase.PROCESSING, 3.0, eta=21.0), 1_700_000_000)
+    assert "About 20 s left." in running
+    assert "left" not in progress_text(Progress(Phase.PROCESSING, 3.0), 1_700_000_000)
+    assert "left" not in progress_text(Progress(Phase.QUEUED, 3.0, position=2), 1_700_000_000)

@@ -8,7 +8,7 @@ import socket
 import aiohttp
 import pytest
 
-from bot.config import HostPort
+from bot.config import DEFAULT_WORKFLOW_URL, HostPort
 from bot.segmind.client import SegmindClient
 from bot.segmind.errors import (
     STATUS_ERRORS,
@@ -17,7 +17,6 @@ from bot.segmind.errors import (
     MalformedResponseError,
     NotAudioError,
     OutputTooLargeError,
-    RateLimitedError,
     SegmindConnectionError,
     SegmindHTTPError,
     UnsafeOutputURLError,
@@ -89,13 +88,27 @@ async def test_submit_retries_429_honouring_retry_after(
     assert loop.time() - started >= 0.29
 
 
-async def test_submit_429_gives_up_after_bounded_attempts(
+async def test_submit_429_waits_without_spending_attempts(
     fake_segmind: FakeSegmind, make_client: MakeClient
 ) -> None:
-    fake_segmind.inject("submit", Injection(status=429, times=10))
-    with pytest.raises(RateLimitedError):
-        await submit(make_client(), fake_segmind)
-    assert fake_segmind.count("submit") == FAST_RETRY.attempts
+    # A 429 refused the job at the door: waiting costs nothing, so it is no failure and
+    # uses none of the retry attempts; only the caller's deadline ends the wait.
+    fake_segmind.inject("submit", Injection(status=429, times=FAST_RETRY.attempts + 3))
+    handle = await submit(make_client(), fake_segmind)
+    assert handle.request_id in fake_segmind.jobs
+    assert fake_segmind.count("submit") == FAST_RETRY.attempts + 4
+
+
+async def test_endless_429_is_bounded_by_the_callers_deadline(
+    fake_segmind: FakeSegmind, make_client: MakeClient
+) -> None:
+    fake_segmind.inject("submit", Injection(status=429, headers={"Retry-After": "30"}, times=5))
+    client = make_client()
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.5):
+            await submit(client, fake_segmind)
+    assert fake_segmind.count("submit") == 1  # held by the pause, not re-sent
+    assert client.budget.paused_for > 25
 
 
 async def test_ambiguous_submit_failures_are_not_resent(
@@ -268,13 +281,54 @@ def test_allowed_hosts(make_client: MakeClient) -> None:
     client = make_client(output_hosts=(HostPort("cdn.example.org"), HostPort("files.local", 8080)))
     check = client._check_output_url
     check("https://api.segmind.com/x.mp3")
-    check("https://segmind-outputs.s3.us-east-1.amazonaws.com/x.mp3")
+    check("https://images.segmind.com/outputs/x.mp3")
     check("http://cdn.example.org/x.mp3")  # operator-named: plain http allowed
     check("http://files.local:8080/x.mp3")
+    for refused in (
+        "http://files.local:9090/x.mp3",
+        "https://other-bucket.s3.amazonaws.com/x.mp3",
+        # Anyone can create a bucket whose name starts with "segmind": exact hosts only.
+        "https://segmind-outputs.s3.us-east-1.amazonaws.com/x.mp3",
+        "https://images.segmind.com:8443/x.mp3",  # Segmind's hosts: the https port only
+    ):
+        with pytest.raises(UnsafeOutputURLError):
+            check(refused)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://api.segmind.com/x.mp3",  # the API's origin is https, not http
+        "http://api.segmind.com:8080/x.mp3",
+        "https://api.segmind.com:8443/x.mp3",
+    ],
+)
+def test_api_origin_is_trusted_exactly(http: aiohttp.ClientSession, url: str) -> None:
+    client = SegmindClient(http, api_key=FAKE_API_KEY, workflow_url=DEFAULT_WORKFLOW_URL)
+    client._check_output_url("https://api.segmind.com/x.mp3")
     with pytest.raises(UnsafeOutputURLError):
-        check("http://files.local:9090/x.mp3")
-    with pytest.raises(UnsafeOutputURLError):
-        check("https://other-bucket.s3.amazonaws.com/x.mp3")
+        client._check_output_url(url)
+
+
+@pytest.mark.parametrize(
+    "poll_url",
+    [
+        "https://api.segmind.com/workflows/request/abc",  # right path, wrong origin here
+        "{base}/v1/get-user-credits",  # the right origin, but not a status URL
+        "{base}/workflows/requests-elsewhere/abc",
+        "https://segmind-jobs.s3.amazonaws.com/workflows/request/abc",
+    ],
+)
+async def test_key_goes_only_to_status_urls_on_the_api_origin(
+    fake_segmind: FakeSegmind, make_client: MakeClient, poll_url: str
+) -> None:
+    url = poll_url.format(base=fake_segmind.base_url)
+    with pytest.raises(MalformedResponseError):
+        await make_client().poll(JobHandle("abc", url))
+    assert (
+        fake_segmind.count("poll") + fake_segmind.count("other") + fake_segmind.count("credits")
+        == 0
+    )
 
 
 async def test_download_redirect_to_foreign_host_refused(

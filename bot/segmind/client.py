@@ -19,12 +19,13 @@ import aiohttp
 
 from ..audio import AudioFile, identify_audio
 from ..config import HostPort, Settings
-from .budget import Priority, RequestBudget
+from .budget import Priority, Rank, RequestBudget
 from .errors import (
     MalformedResponseError,
     NotAudioError,
     OutputRejectedError,
     OutputTooLargeError,
+    RateLimitedError,
     SegmindConnectionError,
     SegmindError,
     UnsafeOutputURLError,
@@ -32,7 +33,7 @@ from .errors import (
     sanitize_detail,
 )
 from .models import JobHandle, PollResult, parse_poll, parse_submit
-from .retry import RetryPolicy, get_retryable, parse_retry_after, submit_retryable
+from .retry import RetryPolicy, get_retryable, rate_limit_pause, submit_retryable
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +49,10 @@ MAX_PARALLEL_DOWNLOADS = 4
 MAX_REDIRECTS = 3
 DEFAULT_REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=30, connect=10)
 DEFAULT_DOWNLOAD_TIMEOUT = aiohttp.ClientTimeout(total=120, connect=10, sock_read=30)
-# Where Segmind keeps results (its own domains and its storage buckets) when the operator
-# has not named more hosts with SEGMIND_OUTPUT_HOSTS.
+# Where Segmind keeps results (images.segmind.com and the like), besides the API's own
+# origin and the hosts the operator names with SEGMIND_OUTPUT_HOSTS.
 SEGMIND_DOMAINS = ("segmind.com",)
-SEGMIND_BUCKET_PREFIX = "segmind"
+POLL_PATH = "/workflows/request/"
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,15 +62,7 @@ class Credits:
 
 
 def _is_segmind_host(host: str) -> bool:
-    if any(host == d or host.endswith("." + d) for d in SEGMIND_DOMAINS):
-        return True
-    # Virtual-hosted S3 buckets: segmind-….s3[.<region>].amazonaws.com
-    bucket, _, rest = host.partition(".")
-    return (
-        bucket.startswith(SEGMIND_BUCKET_PREFIX)
-        and rest.startswith("s3")
-        and rest.endswith(".amazonaws.com")
-    )
+    return any(host == d or host.endswith("." + d) for d in SEGMIND_DOMAINS)
 
 
 class SegmindClient:
@@ -105,8 +98,7 @@ class SegmindClient:
         api = urlsplit(workflow_url)
         self._api_origin = (api.scheme, (api.hostname or "").lower(), api.port)
         self.credits_url = f"{api.scheme}://{api.netloc}/v1/get-user-credits"
-        # The API's own host (the operator chose it) plus the named output hosts.
-        self._operator_hosts = (HostPort(self._api_origin[1], api.port), *output_hosts)
+        self._output_hosts = tuple(output_hosts)
 
     @classmethod
     def from_settings(
@@ -132,16 +124,25 @@ class SegmindClient:
             "submit",
         )
         handle = parse_submit(body)
-        if not self._is_api_url(handle.poll_url):
+        if not self._is_poll_url(handle.poll_url):
             # Never send the key to a host we did not choose.
             raise MalformedResponseError(
                 "the status URL points outside Segmind", request_id=handle.request_id
             )
         return handle
 
-    async def poll(self, handle: JobHandle) -> PollResult:
+    def trusts_poll_url(self, handle: JobHandle) -> bool:
+        """Whether `handle` may be polled with the key (checked again on resume)."""
+        return self._is_poll_url(handle.poll_url)
+
+    async def poll(self, handle: JobHandle, rank: Rank | None = None) -> PollResult:
+        """One status check. `rank` tells the budget how likely the job is done."""
+        if not self._is_poll_url(handle.poll_url):
+            raise MalformedResponseError(
+                "the status URL points outside Segmind", request_id=handle.request_id
+            )
         body = await self._with_retries(
-            lambda: self._call("GET", handle.poll_url, Priority.POLL, None),
+            lambda: self._call("GET", handle.poll_url, Priority.POLL, None, rank),
             get_retryable,
             "poll",
             request_id=handle.request_id,
@@ -184,13 +185,32 @@ class SegmindClient:
         *,
         request_id: str | None = None,
     ) -> T:
+        """Retry transient failures with backoff. A 429 is not a failure of ours: it pauses
+        the whole budget until Segmind's reset, however long, and costs no attempt; the
+        caller's deadline (the job's SEGMIND_TIMEOUT) bounds the wait."""
         loop = asyncio.get_running_loop()
         started = loop.time()
         attempt = 0
+        rate_limited = 0
         while True:
             attempt += 1
             try:
                 return await attempt_once()
+            except RateLimitedError as exc:
+                exc.request_id = exc.request_id or request_id
+                rate_limited += 1
+                pause = exc.retry_after
+                if pause is None:  # no Retry-After, no reset time: back off on our own
+                    pause = self.retry.delay(rate_limited, None, self._rng)
+                self.budget.pause_for(pause)
+                attempt -= 1
+                log.warning(
+                    "Segmind %s rate limited (429): every request waits %.1fs [request %s]",
+                    what,
+                    pause,
+                    exc.request_id or "-",
+                )
+                await self.budget.wait_unpaused()
             except SegmindError as exc:
                 exc.request_id = exc.request_id or request_id
                 if attempt >= self.retry.attempts or not retryable(exc):
@@ -209,12 +229,21 @@ class SegmindClient:
                 await self._sleep(wait)
 
     async def _call(
-        self, method: str, url: str, priority: Priority, payload: dict[str, str] | None
+        self,
+        method: str,
+        url: str,
+        priority: Priority,
+        payload: dict[str, str] | None,
+        rank: Rank | None = None,
     ) -> object:
-        await self.budget.acquire(priority)
+        if not self._is_api_origin(url):
+            # The key goes to the API's own origin only, whatever an answer named.
+            raise UnsafeOutputURLError("a request URL points outside the Segmind API")
+        await self.budget.acquire(priority, rank)
+        slots = self._submit_slots if priority is Priority.SUBMIT else self._call_slots
         try:
             async with (
-                self._call_slots,
+                slots,
                 self._session.request(
                     method,
                     url,
@@ -224,20 +253,17 @@ class SegmindClient:
                     allow_redirects=False,
                 ) as resp,
             ):
-                raw = await resp.content.read(MAX_ANSWER_BYTES + 1)
                 status = resp.status
-                retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+                pause = rate_limit_pause(resp.headers)
+                raw = await self._read_whole(resp, MAX_ANSWER_BYTES, self._request_timeout)
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
             raise SegmindConnectionError(self._describe(exc), request_sent=False) from None
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise SegmindConnectionError(self._describe(exc), request_sent=True) from None
-        if len(raw) > MAX_ANSWER_BYTES:
-            raise MalformedResponseError(f"answer larger than {MAX_ANSWER_BYTES} bytes")
-        if status == 429 and retry_after:
-            # Segmind's limit is per account: hold every job's requests, not just this one.
-            self.budget.pause_for(retry_after)
+        except OutputTooLargeError:
+            raise MalformedResponseError(f"answer larger than {MAX_ANSWER_BYTES} bytes") from None
         if not 200 <= status < 300:
-            raise error_for_status(status, self._error_detail(raw), retry_after=retry_after)
+            raise error_for_status(status, self._error_detail(raw), retry_after=pause)
         try:
             return json.loads(raw)
         except (ValueError, RecursionError):
@@ -246,6 +272,7 @@ class SegmindClient:
     async def _download_once(self, url: str) -> AudioFile:
         for _ in range(MAX_REDIRECTS + 1):
             self._check_output_url(url)
+            await self.budget.wait_unpaused()  # a 429 holds every request, downloads too
             try:
                 async with (
                     self._download_slots,
@@ -260,49 +287,62 @@ class SegmindClient:
                         raise error_for_status(
                             resp.status,
                             "while downloading the audio",
-                            retry_after=parse_retry_after(resp.headers.get("Retry-After")),
+                            retry_after=rate_limit_pause(resp.headers),
                         )
                     if resp.status != 200:
                         raise OutputRejectedError(f"the audio download answered HTTP {resp.status}")
                     declared = resp.headers.get("Content-Type")
-                    data = await self._read_capped(resp)
+                    data = await self._read_whole(
+                        resp, self.max_output_bytes, self._download_timeout
+                    )
             except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
                 raise SegmindConnectionError(self._describe(exc), request_sent=False) from None
             except (aiohttp.ClientError, TimeoutError) as exc:
                 raise SegmindConnectionError(self._describe(exc)) from None
-            kind = identify_audio(data, declared)
+            kind = identify_audio(data)
             if kind is None:
-                raise NotAudioError(f"{len(data)} bytes that are not audio")
+                # The member is told plainly; the operator's log says what came back.
+                raise NotAudioError(
+                    f"{len(data)} bytes declared {sanitize_detail(declared or 'untyped')[:60]}"
+                    f" starting {data[:8].hex() or 'with nothing'}"
+                )
             return AudioFile(data, kind[0], kind[1], url)
         raise UnsafeOutputURLError("too many redirects")
 
-    async def _read_capped(self, resp: aiohttp.ClientResponse) -> bytes:
-        cap = self.max_output_bytes
+    @staticmethod
+    async def _read_whole(
+        resp: aiohttp.ClientResponse, cap: int, limits: aiohttp.ClientTimeout
+    ) -> bytes:
+        """The whole body, to its end (a body may arrive in many reads), at most `cap`
+        bytes, within the request's total timeout."""
         if resp.content_length is not None and resp.content_length > cap:
             raise OutputTooLargeError(f"{resp.content_length} bytes, limit {cap}")
         chunks: list[bytes] = []
         size = 0
-        async for chunk in resp.content.iter_chunked(64 * 1024):
-            size += len(chunk)
-            if size > cap:
-                raise OutputTooLargeError(f"more than {cap} bytes")
-            chunks.append(chunk)
+        async with asyncio.timeout(limits.total):
+            async for chunk in resp.content.iter_chunked(64 * 1024):
+                size += len(chunk)
+                if size > cap:
+                    raise OutputTooLargeError(f"more than {cap} bytes")
+                chunks.append(chunk)
         return b"".join(chunks)
 
-    def _is_api_url(self, url: str) -> bool:
-        parts = urlsplit(url)
+    def _is_api_origin(self, url: str) -> bool:
         try:
+            parts = urlsplit(url)
             origin = (parts.scheme, (parts.hostname or "").lower(), parts.port)
         except ValueError:
             return False
-        if parts.username or parts.password:
-            return False
-        if origin == self._api_origin:
-            return True
-        return parts.scheme == "https" and _is_segmind_host(origin[1])
+        return origin == self._api_origin and not (parts.username or parts.password)
+
+    def _is_poll_url(self, url: str) -> bool:
+        """Segmind's status URLs live on the API's own origin under /workflows/request/."""
+        return self._is_api_origin(url) and urlsplit(url).path.startswith(POLL_PATH)
 
     def _check_output_url(self, url: str) -> None:
-        """Allow https on Segmind's hosts, and http(s) on hosts the operator named.
+        """Allow https on Segmind's own hosts, the API's exact origin, and the hosts the
+        operator named (SEGMIND_OUTPUT_HOSTS). Exact hosts only: anyone can register a
+        look-alike name, so nothing is matched by prefix.
 
         This is what stops a hostile result from making the bot fetch an internal
         address: IP literals and unknown names are refused before any connection.
@@ -317,9 +357,11 @@ class SegmindClient:
             raise UnsafeOutputURLError("the audio URL is not http(s)")
         if parts.username or parts.password:
             raise UnsafeOutputURLError("the audio URL carries credentials")
-        if parts.scheme == "https" and _is_segmind_host(host):
+        if parts.scheme == "https" and port in (None, 443) and _is_segmind_host(host):
             return
-        for allowed in self._operator_hosts:
+        if (parts.scheme, host, port) == self._api_origin:
+            return
+        for allowed in self._output_hosts:
             if allowed.host == host and allowed.port in (None, port):
                 return
         raise UnsafeOutputURLError(f"host {sanitize_detail(host)[:80]} is not allowed")
@@ -331,7 +373,7 @@ class SegmindClient:
         except (ValueError, RecursionError):
             return sanitize_detail(text, self._api_key)
         if isinstance(body, dict):
-            for key in ("error", "message", "detail", "error_message"):
+            for key in ("error", "error_message", "message", "detail"):
                 if body.get(key):
                     return sanitize_detail(body[key], self._api_key)
         return sanitize_detail(text, self._api_key)

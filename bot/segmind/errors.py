@@ -15,9 +15,34 @@ _TAG = re.compile(r"<[^>]{0,200}>")
 _SPACE = re.compile(r"\s+")
 
 
+_REASON_KEYS = ("message", "error", "detail", "msg", "reason", "description")
+
+
+def reason_text(value: object, _depth: int = 0) -> str:
+    """The human text in a reason Segmind sent as a string, an object such as
+    `{"message": ...}` (its `error_message` form), or a list of those."""
+    if isinstance(value, str):
+        return value
+    if _depth > 4:
+        return ""
+    if isinstance(value, dict):
+        for key in _REASON_KEYS:
+            text = reason_text(value.get(key), _depth + 1)
+            if text.strip():
+                return text
+        return ""
+    if isinstance(value, list | tuple):
+        parts = (reason_text(item, _depth + 1) for item in value[:5])
+        return "; ".join(part for part in parts if part.strip())
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return ""
+
+
 def sanitize_detail(text: object, *secrets: str) -> str:
-    """Make any server-provided text safe for a user and a log line."""
-    value = text if isinstance(text, str) else repr(text)
+    """Make any server-provided text safe for a user and a log line (plain text, never a
+    Python repr of an object)."""
+    value = reason_text(text)
     lowered = value.lstrip()[:200].lower()
     if lowered.startswith(("<!doctype", "<html", "<?xml", "<head", "<body")):
         return ""

@@ -107,9 +107,14 @@ def _maybe_json(text: str) -> object:
     return text
 
 
-def _url_score(url: str, key: str) -> int:
+def _url_score(url: str, key: str, kind: str) -> int:
     path = urlsplit(url).path.lower()
     score = 1
+    # PixelFlow's documented form: {"keyname": ..., "value": {"data": URL, "type": ...}}.
+    if "audio" in kind:
+        score += 8
+    elif kind:
+        score -= 3
     if path.endswith(AUDIO_EXTENSIONS):
         score += 4
     lowered = key.lower()
@@ -124,37 +129,40 @@ def find_audio_url(output: object, *, exclude: Iterable[str] = ()) -> str:
     """Find the audio URL anywhere in a workflow's `output`.
 
     The node names inside `output` are not documented, so walk everything (strings that
-    hold JSON included), score each http(s) URL by how audio-like it looks, and take the
-    best; `exclude` drops URLs we sent ourselves (the voice sample may be echoed back).
+    hold JSON included), score each http(s) URL by how audio-like it looks (an entry whose
+    declared `type` is audio wins), and take the best; `exclude` drops URLs we sent
+    ourselves (the voice sample may be echoed back).
     """
     excluded = set(exclude)
     best: tuple[int, int, str] | None = None
     order = 0
-    stack: list[tuple[object, str, int]] = [(output, "", 0)]
+    stack: list[tuple[object, str, str, int]] = [(output, "", "", 0)]
     seen = 0
     while stack and seen < _MAX_NODES:
-        node, key, depth = stack.pop()
+        node, key, kind, depth = stack.pop()
         seen += 1
         if isinstance(node, str):
             parsed = _maybe_json(node) if depth < _MAX_DEPTH else node
             if not isinstance(parsed, str):
-                stack.append((parsed, key, depth + 1))
+                stack.append((parsed, key, kind, depth + 1))
                 continue
             url = parsed.strip()
             if _is_http_url(url) and url not in excluded:
                 order += 1
-                candidate = (_url_score(url, key), -order, url)
+                candidate = (_url_score(url, key, kind), -order, url)
                 if best is None or candidate > best:
                     best = candidate
         elif depth >= _MAX_DEPTH:
             continue
         elif isinstance(node, dict):
+            declared = node.get("type")
+            child_kind = declared.lower()[:40] if isinstance(declared, str) else kind
             # Reverse so the walk meets entries in document order.
             for child_key, child in reversed(list(node.items())):
-                stack.append((child, f"{key}.{child_key}", depth + 1))
+                stack.append((child, f"{key}.{child_key}", child_kind, depth + 1))
         elif isinstance(node, list | tuple):
             for child in reversed(node):
-                stack.append((child, key, depth + 1))
+                stack.append((child, key, kind, depth + 1))
     if best is None:
         raise NoAudioInOutputError("no audio URL in the result")
     return best[2]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -64,6 +65,9 @@ class RetryPolicy:
         return wait
 
 
+MAX_PAUSE = 24 * 3600.0  # no header may hold the bot longer than this
+
+
 def parse_retry_after(value: str | None) -> float | None:
     """Seconds from a Retry-After header (delta-seconds or HTTP-date); None if unusable."""
     if not value:
@@ -79,6 +83,55 @@ def parse_retry_after(value: str | None) -> float | None:
         if when.tzinfo is None:
             return None
         seconds = (when - datetime.now(UTC)).total_seconds()
+    return _bounded(seconds)
+
+
+def parse_reset_at(value: str | None, now: float | None = None) -> float | None:
+    """Seconds until `x-rate-limit-reset-at-utc` (None if unusable). Its format is not
+    documented, so accept ISO 8601 (naive means UTC), Unix seconds or milliseconds, and
+    an HTTP-date."""
+    if not value:
+        return None
+    value = value.strip()
+    current = datetime.now(UTC).timestamp() if now is None else now
+    try:
+        number = float(value)
+    except ValueError:
+        when = _parse_date(value)
+        if when is None:
+            return None
+        return _bounded(when.timestamp() - current)
+    if number > 1e11:  # milliseconds
+        number /= 1000.0
+    return _bounded(number - current)
+
+
+def _parse_date(value: str) -> datetime | None:
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def rate_limit_pause(headers: Mapping[str, str]) -> float | None:
+    """How long a 429 asks us to hold every request: the later of Retry-After and the
+    reset time, None when it says neither."""
+    pauses = [
+        pause
+        for pause in (
+            parse_retry_after(headers.get("Retry-After")),
+            parse_reset_at(headers.get("x-rate-limit-reset-at-utc")),
+        )
+        if pause is not None
+    ]
+    return max(pauses) if pauses else None
+
+
+def _bounded(seconds: float) -> float | None:
     if not math.isfinite(seconds):
         return None
-    return min(max(seconds, 0.0), 24 * 3600.0)
+    return min(max(seconds, 0.0), MAX_PAUSE)

@@ -90,6 +90,13 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """,
         "CREATE TABLE bot_state (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL)",
     ),
+    # 4: when polls saw each job finish (seconds after its submit: the last poll that
+    # found it running, the first that found it done): the history the poll scheduler
+    # learns this workflow's duration from, read back at start-up.
+    (
+        "ALTER TABLE jobs ADD COLUMN seen_running_s REAL",
+        "ALTER TABLE jobs ADD COLUMN seen_done_s REAL",
+    ),
 )
 
 

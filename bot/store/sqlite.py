@@ -181,19 +181,24 @@ _SUBMITTED = _change(
     ("request_id", "poll_url", "submitted_at"),
     condition=" AND submit_started_at IS NOT NULL",
 )
-_COMPLETED = _change(
-    "mark_completed",
-    (JobState.SUBMITTED,),
-    JobState.COMPLETED,
-    ("audio", "audio_path", "audio_content_type", "audio_extension", "audio_url", "audio_size"),
+_RESULT_COLUMNS = (
+    "audio",
+    "audio_path",
+    "audio_content_type",
+    "audio_extension",
+    "audio_url",
+    "audio_size",
+    "seen_running_s",
+    "seen_done_s",
 )
+_COMPLETED = _change("mark_completed", (JobState.SUBMITTED,), JobState.COMPLETED, _RESULT_COLUMNS)
 # Completed and about to be delivered, in one write: DELIVERING only claims an attempt
 # may have reached Discord, which recovery checks before posting again.
 _COMPLETED_DELIVERING = _change(
     "mark_completed",
     (JobState.SUBMITTED,),
     JobState.DELIVERING,
-    ("audio", "audio_path", "audio_content_type", "audio_extension", "audio_url", "audio_size"),
+    _RESULT_COLUMNS,
     increments=("attempts",),
 )
 _DELIVERING = _change(
@@ -568,14 +573,19 @@ class SqliteJobStore(PolicyQueries):
         audio_url: str,
         *,
         delivering: bool = False,
+        seen: tuple[float, float] | None = None,
     ) -> JobRecord:
         """Record the result with its audio, in one committed statement: a COMPLETED job
         always has its audio, even after a power loss. `delivering`: the caller delivers
         it right away, so the job goes straight to DELIVERING (as `mark_delivering`
-        would), one write fewer."""
+        would), one write fewer. `seen`: (last poll that found it running, first that
+        found it done), seconds after the submit."""
         change = _COMPLETED_DELIVERING if delivering else _COMPLETED
+        running, done = seen if seen is not None else (None, None)
         return await self._transition(
-            job_id, change, (audio, None, content_type, extension, audio_url, len(audio))
+            job_id,
+            change,
+            (audio, None, content_type, extension, audio_url, len(audio), running, done),
         )
 
     async def mark_delivering(self, job_id: str) -> JobRecord:
@@ -627,6 +637,18 @@ class SqliteJobStore(PolicyQueries):
             (guild_id, limit),
         )
         return [_record(row) for row in rows]
+
+    async def finish_times(self, limit: int) -> list[tuple[int, float, float]]:
+        """(text characters, seen running, seen done) of the latest `limit` jobs whose
+        end polls saw, oldest first: the duration model replays them at start-up."""
+        rows = await self._query(
+            "SELECT text_chars, seen_running_s, seen_done_s FROM ("
+            "SELECT text_chars, seen_running_s, seen_done_s, created_at, rowid AS r FROM jobs "
+            "WHERE seen_done_s IS NOT NULL ORDER BY created_at DESC, rowid DESC LIMIT ?"
+            ") ORDER BY created_at, r",
+            (limit,),
+        )
+        return [(int(chars), float(running), float(done)) for chars, running, done in rows]
 
     async def count_by_state(self) -> dict[JobState, int]:
         counts = dict.fromkeys(JobState, 0)
