@@ -4,6 +4,7 @@ benchmark trust it to behave like the real service, so its protocol must be pinn
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import signal
@@ -19,6 +20,7 @@ import pytest
 from aiohttp import web
 
 from tests.fakes.segmind import (
+    CREDITS_PATH,
     FAKE_API_KEY,
     WORKFLOW_PATH,
     FakeJob,
@@ -26,6 +28,7 @@ from tests.fakes.segmind import (
     Injection,
     JobScript,
     fake_mp3,
+    main,
 )
 from tests.fakes.segmind_shapes import RateLimitHeaders, ResetAtFormat, Transfer
 
@@ -1031,3 +1034,85 @@ async def test_rate_limit_spares_samples_and_downloads(http: aiohttp.ClientSessi
         assert (await call(http, "GET", fake.credits_url))[0] == 429
         assert fake.count_status(429) == 1
         assert fake.count_status(200, "sample") == 1
+
+
+# -- command line ----------------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def fake_process(*flags: str) -> AsyncIterator[str]:
+    """`python -m tests.fakes.segmind --port 0 FLAGS`: its base URL; stopped with SIGTERM."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tests.fakes.segmind",
+        "--port",
+        "0",
+        *flags,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert process.stdout is not None
+        line = (await asyncio.wait_for(process.stdout.readline(), 10)).decode().strip()
+        assert line.startswith("READY http://127.0.0.1:")
+        yield line.removeprefix("READY ")
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), 10) == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+async def test_command_line_pieces_and_durations(http: aiohttp.ClientSession) -> None:
+    flags = ("--pieces", "3", "--piece-pause", "0.05", "--transfer", "chunked")
+    timing = ("--duration-base", "0.3", "--duration-per-char", "0.01")
+    loop = asyncio.get_running_loop()
+    async with fake_process(*flags, *timing) as base_url:
+        started = loop.time()
+        async with http.post(
+            base_url + WORKFLOW_PATH,
+            headers=KEY,
+            json=job_body(f"{base_url}/samples/voice.mp3", "Hello there"),  # 11 characters
+        ) as r:
+            assert r.headers["Transfer-Encoding"] == "chunked"
+            answer = json.loads(await r.read())
+        assert loop.time() - started >= 0.1  # two pauses between three pieces
+        seen: list[str] = []
+        while not seen or seen[-1] != "COMPLETED":
+            await asyncio.sleep(0.05)  # a client's poll interval: the job itself takes time
+            seen.append((await call(http, "GET", answer["poll_url"]))[1]["status"])
+            assert len(seen) < 100
+        assert loop.time() - started >= 0.3 + 0.01 * 11
+        assert set(seen) <= {"QUEUED", "PROCESSING", "COMPLETED"}
+
+
+async def test_command_line_reset_at_only(http: aiohttp.ClientSession) -> None:
+    async with fake_process("--rate-limit", "1/60", "--reset-at-only") as base_url:
+        status, _, r = await call(http, "GET", base_url + CREDITS_PATH)
+        assert (status, r.headers["x-rate-limit-remaining"]) == (200, "0")
+        status, _, r = await call(http, "GET", base_url + CREDITS_PATH)
+        assert status == 429
+        assert "Retry-After" not in r.headers
+        when = datetime.fromisoformat(r.headers["x-rate-limit-reset-at-utc"]).timestamp()
+        assert 55 <= when - time.time() <= 60.01
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--steps", "2", "--duration-base", "1"],
+        ["--pieces", "0"],
+        ["--piece-pause", "-1"],
+        ["--rate-limit", "many"],
+        ["--transfer", "gzip"],
+    ],
+)
+def test_command_line_refuses_bad_flags(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    assert "error" in capsys.readouterr().err

@@ -46,8 +46,11 @@ shows up as two recorded requests). A POST (submit) is never retried: `times=1` 
 `close()` during a delay drops the request; during a piece pause it cuts the body short.
 
 Run it in another process (the benchmark does):
-`python -m tests.fakes.segmind --port 0 [--steps N] [--rate-limit N/SECONDS]` prints
-`READY http://127.0.0.1:PORT` once listening and serves until SIGTERM/SIGINT.
+`python -m tests.fakes.segmind --port 0 [--steps N | --duration-base S --duration-per-char S]
+[--rate-limit N/SECONDS] [--reset-at-only] [--pieces N --piece-pause S] [--transfer chunked]`
+prints `READY http://127.0.0.1:PORT` once listening and serves until SIGTERM/SIGINT.
+`--duration-*` time every job at base + per_char * len(text) seconds; `--reset-at-only`
+answers 429 with `x-rate-limit-reset-at-utc` (ISO) and no Retry-After.
 """
 
 from __future__ import annotations
@@ -786,12 +789,29 @@ def _parse_rate_limit(text: str) -> tuple[int, float]:
         raise argparse.ArgumentTypeError("expected N/SECONDS, e.g. 50/60") from None
 
 
+def _text_duration(base: float, per_char: float) -> Callable[[str], float]:
+    def duration(text: str) -> float:
+        return base + per_char * len(text)
+
+    return duration
+
+
 async def _serve(args: argparse.Namespace) -> None:
-    fake = FakeSegmind(api_key=args.api_key, rate_limit=args.rate_limit, port=args.port)
+    fake = FakeSegmind(
+        api_key=args.api_key,
+        rate_limit=args.rate_limit,
+        port=args.port,
+        pieces=args.pieces,
+        piece_pause=args.piece_pause,
+        transfer=args.transfer,
+        rate_limit_headers="reset-at" if args.reset_at_only else "retry-after",
+    )
     if args.steps is not None:
         fake.default_script = JobScript(
             statuses=("PROCESSING",) * (args.steps - 1) + ("COMPLETED",)
         )
+    if args.duration_base is not None or args.duration_per_char is not None:
+        fake.duration_for = _text_duration(args.duration_base or 0.0, args.duration_per_char or 0.0)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -812,9 +832,34 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--api-key", default=FAKE_API_KEY)
     parser.add_argument("--rate-limit", type=_parse_rate_limit, default=None, metavar="N/SECONDS")
+    parser.add_argument(
+        "--reset-at-only",
+        action="store_true",
+        help="429s carry x-rate-limit-reset-at-utc (ISO) and no Retry-After",
+    )
+    parser.add_argument("--pieces", type=int, default=1, help="write each body in N pieces")
+    parser.add_argument(
+        "--piece-pause", type=float, default=0.0, metavar="S", help="seconds between pieces"
+    )
+    parser.add_argument("--transfer", choices=TRANSFERS, default="length")
+    parser.add_argument(
+        "--duration-base",
+        type=float,
+        default=None,
+        metavar="S",
+        help="time jobs: BASE + PER_CHAR * len(text) seconds from submit to COMPLETED",
+    )
+    parser.add_argument("--duration-per-char", type=float, default=None, metavar="S")
     args = parser.parse_args(argv)
     if args.steps is not None and args.steps < 1:
         parser.error("--steps must be >= 1")
+    timed = args.duration_base is not None or args.duration_per_char is not None
+    if timed and args.steps is not None:
+        parser.error("--steps counts polls, --duration-* time jobs: choose one")
+    if min(args.duration_base or 0, args.duration_per_char or 0, args.piece_pause) < 0:
+        parser.error("durations and --piece-pause must be >= 0")
+    if args.pieces < 1:
+        parser.error("--pieces must be >= 1")
     asyncio.run(_serve(args))
 
 
