@@ -3,15 +3,39 @@
 Why a fake: the bot and the benchmark must exercise the real async-workflow protocol (submit,
 poll, download the result, errors, rate limits, dropped connections) without internet access.
 The fake is an aiohttp server bound to 127.0.0.1 that follows the protocol facts in
-PLATFORM.md ("Segmind"): the same paths, auth headers, answer shapes and error bodies.
+PLATFORM.md ("Segmind", "More shapes"): the same paths, auth headers, answer shapes and error
+bodies. The shapes themselves are built in `tests/fakes/segmind_shapes.py`.
 
 Request pipeline, for every request:
-1. it is recorded in `FakeSegmind.requests` on arrival (`count` is right from then on), and
-   its record gets the answered status just before the answer is written (0 if dropped);
+1. it is recorded in `FakeSegmind.requests` on arrival (`count` is right from then on);
 2. a queued `Injection` for its kind replaces all further handling (no auth, no rate limit);
 3. downloads (`/files/...`) and fake-only voice samples (`/samples/...`) are public: no auth,
-   no rate limit;
-4. otherwise: auth (401), then the rolling rate limit (429 + Retry-After), then the endpoint.
+   no rate limit (the real results live on another host);
+4. otherwise: auth (401), then the rolling rate limit (429), then the endpoint; with a rate
+   limit set, these answers carry `x-rate-limit-remaining`;
+5. once the answer is decided its status goes into the record and `count_status` (0 and not
+   counted if dropped), then it is written: in one piece by default, or in `pieces` writes
+   with `piece_pause` seconds between them (not for samples or HEAD).
+
+Knobs (defaults = the original behaviour; all may be changed while serving):
+- `FakeSegmind(pieces=N, piece_pause=S, transfer="length"|"chunked")`, also per `Injection`:
+  bodies arrive in several reads, framed by Content-Length or chunked encoding.
+- `submit_message`: the submit answer also carries `message`. `accept_bearer=False`: only
+  `x-api-key` authenticates, `Authorization: Bearer` gets 401.
+- `rate_limit=(n, window_s)`: at most n admitted API requests per rolling window; refused
+  ones do not count; a new value keeps the admissions still in the window. A 429 carries,
+  per `rate_limit_headers`: `Retry-After` (whole seconds), `x-rate-limit-reset-at-utc` (the
+  wall-clock time the next request will be admitted, in `reset_at_format` "iso"
+  `2026-12-01T21:35:00.124Z` or "epoch" `1796160900.124`), both or neither.
+  `count_status(429)` counts the refusals.
+- `JobScript`: `statuses` (one per poll), or `duration`/`queued_for`/`fails` (by time since
+  creation); `failure_form` ("error" string or "error_message" object), `output_form`
+  ("nested" or "pixelflow"), `processing_output_empty`. `FakeSegmind.duration_for(text)`
+  times the jobs that have no script of their own. Jobs record `created_at`, `finished_at`
+  and `seen_finished_at` in `clock` time.
+- `clock` (monotonic; None: the event loop's time) and `wall_clock` (Unix; `time.time`) may
+  be replaced so a test steps time by hand: job timing, the window and records follow
+  `clock`; delays and piece pauses still sleep in real time.
 
 Dropped connections (`Injection(drop=True)`): the fake closes the transport without writing
 anything. aiohttp 3.14's client then raises `aiohttp.ServerDisconnectedError` ("Server
@@ -19,10 +43,14 @@ disconnected"), but it first retries idempotent methods (GET: polls, downloads, 
 on a fresh connection by itself. So a GET drop is seen by the client only if the retry is
 dropped too: use `times=2` for one visible failure (`times=1` is absorbed by the retry, and
 shows up as two recorded requests). A POST (submit) is never retried: `times=1` is enough.
+`close()` during a delay drops the request; during a piece pause it cuts the body short.
 
 Run it in another process (the benchmark does):
-`python -m tests.fakes.segmind --port 0 [--steps N] [--rate-limit N/SECONDS]` prints
-`READY http://127.0.0.1:PORT` once listening and serves until SIGTERM/SIGINT.
+`python -m tests.fakes.segmind --port 0 [--steps N | --duration-base S --duration-per-char S]
+[--rate-limit N/SECONDS] [--reset-at-only] [--pieces N --piece-pause S] [--transfer chunked]`
+prints `READY http://127.0.0.1:PORT` once listening and serves until SIGTERM/SIGINT.
+`--duration-*` time every job at base + per_char * len(text) seconds; `--reset-at-only`
+answers 429 with `x-rate-limit-reset-at-utc` (ISO) and no Retry-After.
 """
 
 from __future__ import annotations
@@ -31,21 +59,41 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
-import enum
 import ipaddress
 import json
 import math
 import signal
+import time
 import uuid
 from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from http import HTTPStatus
-from typing import Final
+from dataclasses import dataclass
+from typing import Final, Generic, TypeVar
 
 import aiohttp
 from aiohttp import web
 from yarl import URL
+
+# Re-exported ("as"): the bot's tests import the script types and helpers from here.
+from tests.fakes.segmind_shapes import DEFAULT as DEFAULT
+from tests.fakes.segmind_shapes import (
+    RATE_LIMIT_HEADERS,
+    RESET_AT_FORMATS,
+    TRANSFERS,
+    RateLimitHeaders,
+    ResetAtFormat,
+    Transfer,
+    failure_fields,
+    fake_png,
+    nested_output,
+    pixelflow_output,
+    reset_at_header,
+    split_pieces,
+)
+from tests.fakes.segmind_shapes import Injection as Injection
+from tests.fakes.segmind_shapes import JobScript as JobScript
+from tests.fakes.segmind_shapes import fake_mp3 as fake_mp3
+from tests.fakes.segmind_shapes import standard_error as standard_error
 
 FAKE_API_KEY = "sk-fake-segmind-key-0123456789"
 WORKFLOW_PATH = "/workflows/69b7a526e90fc09c1a796167-v13"
@@ -56,102 +104,12 @@ SAMPLES_PREFIX = "/samples/"
 
 KINDS: Final = ("submit", "poll", "download", "credits", "sample", "other")
 INJECTABLE_KINDS: Final = ("submit", "poll", "download", "credits")
+FINISHED: Final = ("COMPLETED", "FAILED")
 
 SAMPLE_FETCH_TIMEOUT = 10.0
 SAMPLE_FETCH_ERROR = "could not fetch voice sample"
 
-_STANDARD_ERRORS: Final[Mapping[int, str]] = {
-    400: "Bad request",
-    401: "Invalid API key",
-    403: "Forbidden",
-    404: "Not found",
-    406: "Insufficient credits",
-    429: "Rate limit exceeded",
-    500: "Internal server error",
-    502: "Bad gateway",
-    504: "Gateway timeout",
-}
-
-
-class _Default(enum.Enum):
-    DEFAULT = "DEFAULT"
-
-
-DEFAULT: Final = _Default.DEFAULT
-"""Sentinel for `JobScript.output`: build the usual output holding the audio URL."""
-
-
-def standard_error(status: int) -> str:
-    """The `error` message the fake uses for `status` (Segmind's wording is undocumented)."""
-    if status in _STANDARD_ERRORS:
-        return _STANDARD_ERRORS[status]
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return f"HTTP {status}"
-
-
-def fake_mp3(tag: bytes = b"") -> bytes:
-    """Small bytes that pass for an MP3 file: an ID3v2.4 tag whose body is `tag`, then three
-    MPEG-1 Layer III frames (32 kbit/s, 44.1 kHz, 104 bytes each, silent payload).
-
-    Distinct tags give distinct bytes, so a test can tell which job's audio it received.
-    """
-    size = len(tag)
-    if size >= 1 << 28:
-        raise ValueError("tag too large for an ID3 header")
-    syncsafe = bytes((size >> shift) & 0x7F for shift in (21, 14, 7, 0))
-    frame = b"\xff\xfb\x10\xc4" + bytes(100)
-    return b"ID3\x04\x00\x00" + syncsafe + tag + frame * 3
-
-
-@dataclass
-class JobScript:
-    """How one job behaves.
-
-    The n-th poll that sees the voice sample fetched answers `statuses[min(n, len - 1)]`, so
-    the last status repeats: `("QUEUED", "PROCESSING")` never completes. "COMPLETED" answers
-    `output`, "FAILED" answers `failure_reason`, any other string is answered verbatim.
-    """
-
-    statuses: Sequence[str] = ("QUEUED", "PROCESSING", "COMPLETED")
-    failure_reason: str = "Voice cloning failed: the sample is too short"
-    output: object = DEFAULT
-    """The raw `output` field of COMPLETED: a str is sent as is, any other JSON value as a
-    JSON value (not a string). DEFAULT: a JSON string of nested node outputs with the URL."""
-    audio: bytes | None = None
-    """None: `fake_mp3(request_id.encode())`, distinct per job."""
-    audio_content_type: str = "audio/mpeg"
-    audio_url: str | None = None
-    """None: `{base_url}/files/{request_id}.mp3`, served by the fake."""
-    download_delay: float = 0.0
-    poll_delay: float = 0.0
-
-    def __post_init__(self) -> None:
-        if isinstance(self.statuses, str) or not self.statuses:
-            raise ValueError("statuses must be a non-empty sequence of status strings")
-
-
-@dataclass
-class Injection:
-    """A scripted answer that replaces the normal handling of the next `times` requests of a
-    kind. `body`: dict -> JSON, str/bytes -> as is, None -> `{"error": <standard message>}`.
-    `drop` closes the connection without an answer (see the module docstring for what the
-    aiohttp client sees). `create_job` (submit only) creates the job before answering, for
-    ambiguous failures where the client cannot know the job exists."""
-
-    status: int = 500
-    body: bytes | str | Mapping[str, object] | None = None
-    headers: Mapping[str, str] = field(default_factory=dict)
-    content_type: str = "application/json"
-    times: int = 1
-    delay: float = 0.0
-    drop: bool = False
-    create_job: bool = False
-
-    def __post_init__(self) -> None:
-        if self.times < 1:
-            raise ValueError("times must be >= 1")
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -171,24 +129,48 @@ class RecordedRequest:
 
 @dataclass
 class FakeJob:
-    """Server-side state of one submitted job."""
+    """Server-side state of one submitted job. Times are `FakeSegmind.clock`'s (by default
+    the event loop's monotonic time)."""
 
     request_id: str
     voice_samples: str
     text: str
     language: str
     script: JobScript
+    created_at: float = 0.0
+    duration: float | None = None
+    """Timed jobs: seconds from creation to the end (`script.duration` or `duration_for`)."""
     polls: int = 0
     """Polls answered so far (including those answered QUEUED while the sample was fetched)."""
     sample_bytes: bytes | None = None
     sample_error: str | None = None
     sample_done: bool = False
     """True once the voice sample fetch has ended, successfully or not."""
+    sample_done_at: float | None = None
     steps: int = 0
     """How many entries of `script.statuses` polls have consumed."""
     status: str = "QUEUED"
     """The status last answered for this job."""
     audio_url: str = ""
+    finished_at: float | None = None
+    """When the job became finished. Timed: set when the sample fetch ends, to
+    max(created_at + duration, that moment), or that moment if it failed (so it may lie
+    ahead). By polls: the first poll that answered COMPLETED/FAILED."""
+    seen_finished_at: float | None = None
+    """The first poll that answered COMPLETED/FAILED: when the client could know."""
+
+
+@dataclass
+class _Answer:
+    """An answer decided but not yet written: `_handle` records it, then `_send` writes it.
+    `pieces`, `piece_pause`, `transfer`: None uses the fake's."""
+
+    status: int
+    body: bytes
+    headers: dict[str, str]
+    pieces: int | None = None
+    piece_pause: float | None = None
+    transfer: Transfer | None = None
 
 
 @dataclass
@@ -199,6 +181,28 @@ class _Pending:
 
 class _Dropped(Exception):
     """Internal: answer nothing and close the connection."""
+
+
+class _Knob(Generic[_T]):
+    """An attribute checked when set: tests change knobs while serving, and a bad value must
+    fail where it is set, not later as a 500 inside the server."""
+
+    def __init__(self, check: Callable[[_T], bool], expected: str) -> None:
+        self._check = check
+        self._expected = expected
+        self._name = self._slot = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name, self._slot = name, f"_knob_{name}"
+
+    def __get__(self, obj: object, owner: type | None = None) -> _T:
+        value: _T = getattr(obj, self._slot)
+        return value
+
+    def __set__(self, obj: object, value: _T) -> None:
+        if not self._check(value):
+            raise ValueError(f"{self._name} must be {self._expected}, not {value!r}")
+        setattr(obj, self._slot, value)
 
 
 def _is_loopback_url(url: str) -> bool:
@@ -218,24 +222,37 @@ def _is_loopback_url(url: str) -> bool:
         return False
 
 
-def _json_response(
-    status: int, payload: object, headers: Mapping[str, str] | None = None
-) -> web.Response:
+def _json_answer(status: int, payload: object, headers: Mapping[str, str] | None = None) -> _Answer:
     # Content-Type exactly "application/json": web.json_response would add "; charset=utf-8".
     all_headers = {"Content-Type": "application/json", **(headers or {})}
-    return web.Response(status=status, body=json.dumps(payload).encode(), headers=all_headers)
+    return _Answer(status, json.dumps(payload).encode(), all_headers)
 
 
-def _error(status: int, message: str, headers: Mapping[str, str] | None = None) -> web.Response:
-    return _json_response(status, {"error": message}, headers)
+def _error(status: int, message: str, headers: Mapping[str, str] | None = None) -> _Answer:
+    return _json_answer(status, {"error": message}, headers)
+
+
+def _valid_rate_limit(value: tuple[int, float] | None) -> bool:
+    return value is None or (value[0] >= 1 and value[1] > 0)
 
 
 class FakeSegmind:
     """The fake server. Use as `async with FakeSegmind() as fake:`; see the module docstring.
 
-    Per-request work is O(1) (dict lookups, deque ends, a Counter), so a benchmark can run
+    Per-request work is O(1) (dict lookups, deque ends, Counters), so a benchmark can run
     thousands of concurrent jobs against it.
     """
+
+    rate_limit = _Knob[tuple[int, float] | None](_valid_rate_limit, "None or (n >= 1, s > 0)")
+    pieces = _Knob[int](lambda n: n >= 1, ">= 1")
+    piece_pause = _Knob[float](lambda s: s >= 0, ">= 0")
+    transfer = _Knob[Transfer](lambda t: t in TRANSFERS, f"one of {TRANSFERS}")
+    rate_limit_headers = _Knob[RateLimitHeaders](
+        lambda h: h in RATE_LIMIT_HEADERS, f"one of {RATE_LIMIT_HEADERS}"
+    )
+    reset_at_format = _Knob[ResetAtFormat](
+        lambda f: f in RESET_AT_FORMATS, f"one of {RESET_AT_FORMATS}"
+    )
 
     def __init__(
         self,
@@ -243,12 +260,32 @@ class FakeSegmind:
         api_key: str = FAKE_API_KEY,
         rate_limit: tuple[int, float] | None = None,
         port: int = 0,
+        pieces: int = 1,
+        piece_pause: float = 0.0,
+        transfer: Transfer = "length",
+        rate_limit_headers: RateLimitHeaders = "retry-after",
+        reset_at_format: ResetAtFormat = "iso",
+        accept_bearer: bool = True,
+        submit_message: str | None = None,
+        duration_for: Callable[[str], float] | None = None,
     ) -> None:
-        if rate_limit is not None and (rate_limit[0] < 1 or rate_limit[1] <= 0):
-            raise ValueError("rate_limit must be (n >= 1, window_s > 0)")
         self.api_key = api_key
         self.rate_limit = rate_limit
         self.port = port
+        self.pieces = pieces
+        self.piece_pause = piece_pause
+        self.transfer = transfer
+        self.rate_limit_headers = rate_limit_headers
+        self.reset_at_format = reset_at_format
+        self.accept_bearer = accept_bearer
+        self.submit_message = submit_message
+        self.duration_for = duration_for
+        """Times the jobs that use `default_script` (none of their own): seconds for a text."""
+        self.clock: Callable[[], float] | None = None
+        """The fake's monotonic time (None: the event loop's) for job timing, the rate-limit
+        window and records; a test may step it by hand. Delays always sleep in real time."""
+        self.wall_clock: Callable[[], float] = time.time
+        """Unix time for `x-rate-limit-reset-at-utc`; replaceable to pin the header in tests."""
         self.default_script = JobScript()
         self.credits: float = 12.5
         self.free_credits: float = 0.0
@@ -260,6 +297,7 @@ class FakeSegmind:
             "voice.mp3": (fake_mp3(b"voice-sample"), "audio/mpeg")
         }
         self._counts: Counter[str] = Counter()
+        self._answered: Counter[tuple[str, int]] = Counter()
         self._scripted: deque[JobScript] = deque()
         self._injections: dict[str, deque[_Pending]] = {k: deque() for k in INJECTABLE_KINDS}
         self._files: dict[str, FakeJob] = {}
@@ -363,6 +401,13 @@ class FakeSegmind:
         """How many requests of `kind` arrived (including injected, refused, dropped ones)."""
         return self._counts[kind]
 
+    def count_status(self, status: int, kind: str | None = None) -> int:
+        """How many answers had `status` (of `kind`, or of any kind); dropped ones are not
+        answers. Counted when the answer is decided, before its body is written."""
+        if kind is not None:
+            return self._answered[kind, status]
+        return sum(self._answered[k, status] for k in KINDS)
+
     async def wait_for(
         self,
         predicate: Callable[[], bool],
@@ -386,6 +431,9 @@ class FakeSegmind:
     def _changed(self) -> None:
         event, self._changed_event = self._changed_event, asyncio.Event()
         event.set()
+
+    def _now(self) -> float:
+        return asyncio.get_running_loop().time() if self.clock is None else self.clock()
 
     async def _sleep(self, delay: float) -> None:
         """Sleep, unless the fake closes meanwhile: then drop the request."""
@@ -429,29 +477,59 @@ class FakeSegmind:
             headers=request.headers,
             body=body,
             json=parsed,
-            time=asyncio.get_running_loop().time(),
+            time=self._now(),
             status=0,
         )
         index = len(self.requests)
         self.requests.append(record)
         self._counts[kind] += 1
         self._changed()
-        status = 0
         try:
-            response = await self._answer(request, kind, parsed)
-            status = response.status
-            return response
+            answer = await self._answer(request, kind, parsed)
+            self.requests[index] = dataclasses.replace(record, status=answer.status)
+            self._answered[kind, answer.status] += 1
         except _Dropped:
-            if request.transport is not None:
-                request.transport.close()
+            self._drop(request)
             # Nothing reaches the client: the transport is closed before this is written.
             return web.Response(status=499)
         finally:
-            if status:
-                self.requests[index] = dataclasses.replace(record, status=status)
             self._changed()
+        return await self._send(request, answer)
 
-    async def _answer(self, request: web.Request, kind: str, parsed: object | None) -> web.Response:
+    @staticmethod
+    def _drop(request: web.Request) -> None:
+        if request.transport is not None:
+            request.transport.close()
+
+    async def _send(self, request: web.Request, answer: _Answer) -> web.StreamResponse:
+        """Write `answer`: one `web.Response` by default, else a StreamResponse in pieces.
+
+        aiohttp sends the headers with the first piece and TCP_NODELAY is on, so each piece
+        leaves at once and the pause is what the client waits between reads."""
+        pieces = self.pieces if answer.pieces is None else answer.pieces
+        transfer = answer.transfer or self.transfer
+        if request.method == "HEAD" or (pieces == 1 and transfer == "length"):
+            return web.Response(status=answer.status, body=answer.body, headers=answer.headers)
+        pause = self.piece_pause if answer.piece_pause is None else answer.piece_pause
+        response = web.StreamResponse(status=answer.status, headers=answer.headers)
+        if transfer == "chunked":
+            response.enable_chunked_encoding()
+        else:
+            response.content_length = len(answer.body)
+        try:
+            await response.prepare(request)
+            for number, piece in enumerate(split_pieces(answer.body, pieces)):
+                if number:
+                    await self._sleep(pause)
+                await response.write(piece)
+            await response.write_eof()
+        except _Dropped:
+            self._drop(request)  # close() during a pause: the body stays cut short
+        except ConnectionError:
+            pass  # the client left mid-body (its timeout, say): nobody is reading
+        return response
+
+    async def _answer(self, request: web.Request, kind: str, parsed: object | None) -> _Answer:
         queue = self._injections.get(kind)
         if queue:
             pending = queue[0]
@@ -464,22 +542,26 @@ class FakeSegmind:
         if kind == "sample":
             return self._sample(request)
         if kind != "other" and not self._authorized(request):
-            return _error(401, "Invalid API key")
-        limited = self._rate_limited()
-        if limited is not None:
-            return limited
+            answer = _error(401, "Invalid API key")
+        else:
+            answer = self._rate_limited() or await self._endpoint(request, kind, parsed)
+        if self.rate_limit is not None:
+            answer.headers["x-rate-limit-remaining"] = str(self._remaining(self.rate_limit))
+        return answer
+
+    async def _endpoint(self, request: web.Request, kind: str, parsed: object | None) -> _Answer:
         if kind == "submit":
             return self._submit(request, parsed)
         if kind == "poll":
             return await self._poll(request)
         if kind == "credits":
-            return _json_response(200, {"credits": self.credits, "free-credits": self.free_credits})
+            return _json_answer(200, {"credits": self.credits, "free-credits": self.free_credits})
         known = (FILES_PREFIX, SAMPLES_PREFIX, "/workflows/", CREDITS_PATH)
         if request.path.startswith(known):
             return _error(405, "Method not allowed")
         return _error(404, "Not found")
 
-    async def _inject(self, injection: Injection, parsed: object | None) -> web.Response:
+    async def _inject(self, injection: Injection, parsed: object | None) -> _Answer:
         if injection.create_job:
             fields = self._submit_fields(parsed)
             if not isinstance(fields, str):
@@ -497,26 +579,47 @@ class FakeSegmind:
         else:
             raw = json.dumps(dict(body)).encode()
         headers = {"Content-Type": injection.content_type, **injection.headers}
-        return web.Response(status=injection.status, body=raw, headers=headers)
+        return _Answer(
+            injection.status,
+            raw,
+            headers,
+            pieces=injection.pieces,
+            piece_pause=injection.piece_pause,
+            transfer=injection.transfer,
+        )
 
     def _authorized(self, request: web.Request) -> bool:
         if request.headers.get("x-api-key") == self.api_key:
             return True
-        return request.headers.get("Authorization") == f"Bearer {self.api_key}"
+        bearer = request.headers.get("Authorization") == f"Bearer {self.api_key}"
+        return bearer and self.accept_bearer
 
-    def _rate_limited(self) -> web.Response | None:
+    def _remaining(self, rate_limit: tuple[int, float]) -> int:
+        """Requests the window admits now, after dropping the admissions that aged out."""
+        limit, window = rate_limit
+        cutoff = self._now() - window
+        while self._window and self._window[0] <= cutoff:
+            self._window.popleft()
+        return max(0, limit - len(self._window))
+
+    def _rate_limited(self) -> _Answer | None:
         """Admit at most n requests per rolling window; refused ones do not count."""
         if self.rate_limit is None:
             return None
+        if self._remaining(self.rate_limit) > 0:
+            self._window.append(self._now())
+            return None
         limit, window = self.rate_limit
-        now = asyncio.get_running_loop().time()
-        while self._window and self._window[0] <= now - window:
-            self._window.popleft()
-        if len(self._window) >= limit:
-            retry_after = max(1, math.ceil(self._window[0] + window - now))
-            return _error(429, "Rate limit exceeded", {"Retry-After": str(retry_after)})
-        self._window.append(now)
-        return None
+        # The next admission comes when enough of the oldest admissions age out (more than
+        # one if the limit was lowered at runtime); near the deque's left end, so O(1).
+        wait = self._window[len(self._window) - limit] + window - self._now()
+        headers: dict[str, str] = {}
+        if self.rate_limit_headers in ("retry-after", "both"):
+            headers["Retry-After"] = str(max(1, math.ceil(wait)))
+        if self.rate_limit_headers in ("reset-at", "both"):
+            when = self.wall_clock() + wait
+            headers["x-rate-limit-reset-at-utc"] = reset_at_header(when, self.reset_at_format)
+        return _error(429, "Rate limit exceeded", headers)
 
     @staticmethod
     def _submit_fields(parsed: object | None) -> tuple[str, str, str] | str:
@@ -533,24 +636,29 @@ class FakeSegmind:
             values.append(value)
         return values[0], values[1], values[2]
 
-    def _submit(self, request: web.Request, parsed: object | None) -> web.Response:
+    def _submit(self, request: web.Request, parsed: object | None) -> _Answer:
         if request.path != WORKFLOW_PATH:
             return _error(404, "Workflow not found")
         fields = self._submit_fields(parsed)
         if isinstance(fields, str):
             return _error(400, fields)
         job = self._create_job(*fields)
-        return _json_response(
-            200,
-            {
-                "request_id": job.request_id,
-                "poll_url": f"{self.base_url}{POLL_PREFIX}{job.request_id}",
-                "status": "QUEUED",
-            },
-        )
+        payload = {
+            "request_id": job.request_id,
+            "poll_url": f"{self.base_url}{POLL_PREFIX}{job.request_id}",
+            "status": "QUEUED",
+        }
+        if self.submit_message is not None:
+            payload["message"] = self.submit_message
+        return _json_answer(200, payload)
 
     def _create_job(self, voice_samples: str, text: str, language: str) -> FakeJob:
-        script = self._scripted.popleft() if self._scripted else self.default_script
+        if self._scripted:
+            script = self._scripted.popleft()
+            duration = script.duration
+        else:
+            script = self.default_script
+            duration = script.duration if self.duration_for is None else self.duration_for(text)
         request_id = uuid.uuid4().hex
         job = FakeJob(
             request_id=request_id,
@@ -558,10 +666,14 @@ class FakeSegmind:
             text=text,
             language=language,
             script=script,
+            created_at=self._now(),
+            duration=duration,
             audio_url=script.audio_url or f"{self.base_url}{FILES_PREFIX}{request_id}.mp3",
         )
         self.jobs[request_id] = job
         self._files[f"{request_id}.mp3"] = job
+        if script.output_form == "pixelflow":
+            self._files[f"{request_id}-preview.png"] = job
         closing = self._closing is None or self._closing.done()
         if _is_loopback_url(voice_samples) and not closing:
             task = asyncio.create_task(self._fetch_sample(job))
@@ -570,7 +682,7 @@ class FakeSegmind:
         else:
             # Never connect off the machine (nor once closing): as if the fetch failed.
             job.sample_error = SAMPLE_FETCH_ERROR
-            job.sample_done = True
+            self._sample_ended(job)
         self._changed()
         return job
 
@@ -586,63 +698,84 @@ class FakeSegmind:
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             job.sample_error = f"{SAMPLE_FETCH_ERROR}: {type(exc).__name__}"
         finally:
-            job.sample_done = True
-            self._changed()
+            self._sample_ended(job)
 
-    async def _poll(self, request: web.Request) -> web.Response:
+    def _sample_ended(self, job: FakeJob) -> None:
+        now = self._now()
+        job.sample_done = True
+        job.sample_done_at = now
+        if job.duration is not None:
+            # A timed job cannot end before its sample is in; a failed fetch ends it at once.
+            end = job.created_at + job.duration
+            job.finished_at = now if job.sample_error is not None else max(now, end)
+        self._changed()
+
+    async def _poll(self, request: web.Request) -> _Answer:
         request_id = request.path[len(POLL_PREFIX) :]
         job = self.jobs.get(request_id)
         if job is None:
             return _error(404, "Request not found")
-        await self._sleep(job.script.poll_delay)
+        script = job.script
+        await self._sleep(script.poll_delay)
         job.polls += 1
-        payload: dict[str, object]
+        now = self._now()
+        reason = script.failure_reason
         if not job.sample_done:
-            payload = {"status": "QUEUED"}
+            status = "QUEUED"
         elif job.sample_error is not None:
-            payload = {
-                "status": "FAILED",
-                "error": f"Failed to download voice sample ({job.sample_error})",
-            }
+            status, reason = "FAILED", f"Failed to download voice sample ({job.sample_error})"
+        elif job.duration is not None:
+            assert job.finished_at is not None  # set when the sample fetch ended
+            if now >= job.finished_at:
+                status = "FAILED" if script.fails else "COMPLETED"
+            else:
+                status = "QUEUED" if now - job.created_at < script.queued_for else "PROCESSING"
         else:
-            statuses = job.script.statuses
+            statuses = script.statuses
             status = statuses[min(job.steps, len(statuses) - 1)]
             job.steps += 1
-            payload = {"status": status}
-            if status == "COMPLETED":
-                payload["output"] = self._output(job)
-            elif status == "FAILED":
-                payload["error"] = job.script.failure_reason
-        job.status = str(payload["status"])
-        return _json_response(200, payload)
+        payload: dict[str, object] = {"status": status}
+        if status == "COMPLETED":
+            payload["output"] = self._output(job)
+        elif status == "FAILED":
+            payload.update(failure_fields(script.failure_form, reason, job.request_id))
+        elif status in ("QUEUED", "PROCESSING") and script.processing_output_empty:
+            payload["output"] = ""
+        if status in FINISHED and job.seen_finished_at is None:
+            job.seen_finished_at = now
+            if job.finished_at is None:  # by polls: finished when a poll first says so
+                job.finished_at = now
+        job.status = status
+        return _json_answer(200, payload)
 
-    @staticmethod
-    def _output(job: FakeJob) -> object:
+    def _output(self, job: FakeJob) -> object:
         output = job.script.output
         if output is not DEFAULT:
             return output
-        return json.dumps(
-            {
-                "Voice Clone": {"voice_id": f"voice-{job.request_id[:12]}"},
-                "Text To Speech": {"output": {"audio_url": job.audio_url}},
-            }
-        )
+        if job.script.output_form == "pixelflow":
+            image_url = f"{self.base_url}{FILES_PREFIX}{job.request_id}-preview.png"
+            return pixelflow_output(job.request_id, job.audio_url, image_url)
+        return nested_output(job.request_id, job.audio_url)
 
-    async def _download(self, request: web.Request) -> web.Response:
-        job = self._files.get(request.path[len(FILES_PREFIX) :])
+    async def _download(self, request: web.Request) -> _Answer:
+        name = request.path[len(FILES_PREFIX) :]
+        job = self._files.get(name)
         if job is None:
             return _error(404, "Not found")
         await self._sleep(job.script.download_delay)
+        if name.endswith(".png"):
+            return _Answer(200, fake_png(), {"Content-Type": "image/png"})
         audio = job.script.audio
         if audio is None:
             audio = fake_mp3(job.request_id.encode())
-        return web.Response(body=audio, headers={"Content-Type": job.script.audio_content_type})
+        return _Answer(200, audio, {"Content-Type": job.script.audio_content_type})
 
-    def _sample(self, request: web.Request) -> web.Response:
+    def _sample(self, request: web.Request) -> _Answer:
+        # Never in pieces: only the fake itself reads samples, and jobs should not slow down.
         sample = self.samples.get(request.path[len(SAMPLES_PREFIX) :])
         if sample is None:
-            return _error(404, "Not found")
-        return web.Response(body=sample[0], headers={"Content-Type": sample[1]})
+            return dataclasses.replace(_error(404, "Not found"), pieces=1, transfer="length")
+        return _Answer(200, sample[0], {"Content-Type": sample[1]}, pieces=1, transfer="length")
 
 
 # -- command line ----------------------------------------------------------------------------
@@ -656,12 +789,29 @@ def _parse_rate_limit(text: str) -> tuple[int, float]:
         raise argparse.ArgumentTypeError("expected N/SECONDS, e.g. 50/60") from None
 
 
+def _text_duration(base: float, per_char: float) -> Callable[[str], float]:
+    def duration(text: str) -> float:
+        return base + per_char * len(text)
+
+    return duration
+
+
 async def _serve(args: argparse.Namespace) -> None:
-    fake = FakeSegmind(api_key=args.api_key, rate_limit=args.rate_limit, port=args.port)
+    fake = FakeSegmind(
+        api_key=args.api_key,
+        rate_limit=args.rate_limit,
+        port=args.port,
+        pieces=args.pieces,
+        piece_pause=args.piece_pause,
+        transfer=args.transfer,
+        rate_limit_headers="reset-at" if args.reset_at_only else "retry-after",
+    )
     if args.steps is not None:
         fake.default_script = JobScript(
             statuses=("PROCESSING",) * (args.steps - 1) + ("COMPLETED",)
         )
+    if args.duration_base is not None or args.duration_per_char is not None:
+        fake.duration_for = _text_duration(args.duration_base or 0.0, args.duration_per_char or 0.0)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -682,9 +832,34 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--api-key", default=FAKE_API_KEY)
     parser.add_argument("--rate-limit", type=_parse_rate_limit, default=None, metavar="N/SECONDS")
+    parser.add_argument(
+        "--reset-at-only",
+        action="store_true",
+        help="429s carry x-rate-limit-reset-at-utc (ISO) and no Retry-After",
+    )
+    parser.add_argument("--pieces", type=int, default=1, help="write each body in N pieces")
+    parser.add_argument(
+        "--piece-pause", type=float, default=0.0, metavar="S", help="seconds between pieces"
+    )
+    parser.add_argument("--transfer", choices=TRANSFERS, default="length")
+    parser.add_argument(
+        "--duration-base",
+        type=float,
+        default=None,
+        metavar="S",
+        help="time jobs: BASE + PER_CHAR * len(text) seconds from submit to COMPLETED",
+    )
+    parser.add_argument("--duration-per-char", type=float, default=None, metavar="S")
     args = parser.parse_args(argv)
     if args.steps is not None and args.steps < 1:
         parser.error("--steps must be >= 1")
+    timed = args.duration_base is not None or args.duration_per_char is not None
+    if timed and args.steps is not None:
+        parser.error("--steps counts polls, --duration-* time jobs: choose one")
+    if min(args.duration_base or 0, args.duration_per_char or 0, args.piece_pause) < 0:
+        parser.error("durations and --piece-pause must be >= 0")
+    if args.pieces < 1:
+        parser.error("--pieces must be >= 1")
     asyncio.run(_serve(args))
 
 
