@@ -111,7 +111,7 @@ def floors_table(floors: list[Floor]) -> str:
     rows = [
         [
             f.name,
-            f"< {f.limit:g} {f.unit}".rstrip(),
+            f.goal,
             f"{_fmt(f.value, 0 if f.unit == '' else 2)} {f.unit}".rstrip(),
             "PASS" if f.passed else "FAIL",
         ]

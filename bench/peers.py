@@ -76,7 +76,9 @@ async def _threaded(blocking: Callable[[int], bytes], jobs: int) -> AsyncIterato
 
 
 @asynccontextmanager
-async def requests_peer(target: Target, jobs: int, interval: float) -> AsyncIterator[JobFn]:
+async def requests_peer(
+    target: Target, jobs: int, interval: float, job_timeout: float = JOB_TIMEOUT
+) -> AsyncIterator[JobFn]:
     import requests
 
     headers = {"x-api-key": target.api_key}
@@ -91,7 +93,7 @@ async def requests_peer(target: Target, jobs: int, interval: float) -> AsyncIter
             )
             response.raise_for_status()
             poll_url = response.json()["poll_url"]
-        deadline = time.monotonic() + JOB_TIMEOUT
+        deadline = time.monotonic() + job_timeout
         while True:
             time.sleep(interval)
             with phase("poll"):
@@ -116,7 +118,9 @@ async def requests_peer(target: Target, jobs: int, interval: float) -> AsyncIter
 
 
 @asynccontextmanager
-async def sdk_peer(target: Target, jobs: int, interval: float) -> AsyncIterator[JobFn]:
+async def sdk_peer(
+    target: Target, jobs: int, interval: float, job_timeout: float = JOB_TIMEOUT
+) -> AsyncIterator[JobFn]:
     import httpx
     import segmind
 
@@ -132,7 +136,7 @@ async def sdk_peer(target: Target, jobs: int, interval: float) -> AsyncIterator[
                 data=target.payload(index),
                 poll=True,
                 poll_interval=interval,
-                max_wait_time=JOB_TIMEOUT,
+                max_wait_time=job_timeout,
             )
         if result.get("status") != "COMPLETED":
             raise PeerJobError(f"{result.get('status')}: {result.get('error_message', '')}")

@@ -23,16 +23,26 @@ class Options:
 
 @dataclass(frozen=True)
 class Floor:
-    """A goal the measured value must stay under (`limit` is exclusive)."""
+    """A goal the measured value must meet: under `limit` (exclusive) by default, or
+    `op` "<=" or ">=" it."""
 
     name: str
     limit: float
     value: float
     unit: str
+    op: str = "<"
 
     @property
     def passed(self) -> bool:
+        if self.op == "<=":
+            return self.value <= self.limit
+        if self.op == ">=":
+            return self.value >= self.limit
         return self.value < self.limit
+
+    @property
+    def goal(self) -> str:
+        return f"{self.op} {self.limit:g} {self.unit}".rstrip()
 
 
 @dataclass

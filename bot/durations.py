@@ -3,26 +3,25 @@
 Polls see a job's end only through a window: the last poll that found it unfinished
 (`lower`, seconds after the submit; 0 when none did) and the first that found it done
 (`upper`). The model fits a line through the middles of windows with both ends, by text
-length (duration grows with the text), then keeps two multiplicative corrections on it
-that track quantiles
-from what polls showed: `median` (for the ETA shown to members) and `due` (the time a
-poll most likely finds the job done, for when requests are scarce). A poll that came
-at or before the due time and found the job done pulls it earlier; one after it that
-found the job running pushes it later (the classic online quantile update). Replaying
-the same observations in order rebuilds the same model, which is how it survives a
-restart: the observations live in the job store.
+length (duration grows with the text), over the last HISTORY jobs, and reads two points
+off the spread of those jobs around the line: the `median` (for the ETA shown to members)
+and the `due` time, by which DUE_QUANTILE of jobs are done (a job's checks are timed
+around it). A window from the submit says only "done by then": those count only while
+there is nothing better. Replaying the same observations in order rebuilds the same
+model, which is how it survives a restart: the observations live in the job store.
 """
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass
 
 HISTORY = 200  # most recent finished jobs that shape the line
 DUE_QUANTILE = 0.8  # a poll at the due time finds ~80 % of jobs done
-STEP = 0.1  # quantile tracking speed (relative)
-TOLERANCE = 0.1  # polls within 10 % of the prediction say nothing about which side it is
-_FACTOR_RANGE = (0.25, 4.0)
+DUE_Z = 0.8416  # that quantile of the normal curve
+MIN_SPREAD = 0.03  # jobs never take exactly the same time: at least 3 %
+DEFAULT_SPREAD = 0.15  # until three jobs were seen between two polls
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,58 +73,80 @@ class _Line:
         return max(0.1, mean_y + slope * (x - mean_x))
 
 
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    chars: int
+    stands_for: float  # the duration this job counts as in the line
+    spread: float  # its squared distance from the line then, relative, plus its own doubt
+
+
+def _phi(z: float) -> float:
+    return math.exp(-z * z / 2) / math.sqrt(2 * math.pi)
+
+
+def _cdf(z: float) -> float:
+    return 0.5 * math.erfc(-z / math.sqrt(2))
+
+
 class DurationModel:
     def __init__(self, history: int = HISTORY) -> None:
-        self._window: deque[Observation] = deque(maxlen=history)
-        # The line is fit to windows with both ends (a poll saw the job running, a later
-        # one saw it done: the duration lies between). A window from the submit says only
-        # "done by then", and polls timed by this model would feed it its own guess, so
-        # those count only while there is nothing better.
-        self._bracketed = _Line()
-        self._open = _Line()
-        self._median_factor = 1.0
-        self._due_factor = 1.0
+        # Each job counts in the line as the duration its window most likely hides, given
+        # what the model expected of it then (the mean of a normal curve cut to the
+        # window: one step of EM). So a window that polls timed by the model cut short
+        # ("done by the due time", "still running at it") does not pull the model
+        # towards its own guess, and a wide window counts for its middle only as far as
+        # the model believes it.
+        self._window: deque[_Entry] = deque(maxlen=history)
+        self._line = _Line()
+        self._spread_sum = 0.0
         self.observed = 0
 
     def estimate(self, chars: int) -> Estimate | None:
         """None until a job has finished: no history, no guess."""
-        base = self._base(chars)
-        if base is None:
+        if self._line.n <= 0:
             return None
-        median = base * self._median_factor
-        return Estimate(median, max(median, base * self._due_factor))
+        base = self._line.at(chars)
+        return Estimate(base, base * (1 + DUE_Z * self._sigma()))
+
+    def _sigma(self) -> float:
+        """The spread of durations around the line, relative to it."""
+        n = len(self._window)
+        if n < 3:
+            return DEFAULT_SPREAD
+        return max(MIN_SPREAD, math.sqrt(self._spread_sum / n))
 
     def observe(self, observation: Observation) -> None:
         if not observation.usable:
             return
-        base = self._base(observation.chars)
-        if base is not None:
-            self._median_factor = self._track(self._median_factor, 0.5, base, observation)
-            self._due_factor = self._track(self._due_factor, DUE_QUANTILE, base, observation)
+        entry = self._entry(observation)
         if len(self._window) == self._window.maxlen:
             self._add(self._window[0], -1)
-        self._window.append(observation)
-        self._add(observation, 1)
+        self._window.append(entry)
+        self._add(entry, 1)
         self.observed += 1
 
-    @staticmethod
-    def _track(factor: float, quantile: float, base: float, seen: Observation) -> float:
-        predicted = base * factor
-        if seen.lower >= predicted * (1 - TOLERANCE):
-            factor *= 1 + STEP * quantile  # still running after it: later
-        elif seen.upper <= predicted * (1 + TOLERANCE):
-            factor *= 1 - STEP * (1 - quantile)  # done by then: the prediction may be earlier
-        low, high = _FACTOR_RANGE
-        return min(max(factor, low), high)
-
-    def _add(self, seen: Observation, sign: int) -> None:
-        if seen.lower > 0:
-            self._bracketed.add(seen.chars, (seen.lower + seen.upper) / 2, sign)
+    def _entry(self, seen: Observation) -> _Entry:
+        lower, upper = seen.lower, seen.upper
+        estimate = self.estimate(seen.chars)
+        if estimate is None:  # the first job: all there is
+            middle = (lower + upper) / 2 if lower > 0 else upper
+            return _Entry(seen.chars, middle, DEFAULT_SPREAD**2)
+        mean = estimate.median
+        sigma = max(mean * self._sigma(), 1e-6)
+        alpha = (lower - mean) / sigma if lower > 0 else -math.inf
+        beta = (upper - mean) / sigma
+        inside = _cdf(beta) - (_cdf(alpha) if lower > 0 else 0.0)
+        if inside < 1e-9:  # the model thought this impossible: trust the window
+            value, doubt = (lower + upper) / 2, ((upper - lower) / 2) ** 2
         else:
-            self._open.add(seen.chars, seen.upper, sign)
+            phi_a = _phi(alpha) if lower > 0 else 0.0
+            a_phi_a = alpha * phi_a if lower > 0 else 0.0
+            shift = (phi_a - _phi(beta)) / inside
+            value = mean + sigma * shift
+            doubt = sigma**2 * max(0.0, 1 + (a_phi_a - beta * _phi(beta)) / inside - shift**2)
+        value = min(max(value, lower), upper)
+        return _Entry(seen.chars, value, ((value - mean) ** 2 + doubt) / (mean * mean))
 
-    def _base(self, chars: int) -> float | None:
-        for line in (self._bracketed, self._open):
-            if line.n > 0:
-                return line.at(chars)
-        return None
+    def _add(self, entry: _Entry, sign: int) -> None:
+        self._line.add(entry.chars, entry.stands_for, sign)
+        self._spread_sum += sign * entry.spread

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import enum
 import logging
+import math
 import random
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
@@ -100,6 +101,10 @@ class _Report(Protocol):
 # jobs started together (a burst of /speak) would otherwise poll in lockstep, all waking in
 # the same loop iteration and stalling every other user's command.
 POLL_JITTER = 0.5
+
+# With history the polls keep a grid instead; a little jitter still keeps apart jobs whose
+# grids coincide.
+GRID_JITTER = 0.1
 
 # Consecutive unusable status answers tolerated before the job is given up: one garbled
 # answer from a proxy should not throw away a paid job.
@@ -308,26 +313,26 @@ class JobRunner:
     async def _wait_for_turn(self, timing: _Timing, last_poll: float, misses: int) -> None:
         """Sleep until this job's next poll is worth a request.
 
-        Never sooner than `poll_interval` after the last one (stretched by up to
-        POLL_JITTER at random, so jobs started together do not poll in lockstep). Then,
-        if the budget has room, poll at once, as always. If requests are scarce and the
-        bot has seen this workflow finish before, wait for the job's due time (later
-        after each poll that found it still running), and let the budget's queue give
-        the request to whichever waiting job is most likely done.
+        Never sooner than `poll_interval` after the last one. With no history, polls come
+        every interval, each wait stretched by up to POLL_JITTER at random (jobs started
+        together would otherwise poll in lockstep). With history, they keep the interval
+        but on a grid that puts one poll at the job's due time (when most such jobs are
+        done), so a roomy budget finds the job soon after its end. When the budget has
+        no room for the poll, the job waits for its due time instead (later after each
+        poll that found it still running) and the budget's queue gives the request to
+        whichever waiting job is most likely done.
         """
-        loop = asyncio.get_running_loop()
-        await asyncio.sleep(
-            max(
-                0.0,
-                last_poll + self.poll_interval * (1 + POLL_JITTER * random.random()) - loop.time(),
-            )
-        )
+        interval = self.poll_interval
         estimate = timing.estimate
-        if estimate is None or self.client.budget.has_room():
+        if estimate is None:
+            await _sleep_until(last_poll + interval * (1 + POLL_JITTER * random.random()))
             return
-        due = timing.submitted_at + estimate.due + self._after_due(estimate, misses)
-        if due > loop.time():
-            await asyncio.sleep(due - loop.time())
+        due = timing.submitted_at + estimate.due
+        earliest = last_poll + interval * (1 + GRID_JITTER * random.random())
+        await _sleep_until(due + math.ceil((earliest - due) / interval) * interval)
+        if self.client.budget.has_room():
+            return
+        await _sleep_until(due + self._after_due(estimate, misses))
 
     def _after_due(self, estimate: Estimate, misses: int) -> float:
         """Extra wait after the due time once `misses` polls found the job running: gaps
@@ -358,3 +363,7 @@ class JobRunner:
             audio.size,
         )
         return JobResult(audio, handle.request_id, elapsed, polls, seen)
+
+
+async def _sleep_until(when: float) -> None:
+    await asyncio.sleep(max(0.0, when - asyncio.get_running_loop().time()))

@@ -64,21 +64,49 @@ def test_polls_at_the_due_time_find_most_jobs_done() -> None:
     assert DUE_QUANTILE - 0.1 <= share <= DUE_QUANTILE + 0.1
 
 
-def test_an_estimate_that_is_too_late_comes_down() -> None:
+def test_the_estimate_follows_a_workflow_that_got_faster() -> None:
+    model = DurationModel(history=50)
+    for _ in range(50):  # slow days: ~40 s
+        model.observe(Observation(100, lower=37.0, upper=43.0))
+    slow = model.estimate(100)
+    assert slow is not None
+    for _ in range(50):  # now ~20 s
+        model.observe(Observation(100, lower=18.0, upper=22.0))
+    fast = model.estimate(100)
+    assert fast is not None
+    assert 18.0 <= fast.median <= 22.0
+    assert fast.due < 0.7 * slow.due
+
+
+def test_a_window_from_the_submit_says_only_done_by_then() -> None:
     model = DurationModel()
-    # History from slow days: jobs took ~40 s (seen between polls at 35 and 42 s).
+    model.observe(Observation(100, lower=0.0, upper=30.0))
+    first = model.estimate(100)
+    assert first is not None
+    assert first.median == 30.0  # all it knows: done by 30 s
     for _ in range(20):
-        model.observe(Observation(100, lower=35.0, upper=42.0))
-    before = model.estimate(100)
-    assert before is not None
-    # Now every job is done by the first poll, at the due time: the due time moves earlier.
-    for _ in range(60):
-        current = model.estimate(100)
-        assert current is not None
-        model.observe(Observation(100, lower=0.0, upper=current.due))
-    after = model.estimate(100)
-    assert after is not None
-    assert after.due < 0.6 * before.due
+        model.observe(Observation(100, lower=13.0, upper=15.0))
+    # A first poll at 20 s that found the job done says it took at most 20 s: it must not
+    # pull the estimate up to 20 s (polls timed by the model would keep it there).
+    for _ in range(50):
+        model.observe(Observation(100, lower=0.0, upper=20.0))
+    later = model.estimate(100)
+    assert later is not None
+    assert later.median < 17.0
+
+
+def test_the_due_time_leaves_out_the_noise_of_wide_windows() -> None:
+    # Every job takes 20 s; polls 8 s apart see it end somewhere in an 8 s window.
+    model = DurationModel()
+    rng = random.Random(5)
+    for _ in range(100):
+        first = rng.uniform(0, 8)
+        lower = first + 8 * int((20 - first) // 8)
+        model.observe(Observation(300, lower=lower, upper=lower + 8))
+    estimate = model.estimate(300)
+    assert estimate is not None
+    assert 19.0 <= estimate.median <= 21.0
+    assert estimate.due <= 21.5  # not 20 + a quantile of the windows' own spread
 
 
 def test_replay_rebuilds_the_same_model() -> None:

@@ -21,9 +21,9 @@ from bot.segmind.errors import (
     SegmindHTTPError,
     UnsafeOutputURLError,
 )
-from bot.segmind.models import JobHandle, JobStatus
+from bot.segmind.models import JobHandle, JobStatus, PollResult, find_audio_url
 from tests.conftest import FAST_RETRY, MakeClient
-from tests.fakes.segmind import FAKE_API_KEY, FakeSegmind, Injection, JobScript
+from tests.fakes.segmind import FAKE_API_KEY, FakeSegmind, Injection, JobScript, fake_mp3
 
 SAMPLE = "voice.mp3"
 
@@ -374,3 +374,131 @@ async def test_credits(fake_segmind: FakeSegmind, make_client: MakeClient) -> No
     bad = make_client(api_key="wrong-key")
     with pytest.raises(STATUS_ERRORS[401]):
         await bad.credits()
+
+
+# -- a real network and Segmind's documented shapes ------------------------------------------
+
+
+async def run_one(client: SegmindClient, fake: FakeSegmind) -> tuple[JobHandle, PollResult]:
+    handle = await submit(client, fake)
+    await fake.wait_for(lambda: fake.jobs[handle.request_id].sample_done)
+    while True:
+        result = await client.poll(handle)
+        if result.status.finished:
+            return handle, result
+
+
+@pytest.mark.parametrize("transfer", ["length", "chunked"])
+async def test_answers_in_pieces_are_read_to_their_end(
+    fake_segmind: FakeSegmind, make_client: MakeClient, transfer: str
+) -> None:
+    # Over a real network a body arrives in several reads; what is buffered is not all.
+    fake_segmind.pieces, fake_segmind.piece_pause = 4, 0.03
+    fake_segmind.transfer = transfer  # type: ignore[assignment]
+    client = make_client()
+    handle, result = await run_one(client, fake_segmind)
+    assert result.status is JobStatus.COMPLETED
+    audio = await client.download(find_audio_url(result.output))
+    assert audio.data == fake_mp3(handle.request_id.encode())
+    assert (await client.credits()).credits == fake_segmind.credits
+    answered = [r for r in fake_segmind.requests if r.kind in ("submit", "poll", "credits")]
+    assert answered
+    assert all(r.status == 200 for r in answered)
+
+
+async def test_an_answer_slower_than_the_timeout_is_a_connection_error(
+    fake_segmind: FakeSegmind, make_client: MakeClient
+) -> None:
+    # The whole read has one deadline: a body that trickles in forever does not hang a job.
+    fake_segmind.pieces, fake_segmind.piece_pause = 5, 0.2
+    client = make_client(request_timeout=aiohttp.ClientTimeout(total=0.3))
+    with pytest.raises(SegmindConnectionError):
+        await client.credits()
+
+
+async def test_failure_reason_as_error_message_object(
+    fake_segmind: FakeSegmind, make_client: MakeClient
+) -> None:
+    fake_segmind.script_jobs(
+        JobScript(statuses=("FAILED",), failure_form="error_message", failure_reason="Too noisy")
+    )
+    _, result = await run_one(make_client(), fake_segmind)
+    assert result.status is JobStatus.FAILED
+    assert result.error == "Too noisy"
+
+
+async def test_pixelflow_output_gives_the_audio_not_the_preview_image(
+    fake_segmind: FakeSegmind, make_client: MakeClient
+) -> None:
+    fake_segmind.script_jobs(JobScript(output_form="pixelflow", processing_output_empty=True))
+    fake_segmind.submit_message = "Request queued"
+    fake_segmind.accept_bearer = False  # the key goes as x-api-key, as documented
+    client = make_client()
+    handle, result = await run_one(client, fake_segmind)
+    audio = await client.download(find_audio_url(result.output))
+    assert audio.data == fake_mp3(handle.request_id.encode())
+
+
+@pytest.mark.parametrize("form", ["retry-after", "reset-at", "both"])
+async def test_429_pauses_every_request_until_segmind_says(
+    fake_segmind: FakeSegmind, make_client: MakeClient, form: str
+) -> None:
+    fake_segmind.rate_limit = (1, 0.6)
+    fake_segmind.rate_limit_headers = form  # type: ignore[assignment]
+    client = make_client()  # an unlimited budget: only Segmind's 429 can hold it
+    await submit(client, fake_segmind)
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    await submit(client, fake_segmind)  # refused, paused, then admitted
+    assert fake_segmind.count_status(429) == 1
+    assert loop.time() - t0 >= 0.45  # held for the window, not retried at once
+    submits = [r for r in fake_segmind.requests if r.kind == "submit"]
+    assert [r.status for r in submits] == [200, 429, 200]
+
+
+async def test_a_429_pause_holds_downloads_too(
+    fake_segmind: FakeSegmind, make_client: MakeClient
+) -> None:
+    client = make_client()
+    handle = await submit(client, fake_segmind)
+    job = fake_segmind.jobs[handle.request_id]
+    fake_segmind.inject("poll", Injection(status=429, headers={"Retry-After": "0.4"}))
+    paused = asyncio.Event()
+    pause_for = client.budget.pause_for
+
+    def pause_and_tell(seconds: float) -> None:
+        pause_for(seconds)
+        paused.set()
+
+    client.budget.pause_for = pause_and_tell  # type: ignore[method-assign]
+    poll = asyncio.create_task(client.poll(handle))
+    await asyncio.wait_for(paused.wait(), 5)
+    download = asyncio.create_task(client.download(job.audio_url))
+    await asyncio.wait_for(asyncio.gather(poll, download), 5)
+    [fetched] = [r for r in fake_segmind.requests if r.kind == "download"]
+    refused = next(r for r in fake_segmind.requests if r.status == 429)
+    assert fetched.time - refused.time >= 0.35  # the download waited out the pause
+
+
+async def test_a_429_that_names_no_time_backs_off_on_its_own(
+    fake_segmind: FakeSegmind, make_client: MakeClient
+) -> None:
+    fake_segmind.rate_limit = (1, 0.3)
+    fake_segmind.rate_limit_headers = "none"
+    client = make_client()
+    await submit(client, fake_segmind)
+    await asyncio.wait_for(submit(client, fake_segmind), 5)
+    assert fake_segmind.count_status(429) >= 1
+    assert len(fake_segmind.jobs) == 2  # both jobs exist once, none was lost or doubled
+
+
+async def test_result_bytes_decide_not_the_declared_type(
+    fake_segmind: FakeSegmind, make_client: MakeClient
+) -> None:
+    fake_segmind.script_jobs(
+        JobScript(audio=b"PK\x03\x04" + bytes(64), audio_content_type="audio/mpeg")
+    )
+    client = make_client()
+    handle = await submit(client, fake_segmind)
+    with pytest.raises(NotAudioError, match="504b0304"):
+        await client.download(fake_segmind.jobs[handle.request_id].audio_url)

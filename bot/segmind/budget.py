@@ -21,6 +21,9 @@ from dataclasses import dataclass, field
 Rank = Callable[[], float]
 
 
+MIN_SLACK = 0.05  # seconds
+
+
 class Priority(enum.IntEnum):
     SUBMIT = 0
     POLL = 1
@@ -55,8 +58,8 @@ class RequestBudget:
         self.window = window
         # A grant leaves our window a little later than Segmind's: a request granted now
         # may reach Segmind later than one granted after it, and that must not count as
-        # one too many there.
-        self._hold = window * (1 + margin)
+        # one too many there. Network jitter is absolute, hence a floor under the margin.
+        self._hold = window + max(window * margin, MIN_SLACK)
         self.interval = self._hold / per_minute if per_minute else 0.0
         self.burst = max(1, burst if burst is not None else default_burst(per_minute))
         self._next_at = 0.0  # GCRA's theoretical time of the next evenly spaced grant
