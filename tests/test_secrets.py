@@ -1,11 +1,14 @@
 """Secrets and their lifetimes: no log line carries the bot token, the API key, an
 interaction token or a webhook URL's token, at any level (discord.py's own DEBUG lines
-included)."""
+included); a job's interaction token leaves the store when the job ends."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
+import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,8 +16,10 @@ import pytest
 import yarl
 
 from bot.logs import RedactSecrets
-from tests.fakes.discord import FakeDiscord
-from tests.fakes.segmind import FAKE_API_KEY, FakeSegmind, fake_mp3
+from bot.store import JobRecord, SqliteJobStore
+from tests.fakes.discord import FakeDiscord, FakeInteraction
+from tests.fakes.segmind import FAKE_API_KEY, FakeSegmind, JobScript, fake_mp3
+from tests.harness import World, world
 from tests.proc import start_bot, stop
 
 BOT_TOKEN = "MTEwMDAwMDAwMDAwMDAwMDAwMQ.GfAkE1.bot-token-abcdefghijklmnop"
@@ -128,3 +133,84 @@ async def test_a_debug_run_logs_no_interaction_token(tmp_path: Path) -> None:
     assert f"/interactions/{interaction.id}/[redacted]/callback" in log
     assert "/webhooks/" in log
     assert "[redacted]/messages/" in log
+
+
+# -- the interaction token's lifetime in the store ---------------------------------------
+
+
+def job(job_id: str) -> JobRecord:
+    now = time.time()
+    return JobRecord(
+        id=job_id,
+        created_at=now,
+        sample_url="https://cdn.discordapp.com/attachments/1/2/voice.mp3",
+        text="Hello there",
+        language="en",
+        application_id=42,
+        interaction_token=INTERACTION_TOKEN,
+        token_expires_at=now + 900,
+        channel_id=7,
+        guild_id=8,
+        user_id=9,
+    )
+
+
+def stored_tokens(data_dir: Path) -> dict[str, tuple[str, str]]:
+    """Each job's state and interaction token, read from the database file itself."""
+    with sqlite3.connect(data_dir / "jobs.sqlite3") as db:
+        rows = db.execute("SELECT id, state, interaction_token FROM jobs").fetchall()
+    return {str(row[0]): (str(row[1]), str(row[2])) for row in rows}
+
+
+@pytest.mark.parametrize("keep_text", [False, True])
+async def test_store_wipes_the_token_in_the_final_transition(
+    tmp_path: Path, keep_text: bool
+) -> None:
+    async with SqliteJobStore(tmp_path, keep_text=keep_text) as store:
+        for job_id in ("delivered", "explained", "running"):
+            await store.add(job(job_id))
+            await store.mark_submit_started(job_id)
+            await store.mark_submitted(job_id, f"r-{job_id}", "https://api.segmind.com/p/x")
+        await store.mark_completed("delivered", b"ID3audio", "audio/mpeg", "mp3", "https://o/a")
+        await store.mark_delivering("delivered")
+        delivered = await store.mark_delivered("delivered", "interaction", 5)
+        failed = await store.mark_failed("explained", "JobFailedError", "It failed.")
+        assert failed.interaction_token == INTERACTION_TOKEN  # still needed to tell them
+        explained = await store.mark_explained("explained")
+        assert delivered.interaction_token == explained.interaction_token == ""
+        assert delivered.text == ("Hello there" if keep_text else "")
+    assert stored_tokens(tmp_path) == {
+        "delivered": ("delivered", ""),
+        "explained": ("explained", ""),
+        "running": ("submitted", INTERACTION_TOKEN),  # a restart needs it to answer
+    }
+
+
+async def job_ended(w: World, interaction: FakeInteraction) -> None:
+    """Wait for the bot's task driving this job to end (its last store write is done)."""
+    tasks = [t for t in w.bot.owned_tasks if t.get_name() == f"job-{interaction.id}"]
+    if tasks:
+        await asyncio.wait(tasks, timeout=10)
+
+
+async def test_interaction_token_is_wiped_when_the_job_ends(tmp_path: Path) -> None:
+    """End to end: the row of a delivered job and of an explained failure keeps no token."""
+    async with world(tmp_path) as w:
+        w.segmind.script_jobs(
+            JobScript(statuses=("PROCESSING",) * 20 + ("COMPLETED",)),
+            JobScript(statuses=("FAILED",)),
+        )
+        running = await w.speak("delivered")
+        await w.segmind.wait_for(lambda: w.segmind.count("submit") == 1)  # the first script
+        failed = await w.speak("failed")
+        await w.segmind.wait_for(lambda: w.segmind.count("submit") == 2)
+        # While a job runs, its token is kept: a restart needs it to answer.
+        assert stored_tokens(tmp_path)[str(running.id)][1] == running.token
+        await w.answered(running)
+        await w.answered(failed)
+        await job_ended(w, running)
+        await job_ended(w, failed)
+    assert stored_tokens(tmp_path) == {
+        str(running.id): ("delivered", ""),
+        str(failed.id): ("explained", ""),
+    }
