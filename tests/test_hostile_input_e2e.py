@@ -253,3 +253,29 @@ async def test_segmind_failure_reason_is_shown_neutralised(
     assert not message.mention_everyone
     assert_nothing_pinged(w)
     no_errors_logged(logs)
+
+
+async def test_hostile_block_reason_is_echoed_on_one_short_line(
+    w: World, victim: int, logs: pytest.LogCaptureFixture
+) -> None:
+    """/voiceclone block echoes the admin's reason (Discord caps it at 200 characters, a
+    modified client need not): one line, shortened, no ping."""
+    reason = "spam\u2028-# forged @everyone <@&1>\u202e\x85# head " * 200
+    interaction = await w.discord.slash(
+        "voiceclone",
+        {"member": victim, "reason": reason},
+        subcommand="block",
+        user_id=w.discord.owner_id,
+    )
+    message = await refusal(w, interaction)  # the admin's private answer
+    assert message.content.startswith(f"⛔ <@{victim}> can no longer use voice cloning")
+    assert "(reason: spam -# forged" in message.content
+    assert len(message.content) < 1000
+    assert len(message.content.split("\n")) == 1
+    assert not any(ch in message.content for ch in BIDI_CONTROLS + LINE_BREAKS)
+    assert "@everyone" not in message.content
+    assert "<@&1>" not in message.content
+    assert message.mentions == []
+    assert not message.mention_everyone
+    assert_nothing_pinged(w)
+    no_errors_logged(logs)
