@@ -19,6 +19,12 @@ from dotenv import dotenv_values
 
 DEFAULT_WORKFLOW_URL = "https://api.segmind.com/workflows/69b7a526e90fc09c1a796167-v13"
 MIB = 1024 * 1024
+# The largest result audio an operator may allow. Discord's largest upload limit (a
+# server at boost level 3) is 100 MiB, so a bigger file could never be posted, only
+# linked; a job holds its audio two to three times in memory (the download, the stored
+# blob, the upload) and the store keeps it in one SQLite row, whose default limit is
+# 1e9 bytes. 100 MiB stays well inside both.
+MAX_OUTPUT_BYTES = 100 * MIB
 # The languages ElevenLabs' multilingual models speak.
 DEFAULT_LANGUAGES = (
     "en", "ja", "zh", "de", "hi", "fr", "ko", "pt", "it", "es", "id", "nl", "tr", "fil", "pl",
@@ -216,8 +222,15 @@ class _Reader:
         except ValueError:
             raise ConfigError(name, f"must be {what}, got {raw!r}") from None
         if not minimum <= value <= maximum:  # type: ignore[operator]
-            raise ConfigError(name, f"must be between {minimum:g} and {maximum:g}, got {raw!r}")
+            raise ConfigError(
+                name, f"must be between {_plain(minimum)} and {_plain(maximum)}, got {raw!r}"
+            )
         return value
+
+
+def _plain(bound: float) -> str:
+    """A bound as an operator types it: 104857600, not 1.04858e+08."""
+    return str(int(bound)) if float(bound).is_integer() else f"{bound:g}"
 
 
 def load_settings(
@@ -292,7 +305,7 @@ def load_settings(
             25 * MIB,
             int,
             minimum=1024,
-            maximum=1024 * MIB,
+            maximum=MAX_OUTPUT_BYTES,
             what="a whole number of bytes",
         ),
         segmind_output_hosts=output_hosts,

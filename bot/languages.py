@@ -13,6 +13,9 @@ NAMES = {
 }  # fmt: skip
 
 MAX_CHOICES = 25  # Discord's limit for autocomplete answers
+# Longest language a member may type: a code (at most 10 characters, see
+# SUPPORTED_LANGUAGES) or a label such as "Indonesian (id)" (15), with room to spare.
+MAX_INPUT_CHARS = 40
 
 
 def label(code: str) -> str:
@@ -24,6 +27,8 @@ def resolve(value: str | None, supported: tuple[str, ...]) -> str | None:
     """The supported code a user meant ("hi", "HI", "Hindi", "Hindi (hi)"), or None."""
     if value is None or not value.strip():
         return "en" if "en" in supported else supported[0]
+    if len(value) > MAX_INPUT_CHARS:
+        return None
     text = value.strip().lower()
     if text.endswith(")") and "(" in text:
         text = text[text.rindex("(") + 1 : -1].strip()

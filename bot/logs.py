@@ -3,15 +3,27 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import Iterable
 
 import discord
 
+REDACTED = "[redacted]"
+# Interaction tokens are live credentials for 15 minutes (they edit the job's message and
+# post as the bot in its channel), and discord.py's DEBUG lines log request URLs that
+# carry them: `/webhooks/<application id>/<token>/…` and
+# `/interactions/<interaction id>/<token>/callback`. The same path shape is a webhook
+# URL's secret. A payload logged whole carries the token by its shape: Discord's
+# interaction tokens are base64 of "interaction:…".
+_TOKEN_IN_PATH = re.compile(r"(/(?:webhooks|interactions)/\d+/)[^/\s?#'\"<>]+")
+_INTERACTION_TOKEN = re.compile(r"aW50ZXJhY3Rpb246[A-Za-z0-9_\-.=]*")
+
 
 class RedactSecrets(logging.Filter):
-    """Replace secret values wherever they appear in a formatted record (message,
-    arguments, or a traceback's text), so no log line can carry a token or key."""
+    """Replace secrets wherever they appear in a formatted record (message, arguments,
+    a traceback's or stack's text) at every level, so no log line can carry one: the
+    given values (bot token, API key), and every interaction or webhook token."""
 
     def __init__(self, secrets: Iterable[str]) -> None:
         super().__init__()
@@ -19,11 +31,15 @@ class RedactSecrets(logging.Filter):
 
     def _scrub(self, text: str) -> str:
         for secret in self._secrets:
-            text = text.replace(secret, "[redacted]")
-        return text
+            text = text.replace(secret, REDACTED)
+        text = _TOKEN_IN_PATH.sub(rf"\g<1>{REDACTED}", text)
+        return _INTERACTION_TOKEN.sub(REDACTED, text)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format string: the handler reports it, unformatted
+            return True
         scrubbed = self._scrub(message)
         if scrubbed != message:
             record.msg, record.args = scrubbed, None
@@ -31,6 +47,8 @@ class RedactSecrets(logging.Filter):
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
             record.exc_text = self._scrub(record.exc_text)
+        if record.stack_info:
+            record.stack_info = self._scrub(record.stack_info)
         return True
 
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import re
 
-import discord
-
 from bot.audio import MIB
 from bot.credits import CreditsPausedError
 from bot.jobs import Phase, Progress
@@ -26,21 +24,19 @@ from bot.segmind.errors import (
     WorkflowNotFoundError,
 )
 
+from .echo import inline_code
+from .echo import neutralise as neutralise  # the cogs' one way to echo input
+
 QUOTE_CHARS = 200
+DETAIL_CHARS = 300  # of the voice service's own explanation of a failure
+REF_CHARS = 80
 AI_LABEL = "AI-generated voice"
 
 
-def neutralise(text: str) -> str:
-    """Text safe to echo: no pings (even if allowed_mentions were lost), no markdown tricks."""
-    text = discord.utils.escape_markdown(text)
-    # A zero-width space after every "@" breaks @everyone, @here, <@id>, <@&id> and <@!id>.
-    return text.replace("@", "@\u200b")
-
-
 def quote(text: str, limit: int = QUOTE_CHARS) -> str:
-    short = text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-    lines = neutralise(short).splitlines() or [""]
-    return "\n".join(f"> {line}" for line in lines[:6])
+    """The member's text as a one-line block quote: nothing in it can start a line of
+    its own under the bot's (see `echo.neutralise`)."""
+    return f"> {neutralise(text, limit)}"
 
 
 def started_line(started_unix: int) -> str:
@@ -92,7 +88,7 @@ def long_job_text(started_unix: int, in_channel: bool) -> str:
 
 def failure_text(error: SegmindError) -> str:
     """Say what happened and what to do, by cause; the ref lets an admin find the log."""
-    ref = f" (ref `{error.request_id}`)" if error.request_id else ""
+    ref = f" (ref {inline_code(error.request_id, REF_CHARS)})" if error.request_id else ""
     if isinstance(error, CreditsPausedError):
         when = f" Try again <t:{int(error.paused_until)}:R>." if error.paused_until else ""
         return (
@@ -121,7 +117,9 @@ def failure_text(error: SegmindError) -> str:
         wait = max(30, int(error.retry_after or 0))
         return f"⏳ The voice service is busy or unreachable. Try again in {wait} s." + ref
     if isinstance(error, BadRequestError | JobFailedError):
-        reason = f": {error.detail}" if error.detail else "."
+        # Segmind's words, posted publicly: flattened, shortened, no mentions or markdown.
+        detail = neutralise(error.detail, DETAIL_CHARS)
+        reason = f": {detail}" if detail else "."
         return (
             f"❌ The voice service could not use this clip or text{reason} "
             "Try a clear 10–60 second recording of one speaker, without music." + ref

@@ -22,6 +22,7 @@ from bot.policy import Ask
 from bot.store import JobRecord, JobState
 
 from .buttons import DYNAMIC_ITEMS, consent_view
+from .echo import has_visible
 from .pipeline import JobPipeline
 from .replies import neutralise
 
@@ -40,6 +41,8 @@ NO_CLIP_IN_MESSAGE = (
     "audio file attached."
 )
 CONSENT_TIMEOUT = 300.0
+LANGUAGE_ECHO_CHARS = 40  # of an unknown language, in the refusal
+EMPTY_TEXT = "The text is empty (or only invisible characters). Type what the voice should say."
 CONSENT_TEXT = (
     "**Before your first voice clone in this server:** is this voice **your own**, or do you "
     "have **the speaker's permission** to clone it? The result will be labelled as an "
@@ -63,7 +66,10 @@ class SpeakModal(discord.ui.Modal, title="Speak in this voice"):
             style=discord.TextStyle.paragraph, max_length=max_chars, custom_id="text"
         )
         self.language: discord.ui.TextInput[Any] = discord.ui.TextInput(
-            required=False, max_length=40, placeholder="en", custom_id="language"
+            required=False,
+            max_length=languages.MAX_INPUT_CHARS,
+            placeholder="en",
+            custom_id="language",
         )
         self.add_item(discord.ui.Label(text="What should the voice say?", component=self.text))
         self.add_item(discord.ui.Label(text="Language (name or code)", component=self.language))
@@ -114,7 +120,7 @@ class Speak(commands.Cog):
         interaction: discord.Interaction[Any],
         voice: discord.Attachment,
         text: app_commands.Range[str, 1, 5000],
-        language: str | None = None,
+        language: app_commands.Range[str, 1, languages.MAX_INPUT_CHARS] | None = None,
     ) -> None:
         await self._request(interaction, voice, text, language, frozenset())
 
@@ -376,8 +382,9 @@ class Speak(commands.Cog):
         if problem:
             return problem
         stripped = text.strip()
-        if not stripped:
-            return "The text is empty. Type what the voice should say."
+        if not has_visible(stripped):
+            # Spaces, line breaks or invisible characters alone: nothing to say or bill.
+            return EMPTY_TEXT
         if len(stripped) > settings.max_text_chars:
             return (
                 f"The text is {len(stripped)} characters; the limit is "
@@ -385,8 +392,8 @@ class Speak(commands.Cog):
             )
         if code is None:
             return (
-                f"I don't know the language {neutralise(language or '')!r}. "
-                "Pick one from the list (start typing its name)."
+                f"I don't know the language “{neutralise(language or '', LANGUAGE_ECHO_CHARS)}”."
+                " Pick one from the list (start typing its name)."
             )
         return head_problem(await self._clip_head(voice))
 

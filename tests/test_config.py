@@ -8,7 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import DEFAULT_WORKFLOW_URL, ConfigError, HostPort, load_settings
+from bot.config import (
+    DEFAULT_WORKFLOW_URL,
+    MAX_OUTPUT_BYTES,
+    MIB,
+    ConfigError,
+    HostPort,
+    load_settings,
+)
 
 REQUIRED = {"DISCORD_TOKEN": "discord-secret-token", "SEGMIND_API_KEY": "sg-secret-key"}
 
@@ -69,6 +76,22 @@ def test_invalid_values_name_the_variable(name: str, value: str, fragment: str) 
     assert info.value.name == name
     assert str(info.value).startswith(name)
     assert fragment in str(info.value)
+
+
+@pytest.mark.parametrize("value", [str(100 * MIB + 1), str(1024 * MIB), str(2 * 1024 * MIB)])
+def test_output_cap_has_a_ceiling_under_discord_and_sqlite_limits(value: str) -> None:
+    """Over Discord's largest upload limit (100 MiB) a result can only be linked, and a
+    job holds it 2-3 times in memory and in one SQLite row (1e9 bytes at most)."""
+    with pytest.raises(ConfigError) as info:
+        load(SEGMIND_MAX_OUTPUT_BYTES=value)
+    assert str(info.value) == (
+        f"SEGMIND_MAX_OUTPUT_BYTES: must be between 1024 and 104857600, got {value!r}"
+    )
+
+
+def test_output_cap_up_to_100_mib_is_accepted() -> None:
+    s = load_settings({**REQUIRED, "SEGMIND_MAX_OUTPUT_BYTES": str(100 * MIB)}, dotenv_path=None)
+    assert s.segmind_max_output_bytes == MAX_OUTPUT_BYTES == 100 * MIB
 
 
 @pytest.mark.parametrize("missing", ["DISCORD_TOKEN", "SEGMIND_API_KEY"])

@@ -272,8 +272,10 @@ class SqliteJobStore(PolicyQueries):
         self._synchronous = synchronous
         self._clock = clock
         self._busy_timeout_ms = int(busy_timeout * 1000)
-        # Privacy by default: a finished job keeps its text's length, not the text.
-        self._wiped = ("sample_url",) if keep_text else ("sample_url", "text")
+        # Privacy by default: a finished job keeps its text's length, not the text; its
+        # interaction token (a credential for 15 minutes) is wiped either way.
+        wiped = ("sample_url", "interaction_token")
+        self._wiped = wiped if keep_text else (*wiped, "text")
         self._wipe = ("",) * len(self._wiped)
         self._delivered = _change(
             "mark_delivered",
