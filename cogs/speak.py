@@ -48,6 +48,7 @@ CONSENT_TEXT = (
 CONSENT_THANKS_TEXT = "✅ Thanks: your answer is recorded. Your clip is on its way below."
 CONSENT_DECLINED_TEXT = "Cancelled: nothing was sent, and nothing was cloned."
 CONSENT_EXPIRED_TEXT = "⌛ No answer, so nothing was sent. Run /speak again when you're ready."
+CONSENT_REFUSED_NOTE = "Your answer is recorded, but nothing was sent."
 CONSENT_STALE_YES_TEXT = (
     "✅ Your answer is recorded, but this request has expired (the bot restarted or "
     "waited too long). Run /speak again."
@@ -79,6 +80,7 @@ class PendingConsent:
     draft: JobRecord
     interaction: discord.Interaction[Any]  # the /speak, to replace the prompt later
     expiry: asyncio.Task[None] | None
+    ask: Ask  # checked again at the click: the rules may have changed during the prompt
 
 
 class Speak(commands.Cog):
@@ -189,7 +191,7 @@ class Speak(commands.Cog):
             user_id=interaction.user.id,
         )
         if self.bot.policy.needs_consent(interaction.guild_id, interaction.user.id):
-            await self._ask_consent(interaction, draft)
+            await self._ask_consent(interaction, draft, ask)
         else:
             await self._start(interaction, draft)
 
@@ -201,12 +203,11 @@ class Speak(commands.Cog):
         channel_ids = [interaction.channel_id or 0]
         if isinstance(channel, discord.Thread) and channel.parent_id:
             channel_ids.append(channel.parent_id)
-        roles = getattr(interaction.user, "roles", ())
         return Ask(
             guild_id=interaction.guild_id,
             channel_ids=tuple(channel_ids),
             user_id=interaction.user.id,
-            role_ids=frozenset(role.id for role in roles),
+            role_ids=_role_ids(interaction),
             chars=chars,
             # Whoever attached the clip, and whoever wrote the message it came from.
             voice_owner_ids=voice_owners | {interaction.user.id},
@@ -263,9 +264,11 @@ class Speak(commands.Cog):
 
     # -- consent ---------------------------------------------------------------------
 
-    async def _ask_consent(self, interaction: discord.Interaction[Any], draft: JobRecord) -> None:
+    async def _ask_consent(
+        self, interaction: discord.Interaction[Any], draft: JobRecord, ask: Ask
+    ) -> None:
         # Known before the prompt is shown: a quick click must find it.
-        self.pending[draft.id] = PendingConsent(draft, interaction, None)
+        self.pending[draft.id] = PendingConsent(draft, interaction, None, ask)
         try:
             await interaction.response.send_message(
                 CONSENT_TEXT,
@@ -319,6 +322,18 @@ class Speak(commands.Cog):
             self.bot.policy.release(job_id, refund=True)
             log.info("Job %s: user %s declined the consent prompt", job_id, user_id)
             await interaction.response.edit_message(content=CONSENT_DECLINED_TEXT, view=None)
+            return
+        # A block, an opt-out, a switch or a channel or role rule may have come meanwhile.
+        ask = dataclasses.replace(pending.ask, role_ids=_role_ids(interaction))
+        refusal = self.bot.policy.recheck(ask)
+        if refusal is not None:
+            self.bot.policy.release(job_id, refund=True)
+            log.info("Job %s: refused at the consent click: %s", job_id, refusal.code)
+            await interaction.response.edit_message(
+                content=f"🚫 {refusal.message} {CONSENT_REFUSED_NOTE}",
+                view=None,
+                allowed_mentions=NO_MENTIONS,
+            )
             return
         await self._start(interaction, pending.draft)
         with contextlib.suppress(discord.HTTPException):
@@ -425,6 +440,11 @@ class Speak(commands.Cog):
         while True:
             await asyncio.sleep(HOUSEKEEPING_INTERVAL)
             await self._purge()
+
+
+def _role_ids(interaction: discord.Interaction[Any]) -> frozenset[int]:
+    """The member's roles as of this interaction."""
+    return frozenset(role.id for role in getattr(interaction.user, "roles", ()))
 
 
 async def setup(bot: VoiceCloneBot) -> None:

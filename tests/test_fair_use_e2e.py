@@ -6,13 +6,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from cogs.speak import MESSAGE_COMMAND
-from tests.fakes.discord import FakeInteraction, FakeMessage
+from tests.fakes.discord import (
+    DEFAULT_MEMBER_PERMISSIONS,
+    MANAGE_GUILD,
+    FakeInteraction,
+    FakeMessage,
+)
 from tests.fakes.segmind import Injection, JobScript, fake_mp3
 from tests.harness import World, is_final, world
 
@@ -176,6 +182,108 @@ async def test_consent_prompt_accept_then_never_again(tmp_path: Path) -> None:
         again = await w.speak("hello again")
         assert (await w.answered(again)).attachments  # no second prompt
         assert w.segmind.count("submit") == 2
+
+
+async def voiceclone(
+    w: World, subcommand: str, options: dict[str, Any] | None = None, *, user: int
+) -> str:
+    """Run /voiceclone <subcommand> as `user` and return its (ephemeral) answer."""
+    interaction = await w.discord.slash(
+        "voiceclone", options or {}, subcommand=subcommand, user_id=user
+    )
+    return await refusal(w, interaction)
+
+
+def add_admin(w: World) -> int:
+    return w.discord.add_user("admin", permissions=DEFAULT_MEMBER_PERMISSIONS | MANAGE_GUILD)
+
+
+async def block(w: World) -> None:
+    await voiceclone(w, "block", {"member": w.discord.user_id}, user=add_admin(w))
+
+
+async def opt_out(w: World) -> None:
+    await refusal(w, await w.discord.slash("optout"))
+
+
+async def disable(w: World) -> None:
+    await voiceclone(w, "disable", user=add_admin(w))
+
+
+async def switch_off_everywhere(w: World) -> None:
+    await voiceclone(w, "global", {"enabled": False}, user=w.discord.owner_id)
+
+
+async def other_channels_only(w: World) -> None:
+    channel = w.discord.add_channel("voice-fun")
+    await voiceclone(w, "channels", {"action": "add", "channel": channel}, user=add_admin(w))
+
+
+async def role_needed(w: World) -> None:
+    role = w.discord.add_role("Voice actors")
+    await voiceclone(w, "roles", {"action": "add", "role": role}, user=add_admin(w))
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (block, "blocked by its admins"),
+        (opt_out, "You opted out of voice cloning in this server"),
+        (disable, "turned off in this server"),
+        (switch_off_everywhere, "paused by the bot's owner"),
+        (other_channels_only, "isn't allowed in this channel"),
+        (role_needed, "needs one of these roles"),
+    ],
+)
+async def test_consent_click_rechecks_the_rules(
+    tmp_path: Path, change: Callable[[World], Awaitable[None]], reason: str
+) -> None:
+    async with world(tmp_path, REQUIRE_CONSENT="true", USER_MAX_IN_FLIGHT="1") as w:
+        prompt = await message_of(w, await w.speak("hello"))
+        assert "your own" in prompt.content
+        await change(w)  # while the prompt waits for an answer
+        await w.discord.click(prompt.id, f"vc:consent:yes:{prompt.interaction_id}")
+        await w.discord.wait_for(lambda: prompt.content.startswith("🚫"))
+        assert reason in prompt.content
+        assert "nothing was sent" in prompt.content
+        assert custom_ids(prompt) == []
+        assert prompt.mentions == []
+        assert w.segmind.count("submit") == 0
+        # Refunded: the refused job neither runs nor counts against today's budget.
+        status = await voiceclone(w, "status", user=w.discord.owner_id)
+        assert "Jobs running now: 0" in status
+        assert "Today (UTC): 0 job(s)" in status
+
+
+async def test_consent_click_does_not_count_the_job_against_its_own_limits(
+    tmp_path: Path,
+) -> None:
+    async with world(
+        tmp_path,
+        REQUIRE_CONSENT="true",
+        USER_MAX_IN_FLIGHT="1",
+        USER_DAILY_CHARS="5",
+        GUILD_DAILY_JOBS="1",
+    ) as w:
+        prompt = await message_of(w, await w.speak("hello"))  # all of today's budget
+        click = await w.discord.click(prompt.id, f"vc:consent:yes:{prompt.interaction_id}")
+        assert (await w.answered(click)).attachments
+
+
+async def test_consent_click_rechecks_the_clip_authors_opt_out(tmp_path: Path) -> None:
+    async with world(tmp_path, REQUIRE_CONSENT="true") as w:
+        author = w.discord.add_user("author")
+        post = await w.discord.user_message(user_id=author, attachments=[w.clip()])
+        opened = await w.discord.context_menu(MESSAGE_COMMAND, post.id)
+        await w.discord.wait_for(lambda: opened.modal is not None)
+        submitted = await w.discord.submit_modal(opened, {"text": "Hola"})
+        prompt = await message_of(w, submitted)
+        assert "your own" in prompt.content
+        await refusal(w, await w.discord.slash("optout", user_id=author))
+        await w.discord.click(prompt.id, f"vc:consent:yes:{submitted.id}")
+        await w.discord.wait_for(lambda: prompt.content.startswith("🚫"))
+        assert "asked not to have their voice cloned" in prompt.content
+        assert w.segmind.count("submit") == 0
 
 
 async def test_consent_declined_sends_nothing_and_frees_the_budget(tmp_path: Path) -> None:
