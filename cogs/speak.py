@@ -343,9 +343,13 @@ class Speak(commands.Cog):
 
     async def cancel_clicked(self, interaction: discord.Interaction[Any], job_id: str) -> None:
         record = await self.bot.store.get(job_id)
-        perms = getattr(interaction.user, "guild_permissions", None)
-        is_admin = perms is not None and perms.manage_guild
-        if record is None or (record.user_id != interaction.user.id and not is_admin):
+        if record is None or not _may_cancel(interaction, record):
+            log.info(
+                "Refused a Cancel of job %s by user %s (from guild %s)",
+                job_id,
+                interaction.user.id,
+                interaction.guild_id,
+            )
             await interaction.response.send_message(
                 "Only the member who asked (or a server admin) can cancel this.",
                 ephemeral=True,
@@ -440,6 +444,18 @@ class Speak(commands.Cog):
         while True:
             await asyncio.sleep(HOUSEKEEPING_INTERVAL)
             await self._purge()
+
+
+def _may_cancel(interaction: discord.Interaction[Any], record: JobRecord) -> bool:
+    """The click comes from the job's own server, by its requester or by a member with
+    Manage Server there. (A button's custom id names the job; a modified client can send
+    it from a message in another server, where it may be an admin.)"""
+    if interaction.guild_id != record.guild_id:
+        return False
+    if interaction.user.id == record.user_id:
+        return True
+    perms = getattr(interaction.user, "guild_permissions", None)
+    return perms is not None and (perms.manage_guild or perms.administrator)
 
 
 def _role_ids(interaction: discord.Interaction[Any]) -> frozenset[int]:

@@ -16,11 +16,12 @@ from cogs.speak import MESSAGE_COMMAND
 from tests.fakes.discord import (
     DEFAULT_MEMBER_PERMISSIONS,
     MANAGE_GUILD,
+    FakeDiscord,
     FakeInteraction,
     FakeMessage,
 )
-from tests.fakes.segmind import Injection, JobScript, fake_mp3
-from tests.harness import World, is_final, world
+from tests.fakes.segmind import FakeSegmind, Injection, JobScript, fake_mp3
+from tests.harness import World, bot_settings, is_final, running_bot, world
 
 HELD = ["QUEUED", "PROCESSING"]  # a job that runs until the test appends "COMPLETED"
 
@@ -155,6 +156,41 @@ async def test_cancel_while_queued_is_free_and_after_submit_may_be_billed(
         assert "may still be billed" in msg.content
         await w.answered(third)
         assert [job.text for job in w.segmind.jobs.values()] == ["running", "third"]
+
+
+async def test_cancel_only_from_the_jobs_own_server(tmp_path: Path) -> None:
+    async with FakeDiscord() as discord, FakeSegmind() as segmind:
+        other = discord.add_guild("Their own server")
+        admin_there = discord.add_user(
+            "admin-there", permissions=DEFAULT_MEMBER_PERMISSIONS | MANAGE_GUILD, guild_id=other
+        )
+        with discord.patch_discord_py():
+            config = bot_settings(
+                tmp_path, segmind, discord, DISCORD_GUILD_IDS=f"{discord.guild_id},{other}"
+            )
+            async with running_bot(discord, config) as bot:
+                w = World(discord, segmind, bot, config)
+                victim, statuses = await held_job(w, "not yours")
+                await discord.wait_for(
+                    lambda: victim.original is not None and bool(custom_ids(victim.original))
+                )
+                # An admin of another server sends the job's Cancel from a bot message there.
+                there = await discord.slash(
+                    "voiceclone",
+                    {},
+                    subcommand="status",
+                    user_id=admin_there,
+                    channel_id=discord.guild(other).channel_ids[0],
+                )
+                source = await message_of(w, there)
+                click = await discord.click(
+                    source.id, f"vc:cancel:{victim.id}", user_id=admin_there, forged=True
+                )
+                assert "Only the member who asked" in await refusal(w, click)
+                statuses.append("COMPLETED")
+                msg = await w.answered(victim)
+                assert msg.attachments
+                assert "Cancelled" not in msg.content
 
 
 async def test_consent_prompt_accept_then_never_again(tmp_path: Path) -> None:

@@ -1233,17 +1233,28 @@ class FakeDiscord:
         *,
         user_id: int | None = None,
         values: Sequence[str] | None = None,
+        forged: bool = False,
     ) -> FakeInteraction:
         """A user clicks a button (or picks `values` in a select) on a bot message.
 
         Ephemeral messages work too, clicked by the user they were shown to (nobody else
         sees them: PermissionError); the interaction carries the message with its flags.
+
+        `forged` is the worst case of a hostile client: a click on this bot message with a
+        `custom_id` it does not carry, and a Discord that neither refuses it nor tells the
+        app (the interaction's `message` shows the button). Discord's docs tell apps not to
+        rely on the API for this, so an app's checks must hold even then.
         """
         message = self.message(message_id)
         component = next(
             (c for c in _walk_components(message.components) if c.get("custom_id") == custom_id),
             None,
         )
+        source = message
+        if forged and component is None and message.author_id == self.bot_user_id:
+            component = {"type": 2, "style": 2, "label": "?", "custom_id": custom_id}  # button
+            row = {"type": 1, "components": [component]}  # action row
+            source = dataclasses.replace(message, components=[*message.components, row])
         if component is None or message.deleted:
             raise ValueError(f"message {message_id} has no component {custom_id!r}")
         self._check_sees_message(message, user_id or self.user_id)
@@ -1252,7 +1263,7 @@ class FakeDiscord:
             data["values"] = list(values)
         channel = self.channel(message.channel_id)
         return await self._dispatch_interaction(
-            MESSAGE_COMPONENT, data, channel, user_id, source=message
+            MESSAGE_COMPONENT, data, channel, user_id, source=source
         )
 
     async def submit_modal(
