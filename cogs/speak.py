@@ -39,6 +39,15 @@ NO_CLIP_IN_MESSAGE = (
     "That message has no audio clip. Use this on a message with a voice message or an "
     "audio file attached."
 )
+RESULT_OWNER_UNKNOWN = (
+    "I can't tell whose voice that clip is: it is one of my own results, and I have no "
+    "record of whose voice its job used (records are kept for a while only). Use the "
+    "original clip instead."
+)
+WEBHOOK_CLIP = (
+    "That message was posted through a webhook (a proxy bot or an integration), so I can't "
+    "tell whose voice it is. Use the original message, or attach the clip to /speak."
+)
 CONSENT_TIMEOUT = 300.0
 CONSENT_TEXT = (
     "**Before your first voice clone in this server:** is this voice **your own**, or do you "
@@ -118,7 +127,7 @@ class Speak(commands.Cog):
         text: app_commands.Range[str, 1, 5000],
         language: str | None = None,
     ) -> None:
-        await self._request(interaction, voice, text, language, frozenset())
+        await self._request(interaction, voice, text, language, None)
 
     async def speak_from_message(
         self, interaction: discord.Interaction[Any], message: discord.Message
@@ -131,9 +140,12 @@ class Speak(commands.Cog):
         if clip is None:
             await self._refuse(interaction, NO_CLIP_IN_MESSAGE, "no audio in the message")
             return
-        owners = frozenset({message.author.id})
+        owner = await self._clip_owner(interaction, message)
+        if isinstance(owner, str):
+            await self._refuse(interaction, owner, "whose voice is unknown")
+            return
         # Opt-outs, blocks and switches are known now: don't make the member type for nothing.
-        refusal = self.bot.policy.check(self._ask(interaction, 0, owners))
+        refusal = self.bot.policy.check(self._ask(interaction, 0, owner))
         if refusal is not None:
             await self._refuse(interaction, refusal.message, refusal.code)
             return
@@ -141,11 +153,30 @@ class Speak(commands.Cog):
 
         async def submitted(modal_interaction: discord.Interaction[Any]) -> None:
             await self._request(
-                modal_interaction, clip, modal.text.value, modal.language.value or None, owners
+                modal_interaction, clip, modal.text.value, modal.language.value or None, owner
             )
 
         modal.submitted = submitted
         await interaction.response.send_modal(modal)
+
+    async def _clip_owner(
+        self, interaction: discord.Interaction[Any], message: discord.Message
+    ) -> int | str:
+        """Whose voice a message's clip is (the member whose opt-out applies), or why that
+        cannot be told. The bot's own message (a result) belongs to the voice of the job
+        that made it; a webhook's message (a proxy, an integration) to nobody known."""
+        me = self.bot.user
+        if me is not None and message.author.id == me.id:
+            record = None
+            if interaction.guild_id is not None:
+                record = await self.bot.store.job_for_message(interaction.guild_id, message.id)
+            # None: made before the bot recorded whose voice a job used.
+            if record is None or record.voice_owner_id is None:
+                return RESULT_OWNER_UNKNOWN
+            return record.voice_owner_id
+        if message.webhook_id is not None:
+            return WEBHOOK_CLIP
+        return message.author.id
 
     async def _refuse(self, interaction: discord.Interaction[Any], text: str, why: str) -> None:
         log.info(
@@ -162,7 +193,7 @@ class Speak(commands.Cog):
         voice: discord.Attachment,
         text: str,
         language: str | None,
-        voice_owners: frozenset[int],
+        voice_owner: int | None,
     ) -> None:
         """Everything a request goes through before it is a job: checks, fair use, consent."""
         code = languages.resolve(language, self.bot.settings.supported_languages)
@@ -172,7 +203,7 @@ class Speak(commands.Cog):
             return
         assert code is not None  # checked by _validate
         job_id = str(interaction.id)
-        ask = self._ask(interaction, len(text.strip()), voice_owners)
+        ask = self._ask(interaction, len(text.strip()), voice_owner)
         refusal = self.bot.policy.reserve(ask, job_id)
         if refusal is not None:
             await self._refuse(interaction, refusal.message, refusal.code)
@@ -189,6 +220,7 @@ class Speak(commands.Cog):
             channel_id=interaction.channel_id or 0,
             guild_id=interaction.guild_id,
             user_id=interaction.user.id,
+            voice_owner_id=interaction.user.id if voice_owner is None else voice_owner,
         )
         if self.bot.policy.needs_consent(interaction.guild_id, interaction.user.id):
             await self._ask_consent(interaction, draft, ask)
@@ -196,9 +228,7 @@ class Speak(commands.Cog):
             await self._start(interaction, draft)
 
     @staticmethod
-    def _ask(
-        interaction: discord.Interaction[Any], chars: int, voice_owners: frozenset[int]
-    ) -> Ask:
+    def _ask(interaction: discord.Interaction[Any], chars: int, voice_owner: int | None) -> Ask:
         channel = interaction.channel
         channel_ids = [interaction.channel_id or 0]
         if isinstance(channel, discord.Thread) and channel.parent_id:
@@ -209,8 +239,8 @@ class Speak(commands.Cog):
             user_id=interaction.user.id,
             role_ids=_role_ids(interaction),
             chars=chars,
-            # Whoever attached the clip, and whoever wrote the message it came from.
-            voice_owner_ids=voice_owners | {interaction.user.id},
+            # Whoever attached the clip, and whose voice the message it came from is.
+            voice_owner_ids=frozenset({interaction.user.id, voice_owner or interaction.user.id}),
         )
 
     async def _start(self, interaction: discord.Interaction[Any], draft: JobRecord) -> None:

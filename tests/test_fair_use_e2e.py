@@ -4,7 +4,9 @@ queue and its Cancel button, the consent prompt, opt-out, and the out-of-credits
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import sqlite3
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -422,6 +424,122 @@ async def test_speak_in_the_voice_of_a_message(tmp_path: Path) -> None:
         nothing = await w.discord.context_menu(MESSAGE_COMMAND, text_only.id)
         assert "no audio clip" in await refusal(w, nothing)
         assert w.segmind.count("submit") == 1
+
+
+async def speak_from(w: World, message_id: int, user: int, text: str) -> FakeInteraction:
+    """ "Speak in this voice" on a message, through the modal; the submit's interaction."""
+    opened = await w.discord.context_menu(MESSAGE_COMMAND, message_id, user_id=user)
+    await w.discord.wait_for(lambda: opened.modal is not None or opened.original is not None)
+    assert opened.modal is not None, opened.original.content if opened.original else ""
+    return await w.discord.submit_modal(opened, {"text": text})
+
+
+async def refused_at_once(w: World, message_id: int, user: int) -> str:
+    """ "Speak in this voice" on a message, refused before the modal."""
+    opened = await w.discord.context_menu(MESSAGE_COMMAND, message_id, user_id=user)
+    text = await refusal(w, opened)
+    assert opened.modal is None
+    return text
+
+
+async def test_a_result_reused_as_a_clip_belongs_to_the_voice_it_was_made_from(
+    tmp_path: Path,
+) -> None:
+    async with world(tmp_path) as w:
+        author, requester = w.discord.add_user("author"), w.discord.user_id
+        reuser = w.discord.add_user("reuser")
+        post = await w.discord.user_message(
+            user_id=author, attachments=[w.clip(data=fake_mp3(b"the author's voice"))]
+        )
+        first = await speak_from(w, post.id, requester, "In your voice")
+        result = await w.answered(first)
+        await job_ended(w, first)
+        assert result.author_id == w.discord.bot_user_id
+        # Re-used while the author allows it: the new job's clip is the bot's result...
+        second = await speak_from(w, result.id, reuser, "Again")
+        again = await w.answered(second)
+        await job_ended(w, second)
+        [job] = [j for j in w.segmind.jobs.values() if j.text == "Again"]
+        assert job.sample_bytes == result.attachments[0].data
+        # ...and once the author opts out, neither result can be used, by anyone.
+        await refusal(w, await w.discord.slash("optout", user_id=author))
+        for message in (result, again):
+            for user in (reuser, requester):
+                text = await refused_at_once(w, message.id, user)
+                assert "asked not to have their voice cloned" in text
+        assert w.segmind.count("submit") == 2
+
+
+async def test_a_speak_result_reused_as_a_clip_belongs_to_whoever_attached_the_clip(
+    tmp_path: Path,
+) -> None:
+    async with world(tmp_path) as w:
+        interaction = await w.speak("my own voice")
+        result = await w.answered(interaction)
+        await job_ended(w, interaction)
+        await refusal(w, await w.discord.slash("optout"))
+        text = await refused_at_once(w, result.id, w.discord.add_user("reuser"))
+        assert "asked not to have their voice cloned" in text
+        assert w.segmind.count("submit") == 1
+
+
+async def test_a_result_posted_in_the_channel_is_found_by_its_delivery(tmp_path: Path) -> None:
+    async with world(tmp_path, {"token_lifetime": 2.0}) as w:
+        w.segmind.script_jobs(JobScript(statuses=("PROCESSING",) * 150 + ("COMPLETED",)))
+        interaction = await w.speak("outlives the token")
+
+        def posted_files() -> list[FakeMessage]:
+            return [m for m in w.discord.channel_messages(w.discord.channel_id) if m.attachments]
+
+        await w.discord.wait_for(lambda: bool(posted_files()), 15)
+        await job_ended(w, interaction)  # its delivery is recorded
+        [posted] = posted_files()
+        assert posted.webhook_id is None  # a channel message of the bot, not the interaction's
+        await refusal(w, await w.discord.slash("optout"))
+        text = await refused_at_once(w, posted.id, w.discord.add_user("reuser"))
+        assert "asked not to have their voice cloned" in text
+
+
+def forget_whose_voice(data_dir: Path) -> dict[str, str]:
+    """As a version before schema 4 left its jobs: no voice owner recorded."""
+    with contextlib.closing(sqlite3.connect(data_dir / "jobs.sqlite3")) as db, db:
+        db.execute("UPDATE jobs SET voice_owner_id = NULL")
+    return {}
+
+
+def purge_at_start(data_dir: Path) -> dict[str, str]:
+    """A retention so short that the job's record is purged when the bot starts."""
+    return {"JOB_RETENTION_DAYS": "0.00000001"}  # about 1 ms
+
+
+@pytest.mark.parametrize("forget", [purge_at_start, forget_whose_voice])
+async def test_a_result_whose_voice_owner_is_unknown_is_refused(
+    tmp_path: Path, forget: Callable[[Path], dict[str, str]]
+) -> None:
+    async with FakeDiscord() as discord, FakeSegmind() as segmind:
+        with discord.patch_discord_py():
+            config = bot_settings(tmp_path, segmind, discord)
+            async with running_bot(discord, config) as bot:
+                w = World(discord, segmind, bot, config)
+                interaction = await w.speak("soon forgotten")
+                result = await w.answered(interaction)
+                await job_ended(w, interaction)
+            config = bot_settings(tmp_path, segmind, discord, **forget(tmp_path))
+            async with running_bot(discord, config) as bot:
+                w = World(discord, segmind, bot, config)
+                recovery = [t for t in bot.owned_tasks if t.get_name() == "recover-jobs"]
+                await asyncio.wait(recovery, timeout=10)
+                text = await refused_at_once(w, result.id, discord.user_id)
+                assert "I can't tell whose voice that clip is" in text
+                assert segmind.count("submit") == 1
+
+
+async def test_a_webhook_message_is_refused_as_nobodys_voice(tmp_path: Path) -> None:
+    async with world(tmp_path) as w:
+        proxied = await w.discord.webhook_message(name="Proxy of someone", attachments=[w.clip()])
+        text = await refused_at_once(w, proxied.id, w.discord.user_id)
+        assert "posted through a webhook" in text
+        assert w.segmind.count("submit") == 0
 
 
 async def test_consent_prompt_times_out_and_survives_a_restart(

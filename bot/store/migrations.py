@@ -90,6 +90,10 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """,
         "CREATE TABLE bot_state (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL)",
     ),
+    # 4: whose voice a job's clip is when it came from someone else's message, so that a
+    # result re-used as a clip ("Speak in this voice" on the bot's own message) is held to
+    # that member's opt-out.
+    ("ALTER TABLE jobs ADD COLUMN voice_owner_id INTEGER",),
 )
 
 

@@ -1410,6 +1410,40 @@ class FakeDiscord:
         await self._broadcast_message_create(message)
         return message
 
+    async def webhook_message(
+        self,
+        content: str = "",
+        *,
+        name: str = "Proxy",
+        channel_id: int | None = None,
+        attachments: Sequence[Mapping[str, Any]] = (),
+    ) -> FakeMessage:
+        """A message posted through one of the channel's webhooks (a proxy bot re-posting a
+        member's message, an integration); dispatched as MESSAGE_CREATE. As on Discord, its
+        author is the webhook: a bot user with the webhook's id and name, no member."""
+        channel = self.channel(channel_id or self.channel_id)
+        webhook_id = self._ids.next()
+        author = {
+            "id": str(webhook_id),
+            "username": name,
+            "avatar": None,
+            "discriminator": "0000",
+            "bot": True,
+        }
+        message = FakeMessage(
+            self._ids.next(),
+            channel.id,
+            channel.guild_id,
+            author,
+            content=content,
+            attachments=[self._posted_attachment(a, channel) for a in attachments],
+            webhook_id=webhook_id,
+        )
+        self._check_message_body(message)
+        self._store_message(channel, message)
+        await self._broadcast_message_create(message)
+        return message
+
     def _posted_attachment(
         self, attachment: Mapping[str, Any], channel: FakeChannel
     ) -> FakeAttachment:
@@ -1899,7 +1933,8 @@ class FakeDiscord:
         }
         if message.webhook_id is not None:
             data["webhook_id"] = str(message.webhook_id)
-            data["application_id"] = str(self.application_id)
+            if message.webhook_id == self.application_id:  # not a channel's own webhook
+                data["application_id"] = str(self.application_id)
         if message.interaction_metadata is not None:
             data["interaction_metadata"] = message.interaction_metadata
         if message.message_reference is not None:
