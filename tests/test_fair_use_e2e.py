@@ -340,8 +340,13 @@ async def test_consent_declined_sends_nothing_and_frees_the_budget(tmp_path: Pat
 
 async def test_consent_can_be_turned_off_by_a_guild_admin(tmp_path: Path) -> None:
     async with world(tmp_path, REQUIRE_CONSENT="true") as w:
-        await w.bot.policy.update_guild(w.discord.guild_id, None, require_consent=False)
-        assert (await w.answered(await w.speak("hi"))).attachments
+        answer = await voiceclone(w, "consent", {"required": "off"}, user=add_admin(w))
+        assert "Consent prompt: **off**" in answer
+        interaction = await w.speak("hi")
+        first = await message_of(w, interaction)
+        assert not first.ephemeral  # the job's own message, not a private prompt
+        assert "your own" not in first.content
+        assert (await w.answered(interaction)).attachments
 
 
 async def test_opted_out_member_cannot_be_cloned_until_opting_in(tmp_path: Path) -> None:
@@ -542,7 +547,7 @@ async def test_a_webhook_message_is_refused_as_nobodys_voice(tmp_path: Path) -> 
         assert w.segmind.count("submit") == 0
 
 
-async def test_consent_prompt_times_out_and_survives_a_restart(
+async def test_consent_prompt_times_out_and_gives_the_place_back(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async with world(tmp_path, REQUIRE_CONSENT="true", USER_MAX_IN_FLIGHT="1") as w:
@@ -552,14 +557,40 @@ async def test_consent_prompt_times_out_and_survives_a_restart(
         await w.discord.wait_for(lambda: prompt.content.startswith("⌛ No answer"))
         assert custom_ids(prompt) == []
         # Its place was given back: the member can ask again.
-        second = await w.speak("hello")
-        msg = await message_of(w, second)
-        assert "your own" in msg.content
-        # A click the bot has no memory of (as after a restart) still records the answer.
-        speak_cog = w.bot.get_cog("Speak")
-        assert speak_cog is not None
-        speak_cog.pending.clear()  # type: ignore[attr-defined]
-        await w.discord.click(msg.id, f"vc:consent:yes:{second.id}")
-        await w.discord.wait_for(lambda: "has expired" in msg.content)
-        assert not w.bot.policy.needs_consent(w.discord.guild_id, w.discord.user_id)
+        second = await message_of(w, await w.speak("hello"))
+        assert "your own" in second.content
         assert w.segmind.count("submit") == 0
+
+
+async def test_consent_yes_after_a_restart_records_consent_and_starts_nothing(
+    tmp_path: Path,
+) -> None:
+    async with FakeDiscord() as discord, FakeSegmind() as segmind:
+        with discord.patch_discord_py():
+            config = bot_settings(
+                tmp_path, segmind, discord, REQUIRE_CONSENT="true", USER_MAX_IN_FLIGHT="1"
+            )
+            async with running_bot(discord, config) as bot:
+                w = World(discord, segmind, bot, config)
+                asked = await w.speak("hello")
+                prompt = await message_of(w, asked)
+                assert "your own" in prompt.content
+            # The bot restarted while the prompt was shown; the member answers now.
+            async with running_bot(discord, config) as bot:
+                w = World(discord, segmind, bot, config)
+                await discord.click(prompt.id, f"vc:consent:yes:{asked.id}")
+                await discord.wait_for(lambda: "has expired" in prompt.content)
+                assert custom_ids(prompt) == []
+                assert segmind.count("submit") == 0
+                # The answer counts, and the expired request holds no place (in flight: 1).
+                again = await w.speak("hello again")
+                assert not (await message_of(w, again)).ephemeral  # no second prompt
+                assert (await w.answered(again)).attachments
+                await job_ended(w, again)
+            # The consent was stored, not only remembered.
+            async with running_bot(discord, config) as bot:
+                w = World(discord, segmind, bot, config)
+                later = await w.speak("and later")
+                assert not (await message_of(w, later)).ephemeral
+                assert (await w.answered(later)).attachments
+                assert segmind.count("submit") == 2
