@@ -322,6 +322,8 @@ async def test_the_bot_owner_raises_a_servers_limits(tmp_path: Path) -> None:
         assert "**The bot operator's limits for this server**" in content
         assert "Wait between a member's jobs: **no limit** (set for this server)" in content
         assert "Characters per member per day: **no limit** (`USER_DAILY_CHARS`)" in content
+        shown = await text_of(w, "limits", user=admin)
+        assert "Wait between a member's jobs: **no limit** (set by the bot's owner)" in shown
         # No cooldown now, and two jobs at once: above the settings.
         w.segmind.script_jobs(JobScript(statuses=("PROCESSING",) * 400 + ("COMPLETED",)))
         await w.speak("one")
