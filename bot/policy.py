@@ -8,6 +8,11 @@ store at start-up; settings and member flags are written through to the store.
 
 Usage is counted per UTC day. A job that ends without its submit ever starting (declined,
 cancelled while queued, refused by Discord) is refunded: it cost the operator nothing.
+
+The operator's limits (the settings, or what the bot's owner set for one server with
+`set_ceilings`) are ceilings: a server's admins may only make them stricter
+(`set_limits` refuses anything looser with `AboveCeiling`), and an override stored by an
+older version that is looser does not apply (`limits` takes the stricter of the two).
 """
 
 from __future__ import annotations
@@ -40,6 +45,34 @@ class Limits:
 
 
 LIMIT_NAMES = tuple(f.name for f in dataclasses.fields(Limits))
+# A longer wait is stricter; for every other limit a smaller number is (0 = none: loosest).
+LONGER_IS_STRICTER = frozenset({"user_cooldown_seconds"})
+SERVER, OPERATOR = "server", "operator"  # who set a limit in force
+SETTER_WORDS = {SERVER: "this server's limit", OPERATOR: "the bot operator's limit"}
+
+
+def stricter(name: str, a: float, b: float) -> float:
+    """The stricter of two values of limit `name` (0 = no limit)."""
+    if name in LONGER_IS_STRICTER:
+        return max(a, b)
+    if not a or not b:
+        return a or b
+    return min(a, b)
+
+
+def looser(name: str, value: float, ceiling: float) -> bool:
+    """Whether `value` would loosen limit `name` beyond `ceiling`."""
+    return stricter(name, value, ceiling) != value
+
+
+class AboveCeiling(ValueError):
+    """A server's override would loosen the operator's limit; nothing was changed."""
+
+    def __init__(self, name: str, value: float, ceiling: float) -> None:
+        super().__init__(f"{name} = {value:g} is looser than the operator's {ceiling:g}")
+        self.name = name
+        self.value = value
+        self.ceiling = ceiling
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +83,9 @@ class GuildConfig:
     require_consent: bool | None = None
     channels: frozenset[int] = frozenset()  # empty: every channel
     roles: frozenset[int] = frozenset()  # empty: every member
-    overrides: tuple[tuple[str, float], ...] = ()  # (limit name, value), sorted
+    overrides: tuple[tuple[str, float], ...] = ()  # the admins' (limit name, value), sorted
+    # The bot owner's limits for this server, in place of the settings (may be looser).
+    ceilings: tuple[tuple[str, float], ...] = ()
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -59,18 +94,23 @@ class GuildConfig:
             "channels": sorted(self.channels),
             "roles": sorted(self.roles),
             "limits": dict(self.overrides),
+            "ceilings": dict(self.ceilings),
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> GuildConfig:
-        limits = data.get("limits") or {}
         return cls(
             enabled=bool(data.get("enabled", True)),
             require_consent=data.get("require_consent"),
             channels=frozenset(int(x) for x in data.get("channels") or ()),
             roles=frozenset(int(x) for x in data.get("roles") or ()),
-            overrides=tuple(sorted((k, float(v)) for k, v in limits.items() if k in LIMIT_NAMES)),
+            overrides=_limit_values(data.get("limits")),
+            ceilings=_limit_values(data.get("ceilings")),
         )
+
+
+def _limit_values(data: dict[str, Any] | None) -> tuple[tuple[str, float], ...]:
+    return tuple(sorted((k, float(v)) for k, v in (data or {}).items() if k in LIMIT_NAMES))
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +164,33 @@ class _Ledger:
         guild.jobs += jobs
         guild.chars += chars
         self.total_jobs += jobs
+
+
+def _replaced(limits: Limits, values: Mapping[str, float]) -> Limits:
+    if not values:
+        return limits
+    return dataclasses.replace(
+        limits, **{name: type(getattr(limits, name))(value) for name, value in values.items()}
+    )
+
+
+def _checked(values: Mapping[str, float | None]) -> Mapping[str, float | None]:
+    unknown = set(values) - set(LIMIT_NAMES)
+    if unknown:
+        raise ValueError(f"unknown limit {sorted(unknown)[0]!r}")
+    return values
+
+
+def _merged(
+    current: tuple[tuple[str, float], ...], values: Mapping[str, float | None], reset: bool
+) -> tuple[tuple[str, float], ...]:
+    merged = {} if reset else dict(current)
+    for name, value in values.items():
+        if value is None:
+            merged.pop(name, None)
+        else:
+            merged[name] = float(value)
+    return tuple(sorted(merged.items()))
 
 
 def _day(moment: float) -> int:
@@ -185,7 +252,9 @@ class Policy:
     def guild(self, guild_id: int | None) -> GuildConfig:
         return self._guilds.get(guild_id or 0, GuildConfig())
 
-    def limits(self, guild_id: int | None) -> Limits:
+    def ceilings(self, guild_id: int | None) -> Limits:
+        """The operator's limits for the guild: the settings, or what the bot's owner set
+        for it. Its admins may only make them stricter."""
         s = self.settings
         base = Limits(
             s.user_cooldown_seconds,
@@ -194,14 +263,32 @@ class Policy:
             s.guild_daily_jobs,
             s.guild_daily_chars,
         )
+        return _replaced(base, dict(self.guild(guild_id).ceilings))
+
+    def limits(self, guild_id: int | None) -> Limits:
+        """The limits in force: each the stricter of the operator's and the guild's own
+        (an override looser than the operator's, stored by an older version, is ignored)."""
+        ceilings = self.ceilings(guild_id)
         overrides = dict(self.guild(guild_id).overrides)
         if not overrides:
-            return base
-        values = {
-            name: type(getattr(base, name))(overrides.get(name, getattr(base, name)))
-            for name in LIMIT_NAMES
-        }
-        return Limits(**values)
+            return ceilings
+        return _replaced(
+            ceilings,
+            {
+                name: stricter(name, value, getattr(ceilings, name))
+                for name, value in overrides.items()
+            },
+        )
+
+    def setter(self, guild_id: int | None, name: str) -> str:
+        """Who set limit `name` as it is in force: SERVER (its admins) or OPERATOR."""
+        override = dict(self.guild(guild_id).overrides).get(name)
+        if override is not None and override == getattr(self.limits(guild_id), name):
+            return SERVER
+        return OPERATOR
+
+    def _by(self, guild_id: int | None, name: str) -> str:
+        return SETTER_WORDS[self.setter(guild_id, name)]
 
     def member(self, guild_id: int | None, user_id: int) -> MemberRecord:
         return self._members.get(
@@ -217,6 +304,12 @@ class Policy:
     def check(self, ask: Ask) -> Refusal | None:
         """What `reserve` would say now, without counting anything."""
         return self._refusal(ask, self._clock())
+
+    def recheck(self, ask: Ask) -> Refusal | None:
+        """For a job already reserved that is about to start (a consent prompt was
+        answered): the rules that may have changed meanwhile (switches, channels, roles,
+        blocks, opt-outs, credits), without counting the job against its own limits."""
+        return self._rule_refusal(ask, self._clock())
 
     def reserve(self, ask: Ask, job_id: str) -> Refusal | None:
         """Check every rule and, if none refuses, count the job at once."""
@@ -265,7 +358,11 @@ class Policy:
 
     def _refusal(self, ask: Ask, now: float) -> Refusal | None:
         self._roll_day(now)
-        tomorrow = (self._ledger.day + 1) * DAY
+        return self._rule_refusal(ask, now) or self._quota_refusal(ask, now)
+
+    def _rule_refusal(self, ask: Ask, now: float) -> Refusal | None:
+        """Who may clone what, where, now: switches, allowlist, channels, roles, blocks,
+        opt-outs and the credit pause (nothing about this job's own count)."""
         settings = self.settings
         guild = self.guild(ask.guild_id)
         if not self.globally_enabled:
@@ -304,20 +401,32 @@ class Policy:
                 f"been told. Try again {_ts(paused)}.",
                 paused,
             )
-        limits = self.limits(ask.guild_id)
-        key = (ask.guild_id or 0, ask.user_id)
+        return None
+
+    def _quota_refusal(self, ask: Ask, now: float) -> Refusal | None:
+        """Cooldown, jobs in flight, daily budgets: what counting this job would break.
+        Each refusal names who set the limit (the server's admins or the operator)."""
+        tomorrow = (self._ledger.day + 1) * DAY
+        guild_id = ask.guild_id
+        limits = self.limits(guild_id)
+        key = (guild_id or 0, ask.user_id)
         last = self._last_start.get(key)
         if limits.user_cooldown_seconds and last is not None:
             ready = last + limits.user_cooldown_seconds
             if ready > now:
                 return Refusal(
-                    "cooldown", f"Slow down: you can start another job {_ts(ready)}.", ready
+                    "cooldown",
+                    f"Slow down: you can start another job {_ts(ready)} "
+                    f"({self._by(guild_id, 'user_cooldown_seconds')}: one job every "
+                    f"{limits.user_cooldown_seconds:g} s).",
+                    ready,
                 )
         running = self._in_flight.get(key, 0)
         if limits.user_max_in_flight and running >= limits.user_max_in_flight:
             return Refusal(
                 "in_flight",
-                f"You already have {running} job(s) running, the most allowed here. "
+                f"You already have {running} job(s) running, the most allowed here "
+                f"({self._by(guild_id, 'user_max_in_flight')}). "
                 "Try again when one has finished.",
             )
         used = self._ledger.users.get(key, _Counts())
@@ -326,23 +435,29 @@ class Policy:
             return Refusal(
                 "user_daily_chars",
                 f"That is {ask.chars} characters and you have {left} left of your daily "
-                f"{limits.user_daily_chars}. Your budget resets {_ts(tomorrow)}.",
+                f"{limits.user_daily_chars} ({self._by(guild_id, 'user_daily_chars')}). "
+                f"Your budget resets {_ts(tomorrow)}.",
                 tomorrow,
             )
         spent = self._ledger.guilds.get(key[0], _Counts())
-        if (limits.guild_daily_jobs and spent.jobs >= limits.guild_daily_jobs) or (
-            limits.guild_daily_chars and spent.chars + ask.chars > limits.guild_daily_chars
-        ):
+        over = None
+        if limits.guild_daily_jobs and spent.jobs >= limits.guild_daily_jobs:
+            over = "guild_daily_jobs"
+        elif limits.guild_daily_chars and spent.chars + ask.chars > limits.guild_daily_chars:
+            over = "guild_daily_chars"
+        if over is not None:
             return Refusal(
                 "guild_daily",
-                f"This server has used its daily voice budget. It resets {_ts(tomorrow)}.",
+                f"This server has used its daily voice budget ({self._by(guild_id, over)}). "
+                f"It resets {_ts(tomorrow)}.",
                 tomorrow,
             )
-        if settings.global_daily_jobs and self._ledger.total_jobs >= settings.global_daily_jobs:
+        global_jobs = self.settings.global_daily_jobs
+        if global_jobs and self._ledger.total_jobs >= global_jobs:
             return Refusal(
                 "global_daily",
-                "The bot has reached its daily limit across all servers. "
-                f"It resets {_ts(tomorrow)}.",
+                "The bot has reached its daily limit across all servers (the bot "
+                f"operator's limit). It resets {_ts(tomorrow)}.",
                 tomorrow,
             )
         return None
@@ -363,18 +478,29 @@ class Policy:
         *,
         reset: bool = False,
     ) -> GuildConfig:
-        """Override limits for the guild in one write (None: back to the operator's
-        default); `reset` drops every override first."""
-        unknown = set(values) - set(LIMIT_NAMES)
-        if unknown:
-            raise ValueError(f"unknown limit {sorted(unknown)[0]!r}")
-        overrides = {} if reset else dict(self.guild(guild_id).overrides)
-        for name, value in values.items():
-            if value is None:
-                overrides.pop(name, None)
-            else:
-                overrides[name] = float(value)
-        return await self.update_guild(guild_id, by, overrides=tuple(sorted(overrides.items())))
+        """The guild admins' overrides, in one write (None: back to the operator's limit);
+        `reset` drops every override first. Overrides may only be stricter than the
+        operator's limits: a looser one raises `AboveCeiling` and nothing is changed."""
+        ceilings = self.ceilings(guild_id)
+        for name, value in _checked(values).items():
+            if value is not None and looser(name, value, getattr(ceilings, name)):
+                raise AboveCeiling(name, value, getattr(ceilings, name))
+        overrides = _merged(self.guild(guild_id).overrides, values, reset)
+        return await self.update_guild(guild_id, by, overrides=overrides)
+
+    async def set_ceilings(
+        self,
+        guild_id: int,
+        by: int | None,
+        values: Mapping[str, float | None],
+        *,
+        reset: bool = False,
+    ) -> GuildConfig:
+        """The bot owner's limits for one guild, in place of the settings, looser or
+        stricter (None: back to the setting); `reset` drops them all first. The guild's
+        admins' overrides stay, and apply where they are stricter."""
+        ceilings = _merged(self.guild(guild_id).ceilings, _checked(values), reset)
+        return await self.update_guild(guild_id, by, ceilings=ceilings)
 
     async def update_member(self, guild_id: int, user_id: int, **changes: Any) -> MemberRecord:
         member = dataclasses.replace(self.member(guild_id, user_id), **changes)

@@ -2,8 +2,10 @@
 
 Discord hides the group from members without Manage Server (`default_permissions`), but a
 server's admins can change who sees a command, so every guild subcommand checks Manage
-Server again here. `global` and `credits` belong to the bot's owner (`Bot.is_owner`), who
-runs the bot and pays for Segmind: they are checked against that instead.
+Server again here. `global`, `credits` and `ceilings` belong to the bot's owner
+(`Bot.is_owner`), who runs the bot and pays for Segmind: they are checked against that
+instead. A server's admins can only make the operator's limits stricter (`limits`); only
+the owner can raise them for a server (`ceilings`).
 
 Every answer is ephemeral and pings nobody; every change is logged with the guild and the
 admin who made it.
@@ -20,7 +22,14 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.policy import DAY, GuildConfig, Limits, utc_day_start
+from bot.policy import (
+    DAY,
+    LONGER_IS_STRICTER,
+    SERVER,
+    AboveCeiling,
+    Policy,
+    utc_day_start,
+)
 from bot.segmind import account
 from bot.segmind.errors import (
     AuthenticationError,
@@ -75,14 +84,59 @@ def limit_value(value: float, unit: str) -> str:
     return f"{_number(value)} {unit}".rstrip()
 
 
-def limits_lines(limits: Limits, config: GuildConfig) -> list[str]:
-    overridden = dict(config.overrides)
+def limits_lines(policy: Policy, guild_id: int) -> list[str]:
+    """Each limit in force in the guild and who set it."""
+    limits = policy.limits(guild_id)
+    config = policy.guild(guild_id)
+    overrides, raised = dict(config.overrides), dict(config.ceilings)
     lines = []
     for option, (name, label, unit) in LIMIT_OPTIONS.items():
-        where = "set here" if name in overridden else "default"
         value = limit_value(getattr(limits, name), unit)
+        if policy.setter(guild_id, name) == SERVER:
+            where = "set here"
+        else:
+            where = "set by the bot's owner" if name in raised else "default"
+            if name in overrides:
+                # Stored by an older version, before the operator's limits were ceilings.
+                ignored = limit_value(overrides[name], unit)
+                where += f"; the override set here ({ignored}) is looser, so it does not apply"
         lines.append(f"• {label}: **{value}** ({where}) · `{option}`")
     return lines
+
+
+def ceiling_lines(policy: Policy, guild_id: int) -> list[str]:
+    """The operator's limits for the guild (what its admins can only tighten)."""
+    ceilings, limits = policy.ceilings(guild_id), policy.limits(guild_id)
+    raised = dict(policy.guild(guild_id).ceilings)
+    lines = []
+    for option, (name, label, unit) in LIMIT_OPTIONS.items():
+        source = "set for this server" if name in raised else f"`{name.upper()}`"
+        line = f"• {label}: **{limit_value(getattr(ceilings, name), unit)}** ({source})"
+        if getattr(limits, name) != getattr(ceilings, name):
+            line += f" · stricter there: {limit_value(getattr(limits, name), unit)}"
+        lines.append(f"{line} · `{option}`")
+    return lines
+
+
+def above_ceiling_text(error: AboveCeiling, option: str, *, owner: bool) -> str:
+    """Why a server's override was refused, naming the operator's limit it would loosen."""
+    unit = LIMIT_OPTIONS[option][2]
+    ceiling = limit_value(error.ceiling, unit)
+    asked = f"`{option}: {_number(error.value)}`" + (" (no limit)" if not error.value else "")
+    if error.name in LONGER_IS_STRICTER:
+        allowed = f"at least {ceiling}"
+    elif error.ceiling == 1:
+        allowed = "only 1"
+    else:
+        allowed = f"from 1 to {_number(error.ceiling)}"
+    text = (
+        f"⛔ Nothing changed: {asked} would loosen the bot operator's limit of **{ceiling}**. "
+        f"A server's limits can only be stricter: here `{option}` can be {allowed}. "
+        "Only the bot's owner can raise a server's limits."
+    )
+    if owner:
+        text += " You are the owner: use `/voiceclone ceilings` for that."
+    return text
 
 
 def listed(ids: Iterable[int], mention: str, limit: int = SHOWN_IN_STATUS) -> str:
@@ -245,7 +299,7 @@ class Admin(
             f"Allowed channels: {listed(config.channels, '<#{}>')}",
             f"Allowed roles: {listed(config.roles, '<@&{}>')}",
             "Limits (0 = no limit):",
-            *limits_lines(limits, config),
+            *limits_lines(policy, guild_id),
             f"Today (UTC): {_today(jobs, limits.guild_daily_jobs, 'job(s)')}, "
             f"{_today(chars, limits.guild_daily_chars, 'characters')}",
             f"Jobs running now: {policy.in_flight(guild_id)}",
@@ -413,14 +467,14 @@ class Admin(
 
     # -- limits ----------------------------------------------------------------------
 
-    @app_commands.command(name="limits", description="Show or change this server's limits")
+    @app_commands.command(name="limits", description="Show or tighten this server's limits")
     @app_commands.describe(
         cooldown_seconds="Seconds a member waits between jobs (0 = no wait)",
         max_in_flight="Jobs one member may have running at once (0 = no limit)",
         user_daily_chars="Characters one member may use per day (0 = no limit)",
         guild_daily_jobs="Jobs this server may run per day (0 = no limit)",
         guild_daily_chars="Characters this server may use per day (0 = no limit)",
-        reset="Drop every override made here and use the operator's defaults",
+        reset="Drop every override made here and use the operator's limits",
     )
     async def limits(
         self,
@@ -436,32 +490,39 @@ class Admin(
         if guild_id is None:
             return
         policy = self.bot.policy
-        given = {
-            "cooldown_seconds": cooldown_seconds,
-            "max_in_flight": max_in_flight,
-            "user_daily_chars": user_daily_chars,
-            "guild_daily_jobs": guild_daily_jobs,
-            "guild_daily_chars": guild_daily_chars,
-        }
-        changes = {option: value for option, value in given.items() if value is not None}
+        changes = _given(
+            cooldown_seconds, max_in_flight, user_daily_chars, guild_daily_jobs, guild_daily_chars
+        )
         header = "**Limits in this server** (0 = no limit):"
         if reset or changes:
-            await policy.set_limits(
-                guild_id,
-                interaction.user.id,
-                {LIMIT_OPTIONS[option][0]: value for option, value in changes.items()},
-                reset=reset,
-            )
+            try:
+                await policy.set_limits(
+                    guild_id,
+                    interaction.user.id,
+                    {LIMIT_OPTIONS[option][0]: value for option, value in changes.items()},
+                    reset=reset,
+                )
+            except AboveCeiling as exc:
+                option = next(o for o, v in LIMIT_OPTIONS.items() if v[0] == exc.name)
+                self._changed(interaction, "was refused limit %s = %s (looser)", option, exc.value)
+                owner = await self.bot.is_owner(interaction.user)
+                await self._reply(interaction, above_ceiling_text(exc, option, owner=owner))
+                return
         if reset:
             self._changed(interaction, "reset the limits")
-            header = "Limits reset to the operator's defaults" + (
+            header = "Limits reset to the operator's limits" + (
                 ", then changed as asked:" if changes else ":"
             )
         for option, value in changes.items():
             self._changed(interaction, "set limit %s to %s", option, value)
         if changes and not reset:
             header = "Limits updated (0 = no limit):"
-        lines = [header, *limits_lines(policy.limits(guild_id), policy.guild(guild_id))]
+        lines = [
+            header,
+            *limits_lines(policy, guild_id),
+            "-# A server's limits can only be stricter than the bot operator's; "
+            "only the bot's owner can raise them.",
+        ]
         await self._reply(interaction, "\n".join(lines))
 
     # -- usage -----------------------------------------------------------------------
@@ -623,6 +684,86 @@ class Admin(
                 f" + **{balance.free_credits:,.2f}** free credits."
             )
         await interaction.edit_original_response(content=text, allowed_mentions=NO_MENTIONS)
+
+    @app_commands.command(
+        name="ceilings", description="Bot owner: a server's limits, above or below the defaults"
+    )
+    @app_commands.describe(
+        server="The server's id (default: this server)",
+        cooldown_seconds="Least seconds between a member's jobs (0 = no wait)",
+        max_in_flight="Most jobs one member may have running at once (0 = no limit)",
+        user_daily_chars="Most characters one member may use per day (0 = no limit)",
+        guild_daily_jobs="Most jobs the server may run per day (0 = no limit)",
+        guild_daily_chars="Most characters the server may use per day (0 = no limit)",
+        reset="Drop the server's ceilings: back to the settings",
+    )
+    async def ceilings(
+        self,
+        interaction: discord.Interaction[Any],
+        server: app_commands.Range[str, 1, 25] | None = None,
+        cooldown_seconds: app_commands.Range[int, 0, 86_400] | None = None,
+        max_in_flight: app_commands.Range[int, 0, 1_000] | None = None,
+        user_daily_chars: app_commands.Range[int, 0, 10_000_000] | None = None,
+        guild_daily_jobs: app_commands.Range[int, 0, 1_000_000] | None = None,
+        guild_daily_chars: app_commands.Range[int, 0, 100_000_000] | None = None,
+        reset: bool = False,
+    ) -> None:
+        """The operator's limits for one server, in place of the settings: the most its
+        admins may allow (they can still make them stricter with `limits`)."""
+        if not await self._owner(interaction):
+            return
+        guild_id = _server_id(server, interaction.guild_id)
+        if guild_id is None:
+            await self._reply(
+                interaction,
+                "`server` must be a server's id (a number: with Developer Mode on, "
+                "right-click the server and Copy Server ID).",
+            )
+            return
+        policy = self.bot.policy
+        changes = _given(
+            cooldown_seconds, max_in_flight, user_daily_chars, guild_daily_jobs, guild_daily_chars
+        )
+        if reset or changes:
+            await policy.set_ceilings(
+                guild_id,
+                interaction.user.id,
+                {LIMIT_OPTIONS[option][0]: value for option, value in changes.items()},
+                reset=reset,
+            )
+            log.info(
+                "Owner %s set the ceilings of guild %s (from guild %s):%s %s",
+                interaction.user.id,
+                guild_id,
+                interaction.guild_id,
+                " reset," if reset else "",
+                ", ".join(f"{option}={value}" for option, value in changes.items()) or "-",
+            )
+        where = "this server" if guild_id == interaction.guild_id else f"server `{guild_id}`"
+        lines = [
+            f"**The bot operator's limits for {where}** (0 = no limit; its admins can only "
+            "make them stricter):",
+            *ceiling_lines(policy, guild_id),
+        ]
+        if self.bot.get_guild(guild_id) is None:
+            lines.append("-# The bot is not in that server now: these apply if it joins.")
+        await self._reply(interaction, "\n".join(lines))
+
+
+def _given(*values: int | None) -> dict[str, int]:
+    """The limit options given (by name, in LIMIT_OPTIONS order)."""
+    return {
+        option: value
+        for option, value in zip(LIMIT_OPTIONS, values, strict=True)
+        if value is not None
+    }
+
+
+def _server_id(text: str | None, here: int | None) -> int | None:
+    if text is None:
+        return here
+    text = text.strip()
+    return int(text) if text.isdigit() and 0 < int(text) < 1 << 64 else None
 
 
 def _today(used: int, cap: int, unit: str) -> str:

@@ -40,6 +40,15 @@ NO_CLIP_IN_MESSAGE = (
     "That message has no audio clip. Use this on a message with a voice message or an "
     "audio file attached."
 )
+RESULT_OWNER_UNKNOWN = (
+    "I can't tell whose voice that clip is: it is one of my own results, and I have no "
+    "record of whose voice its job used (records are kept for a while only). Use the "
+    "original clip instead."
+)
+WEBHOOK_CLIP = (
+    "That message was posted through a webhook (a proxy bot or an integration), so I can't "
+    "tell whose voice it is. Use the original message, or attach the clip to /speak."
+)
 CONSENT_TIMEOUT = 300.0
 LANGUAGE_ECHO_CHARS = 40  # of an unknown language, in the refusal
 EMPTY_TEXT = "The text is empty (or only invisible characters). Type what the voice should say."
@@ -51,6 +60,7 @@ CONSENT_TEXT = (
 CONSENT_THANKS_TEXT = "✅ Thanks: your answer is recorded. Your clip is on its way below."
 CONSENT_DECLINED_TEXT = "Cancelled: nothing was sent, and nothing was cloned."
 CONSENT_EXPIRED_TEXT = "⌛ No answer, so nothing was sent. Run /speak again when you're ready."
+CONSENT_REFUSED_NOTE = "Your answer is recorded, but nothing was sent."
 CONSENT_STALE_YES_TEXT = (
     "✅ Your answer is recorded, but this request has expired (the bot restarted or "
     "waited too long). Run /speak again."
@@ -85,6 +95,7 @@ class PendingConsent:
     draft: JobRecord
     interaction: discord.Interaction[Any]  # the /speak, to replace the prompt later
     expiry: asyncio.Task[None] | None
+    ask: Ask  # checked again at the click: the rules may have changed during the prompt
 
 
 class Speak(commands.Cog):
@@ -122,7 +133,7 @@ class Speak(commands.Cog):
         text: app_commands.Range[str, 1, 5000],
         language: app_commands.Range[str, 1, languages.MAX_INPUT_CHARS] | None = None,
     ) -> None:
-        await self._request(interaction, voice, text, language, frozenset())
+        await self._request(interaction, voice, text, language, None)
 
     async def speak_from_message(
         self, interaction: discord.Interaction[Any], message: discord.Message
@@ -135,9 +146,12 @@ class Speak(commands.Cog):
         if clip is None:
             await self._refuse(interaction, NO_CLIP_IN_MESSAGE, "no audio in the message")
             return
-        owners = frozenset({message.author.id})
+        owner = await self._clip_owner(interaction, message)
+        if isinstance(owner, str):
+            await self._refuse(interaction, owner, "whose voice is unknown")
+            return
         # Opt-outs, blocks and switches are known now: don't make the member type for nothing.
-        refusal = self.bot.policy.check(self._ask(interaction, 0, owners))
+        refusal = self.bot.policy.check(self._ask(interaction, 0, owner))
         if refusal is not None:
             await self._refuse(interaction, refusal.message, refusal.code)
             return
@@ -145,11 +159,30 @@ class Speak(commands.Cog):
 
         async def submitted(modal_interaction: discord.Interaction[Any]) -> None:
             await self._request(
-                modal_interaction, clip, modal.text.value, modal.language.value or None, owners
+                modal_interaction, clip, modal.text.value, modal.language.value or None, owner
             )
 
         modal.submitted = submitted
         await interaction.response.send_modal(modal)
+
+    async def _clip_owner(
+        self, interaction: discord.Interaction[Any], message: discord.Message
+    ) -> int | str:
+        """Whose voice a message's clip is (the member whose opt-out applies), or why that
+        cannot be told. The bot's own message (a result) belongs to the voice of the job
+        that made it; a webhook's message (a proxy, an integration) to nobody known."""
+        me = self.bot.user
+        if me is not None and message.author.id == me.id:
+            record = None
+            if interaction.guild_id is not None:
+                record = await self.bot.store.job_for_message(interaction.guild_id, message.id)
+            # None: made before the bot recorded whose voice a job used.
+            if record is None or record.voice_owner_id is None:
+                return RESULT_OWNER_UNKNOWN
+            return record.voice_owner_id
+        if message.webhook_id is not None:
+            return WEBHOOK_CLIP
+        return message.author.id
 
     async def _refuse(self, interaction: discord.Interaction[Any], text: str, why: str) -> None:
         log.info(
@@ -166,7 +199,7 @@ class Speak(commands.Cog):
         voice: discord.Attachment,
         text: str,
         language: str | None,
-        voice_owners: frozenset[int],
+        voice_owner: int | None,
     ) -> None:
         """Everything a request goes through before it is a job: checks, fair use, consent."""
         code = languages.resolve(language, self.bot.settings.supported_languages)
@@ -176,7 +209,7 @@ class Speak(commands.Cog):
             return
         assert code is not None  # checked by _validate
         job_id = str(interaction.id)
-        ask = self._ask(interaction, len(text.strip()), voice_owners)
+        ask = self._ask(interaction, len(text.strip()), voice_owner)
         refusal = self.bot.policy.reserve(ask, job_id)
         if refusal is not None:
             await self._refuse(interaction, refusal.message, refusal.code)
@@ -193,29 +226,27 @@ class Speak(commands.Cog):
             channel_id=interaction.channel_id or 0,
             guild_id=interaction.guild_id,
             user_id=interaction.user.id,
+            voice_owner_id=interaction.user.id if voice_owner is None else voice_owner,
         )
         if self.bot.policy.needs_consent(interaction.guild_id, interaction.user.id):
-            await self._ask_consent(interaction, draft)
+            await self._ask_consent(interaction, draft, ask)
         else:
             await self._start(interaction, draft)
 
     @staticmethod
-    def _ask(
-        interaction: discord.Interaction[Any], chars: int, voice_owners: frozenset[int]
-    ) -> Ask:
+    def _ask(interaction: discord.Interaction[Any], chars: int, voice_owner: int | None) -> Ask:
         channel = interaction.channel
         channel_ids = [interaction.channel_id or 0]
         if isinstance(channel, discord.Thread) and channel.parent_id:
             channel_ids.append(channel.parent_id)
-        roles = getattr(interaction.user, "roles", ())
         return Ask(
             guild_id=interaction.guild_id,
             channel_ids=tuple(channel_ids),
             user_id=interaction.user.id,
-            role_ids=frozenset(role.id for role in roles),
+            role_ids=_role_ids(interaction),
             chars=chars,
-            # Whoever attached the clip, and whoever wrote the message it came from.
-            voice_owner_ids=voice_owners | {interaction.user.id},
+            # Whoever attached the clip, and whose voice the message it came from is.
+            voice_owner_ids=frozenset({interaction.user.id, voice_owner or interaction.user.id}),
         )
 
     async def _start(self, interaction: discord.Interaction[Any], draft: JobRecord) -> None:
@@ -269,9 +300,11 @@ class Speak(commands.Cog):
 
     # -- consent ---------------------------------------------------------------------
 
-    async def _ask_consent(self, interaction: discord.Interaction[Any], draft: JobRecord) -> None:
+    async def _ask_consent(
+        self, interaction: discord.Interaction[Any], draft: JobRecord, ask: Ask
+    ) -> None:
         # Known before the prompt is shown: a quick click must find it.
-        self.pending[draft.id] = PendingConsent(draft, interaction, None)
+        self.pending[draft.id] = PendingConsent(draft, interaction, None, ask)
         try:
             await interaction.response.send_message(
                 CONSENT_TEXT,
@@ -326,6 +359,18 @@ class Speak(commands.Cog):
             log.info("Job %s: user %s declined the consent prompt", job_id, user_id)
             await interaction.response.edit_message(content=CONSENT_DECLINED_TEXT, view=None)
             return
+        # A block, an opt-out, a switch or a channel or role rule may have come meanwhile.
+        ask = dataclasses.replace(pending.ask, role_ids=_role_ids(interaction))
+        refusal = self.bot.policy.recheck(ask)
+        if refusal is not None:
+            self.bot.policy.release(job_id, refund=True)
+            log.info("Job %s: refused at the consent click: %s", job_id, refusal.code)
+            await interaction.response.edit_message(
+                content=f"🚫 {refusal.message} {CONSENT_REFUSED_NOTE}",
+                view=None,
+                allowed_mentions=NO_MENTIONS,
+            )
+            return
         await self._start(interaction, pending.draft)
         with contextlib.suppress(discord.HTTPException):
             await pending.interaction.edit_original_response(content=CONSENT_THANKS_TEXT, view=None)
@@ -334,9 +379,13 @@ class Speak(commands.Cog):
 
     async def cancel_clicked(self, interaction: discord.Interaction[Any], job_id: str) -> None:
         record = await self.bot.store.get(job_id)
-        perms = getattr(interaction.user, "guild_permissions", None)
-        is_admin = perms is not None and perms.manage_guild
-        if record is None or (record.user_id != interaction.user.id and not is_admin):
+        if record is None or not _may_cancel(interaction, record):
+            log.info(
+                "Refused a Cancel of job %s by user %s (from guild %s)",
+                job_id,
+                interaction.user.id,
+                interaction.guild_id,
+            )
             await interaction.response.send_message(
                 "Only the member who asked (or a server admin) can cancel this.",
                 ephemeral=True,
@@ -432,6 +481,23 @@ class Speak(commands.Cog):
         while True:
             await asyncio.sleep(HOUSEKEEPING_INTERVAL)
             await self._purge()
+
+
+def _may_cancel(interaction: discord.Interaction[Any], record: JobRecord) -> bool:
+    """The click comes from the job's own server, by its requester or by a member with
+    Manage Server there. (A button's custom id names the job; a modified client can send
+    it from a message in another server, where it may be an admin.)"""
+    if interaction.guild_id != record.guild_id:
+        return False
+    if interaction.user.id == record.user_id:
+        return True
+    perms = getattr(interaction.user, "guild_permissions", None)
+    return perms is not None and (perms.manage_guild or perms.administrator)
+
+
+def _role_ids(interaction: discord.Interaction[Any]) -> frozenset[int]:
+    """The member's roles as of this interaction."""
+    return frozenset(role.id for role in getattr(interaction.user, "roles", ()))
 
 
 async def setup(bot: VoiceCloneBot) -> None:

@@ -16,9 +16,10 @@ from typing import Any
 import pytest
 
 from bot.segmind import account
-from tests.fakes.discord import DEFAULT_MEMBER_PERMISSIONS, FakeInteraction
-from tests.fakes.segmind import FAKE_API_KEY, Injection, JobScript
-from tests.harness import World, world
+from bot.store import SqliteJobStore
+from tests.fakes.discord import DEFAULT_MEMBER_PERMISSIONS, FakeDiscord, FakeInteraction
+from tests.fakes.segmind import FAKE_API_KEY, FakeSegmind, Injection, JobScript
+from tests.harness import World, bot_settings, running_bot, world
 
 MANAGE_GUILD = 1 << 5
 
@@ -124,6 +125,7 @@ async def test_schema_hides_the_group_from_members_and_dms(w: World) -> None:
         "audit",
         "global",
         "credits",
+        "ceilings",
     }
 
 
@@ -159,10 +161,17 @@ async def test_an_admin_runs_guild_subcommands_but_not_the_owners(w: World) -> N
     assert "Voice cloning in this server" in await text_of(w, "status", user=admin)
     assert "disabled" in await text_of(w, "disable", user=admin)
     assert not w.bot.policy.guild(w.discord.guild_id).enabled
-    for subcommand, options in [("global", {"enabled": False}), ("global", {}), ("credits", {})]:
+    owner_only: list[tuple[str, dict[str, Any]]] = [
+        ("global", {"enabled": False}),
+        ("global", {}),
+        ("credits", {}),
+        ("ceilings", {"max_in_flight": 0}),
+    ]
+    for subcommand, options in owner_only:
         content = await text_of(w, subcommand, options, user=admin)
         assert content == "Only the bot's owner can do that."
     assert w.bot.policy.globally_enabled
+    assert w.bot.policy.guild(w.discord.guild_id).ceilings == ()
     assert w.segmind.count("credits") == 0
 
 
@@ -231,22 +240,141 @@ async def test_allowed_roles(w: World) -> None:
 
 
 async def test_limit_override_and_reset(tmp_path: Path) -> None:
-    async with world(tmp_path, USER_COOLDOWN_SECONDS="60") as w:
-        await speak_delivered(w)
-        assert "Slow down" in await speak_refused(w)
-        content = await text_of(w, "limits", {"cooldown_seconds": 0})
-        assert "Wait between a member's jobs: **no limit** (set here)" in content
-        await speak_delivered(w)
-        await speak_delivered(w)
-        status = await text_of(w, "status")
-        assert "no limit** (set here)" in status
-        content = await text_of(w, "limits", {"reset": True})
+    async with world(tmp_path, USER_COOLDOWN_SECONDS="60", USER_DAILY_CHARS="0") as w:
+        admin = add_admin(w)
+        content = await text_of(w, "limits", {"user_daily_chars": 11}, user=admin)
+        assert "Characters per member per day: **11** (set here)" in content
         assert "Wait between a member's jobs: **60 s** (default)" in content
+        assert "(set here)" in await text_of(w, "status", user=admin)
+        assert "left of your daily 11" in await speak_refused(w, text="twelve chars")
+        content = await text_of(w, "limits", {"reset": True}, user=admin)
+        assert "Characters per member per day: **no limit** (default)" in content
         assert w.bot.policy.guild(w.discord.guild_id).overrides == ()
-        assert "Slow down" in await speak_refused(w)
-        shown = await text_of(w, "limits")
+        await speak_delivered(w, text="twelve chars")
+        shown = await text_of(w, "limits", user=admin)
         assert "**Limits in this server**" in shown
         assert "60 s** (default)" in shown
+
+
+async def test_server_admins_can_only_tighten_the_operators_limits(tmp_path: Path) -> None:
+    async with world(
+        tmp_path, USER_COOLDOWN_SECONDS="60", USER_MAX_IN_FLIGHT="2", GUILD_DAILY_CHARS="0"
+    ) as w:
+        admin = add_admin(w)
+        for options, ceiling, allowed in [
+            ({"max_in_flight": 0}, "**2**", "from 1 to 2"),
+            ({"max_in_flight": 3}, "**2**", "from 1 to 2"),
+            ({"cooldown_seconds": 0}, "**60 s**", "at least 60 s"),
+            # One looser value refuses the whole change: the stricter one is not applied.
+            ({"cooldown_seconds": 10, "max_in_flight": 1}, "**60 s**", "at least 60 s"),
+        ]:
+            content = await text_of(w, "limits", options, user=admin)
+            assert content.startswith("⛔ Nothing changed:"), content
+            assert f"the bot operator's limit of {ceiling}" in content
+            assert allowed in content
+            assert "Only the bot's owner can raise" in content
+            assert "/voiceclone ceilings" not in content  # that is for the owner
+        assert "(set here)" not in await text_of(w, "limits", user=admin)
+        # The owner is told how to raise it.
+        assert "use `/voiceclone ceilings`" in await text_of(w, "limits", {"max_in_flight": 0})
+        # Stricter, or anything where the operator set no limit, is applied.
+        content = await text_of(
+            w,
+            "limits",
+            {"cooldown_seconds": 3600, "max_in_flight": 1, "guild_daily_chars": 0},
+            user=admin,
+        )
+        assert "Wait between a member's jobs: **3,600 s** (set here)" in content
+        assert "Jobs running at once per member: **1** (set here)" in content
+        assert "Characters per server per day: **no limit** (set here)" in content
+        await speak_delivered(w)
+        refusal = await speak_refused(w)
+        assert "Slow down" in refusal
+        assert "this server's limit: one job every 3600 s" in refusal
+
+
+async def test_refusals_name_who_set_the_limit(tmp_path: Path) -> None:
+    async with world(tmp_path, USER_DAILY_CHARS="20", GUILD_DAILY_JOBS="3") as w:
+        await speak_delivered(w, text="twelve chars")
+        refusal = await speak_refused(w, text="twelve chars")
+        assert "left of your daily 20 (the bot operator's limit)" in refusal
+        await text_of(w, "limits", {"user_daily_chars": 10, "guild_daily_jobs": 2})
+        other = w.discord.add_user("other")
+        refusal = await speak_refused(w, text="eleven char", user_id=other)
+        assert "left of your daily 10 (this server's limit)" in refusal
+        await speak_delivered(w, text="ten chars!", user_id=other)
+        refusal = await speak_refused(w, text="hi", user_id=w.discord.add_user("third"))
+        assert "used its daily voice budget (this server's limit)" in refusal
+
+
+async def test_the_bot_owner_raises_a_servers_limits(tmp_path: Path) -> None:
+    async with world(tmp_path, USER_COOLDOWN_SECONDS="60", USER_MAX_IN_FLIGHT="1") as w:
+        admin = add_admin(w)
+        elsewhere = 4242
+        content = await text_of(w, "ceilings", {"server": str(elsewhere), "max_in_flight": 9})
+        assert f"server `{elsewhere}`" in content
+        assert "Jobs running at once per member: **9** (set for this server)" in content
+        assert "not in that server now" in content
+        assert w.bot.policy.limits(w.discord.guild_id).user_max_in_flight == 1
+        assert "`abc`" not in await text_of(w, "ceilings", {"server": "abc"})
+
+        content = await text_of(w, "ceilings", {"cooldown_seconds": 0, "max_in_flight": 3})
+        assert "**The bot operator's limits for this server**" in content
+        assert "Wait between a member's jobs: **no limit** (set for this server)" in content
+        assert "Characters per member per day: **no limit** (`USER_DAILY_CHARS`)" in content
+        shown = await text_of(w, "limits", user=admin)
+        assert "Wait between a member's jobs: **no limit** (set by the bot's owner)" in shown
+        # No cooldown now, and two jobs at once: above the settings.
+        w.segmind.script_jobs(JobScript(statuses=("PROCESSING",) * 400 + ("COMPLETED",)))
+        await w.speak("one")
+        await w.speak("two")
+        await w.segmind.wait_for(lambda: w.segmind.count("submit") == 2)
+        # The server's admins may tighten within the owner's ceilings, not beyond them.
+        refused = await text_of(w, "limits", {"max_in_flight": 4}, user=admin)
+        assert "the bot operator's limit of **3**" in refused
+        content = await text_of(w, "limits", {"max_in_flight": 2}, user=admin)
+        assert "Jobs running at once per member: **2** (set here)" in content
+        assert "2 job(s) running" in await speak_refused(w)
+        content = await text_of(w, "ceilings")
+        assert "Jobs running at once per member: **3** (set for this server) · stricter" in content
+        # Reset: the settings again, and the admins' 2 is looser than them, so it yields.
+        content = await text_of(w, "ceilings", {"reset": True})
+        assert "Wait between a member's jobs: **60 s** (`USER_COOLDOWN_SECONDS`)" in content
+        status = await text_of(w, "status", user=admin)
+        assert (
+            "Jobs running at once per member: **1** (default; the override set here (2) is looser"
+            in status
+        )
+        refusal = await speak_refused(w)
+        assert "Slow down" in refusal
+        assert "the bot operator's limit: one job every 60 s" in refusal
+
+
+async def test_looser_overrides_stored_by_older_versions_do_not_apply(tmp_path: Path) -> None:
+    async with FakeDiscord() as discord, FakeSegmind() as segmind:
+        # Written by a version where a server's admins could lift every limit.
+        old: dict[str, object] = {
+            "enabled": True,
+            "limits": {"user_cooldown_seconds": 0, "user_daily_chars": 0},
+        }
+        async with SqliteJobStore(tmp_path) as store:
+            await store.save_guild_settings(discord.guild_id, old, discord.owner_id)
+        with discord.patch_discord_py():
+            config = bot_settings(
+                tmp_path, segmind, discord, USER_COOLDOWN_SECONDS="60", USER_DAILY_CHARS="500"
+            )
+            async with running_bot(discord, config) as bot:
+                w = World(discord, segmind, bot, config)
+                await speak_delivered(w)
+                refusal = await speak_refused(w)
+                assert "Slow down" in refusal
+                assert "the bot operator's limit" in refusal
+                shown = await text_of(w, "limits")
+                assert (
+                    "Wait between a member's jobs: **60 s** (default; the override set here "
+                    "(no limit) is looser, so it does not apply)"
+                ) in shown
+                assert "Characters per member per day: **500** (default;" in shown
 
 
 async def test_max_in_flight_override(w: World) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bot.config import Secret, Settings
-from bot.policy import DAY, Ask, Policy
+from bot.policy import DAY, OPERATOR, SERVER, AboveCeiling, Ask, Policy, looser, stricter
 from bot.store import SqliteJobStore
 
 from .test_store import make_job
@@ -136,18 +136,101 @@ async def test_guild_chars_budget(store: SqliteJobStore) -> None:
     assert refusal.code == "guild_daily"
 
 
-async def test_guild_overrides_beat_the_operator_defaults(store: SqliteJobStore) -> None:
-    policy = await policy_with(store, Clock(), user_max_in_flight=1)
-    await policy.set_limits(8, 77, {"user_max_in_flight": 0})  # this guild: no limit
-    assert policy.limits(8).user_max_in_flight == 0
-    assert policy.limits(5).user_max_in_flight == 1
-    assert all(policy.reserve(ask(), str(i)) is None for i in range(5))
-    await policy.set_limits(8, 77, {"user_max_in_flight": None})  # back to the default
-    refusal = policy.reserve(ask(), "x")
+async def test_guild_overrides_may_only_tighten_the_operators_limits(
+    store: SqliteJobStore,
+) -> None:
+    policy = await policy_with(
+        store, Clock(), user_max_in_flight=2, user_cooldown_seconds=30, guild_daily_chars=0
+    )
+    # Looser: a bigger number, 0 (no limit) where the operator has one, a shorter wait.
+    for name, value, ceiling in [
+        ("user_max_in_flight", 3, 2),
+        ("user_max_in_flight", 0, 2),
+        ("user_cooldown_seconds", 29, 30),
+        ("user_cooldown_seconds", 0, 30),
+    ]:
+        with pytest.raises(AboveCeiling) as refused:
+            await policy.set_limits(8, 77, {"guild_daily_jobs": 5, name: value})
+        assert (refused.value.name, refused.value.value, refused.value.ceiling) == (
+            name,
+            value,
+            ceiling,
+        )
+        assert policy.guild(8).overrides == ()  # nothing was changed, not even the good one
+    # Stricter, or where the operator set no limit: anything.
+    await policy.set_limits(
+        8, 77, {"user_max_in_flight": 1, "user_cooldown_seconds": 90, "guild_daily_chars": 0}
+    )
+    limits = policy.limits(8)
+    assert (limits.user_max_in_flight, limits.user_cooldown_seconds) == (1, 90)
+    assert policy.setter(8, "user_max_in_flight") == SERVER
+    assert policy.setter(8, "user_daily_chars") == OPERATOR
+    assert policy.limits(5).user_max_in_flight == 2  # another guild keeps the operator's
+    refusal = policy.reserve(ask(), "1") or policy.reserve(ask(), "2")
     assert refusal is not None
-    assert refusal.code == "in_flight"
+    assert "this server's limit" in refusal.message
+    await policy.set_limits(8, 77, {"user_max_in_flight": None})  # back to the operator's
+    assert policy.limits(8).user_max_in_flight == 2
     with pytest.raises(ValueError, match="unknown limit"):
         await policy.set_limits(8, 77, {"nonsense": 1})
+
+
+async def test_the_owners_ceilings_replace_the_settings_for_one_guild(
+    store: SqliteJobStore,
+) -> None:
+    policy = await policy_with(store, Clock(), user_max_in_flight=1, user_cooldown_seconds=30)
+    await policy.set_limits(8, 77, {"user_max_in_flight": 1})
+    await policy.set_ceilings(8, 1, {"user_max_in_flight": 5, "user_cooldown_seconds": 0})
+    assert policy.ceilings(8).user_max_in_flight == 5
+    # The admins' stricter override still applies; they may now go up to the owner's 5.
+    assert policy.limits(8).user_max_in_flight == 1
+    await policy.set_limits(8, 77, {"user_max_in_flight": 5, "user_cooldown_seconds": 0})
+    with pytest.raises(AboveCeiling):
+        await policy.set_limits(8, 77, {"user_max_in_flight": 0})
+    assert (policy.limits(8).user_max_in_flight, policy.limits(8).user_cooldown_seconds) == (5, 0)
+    assert policy.limits(5).user_max_in_flight == 1
+    # Lowered again: the admins' 5 no longer applies.
+    await policy.set_ceilings(8, 1, {"user_max_in_flight": 2})
+    assert policy.limits(8).user_max_in_flight == 2
+    assert policy.setter(8, "user_max_in_flight") == OPERATOR
+    await policy.set_ceilings(8, 1, {}, reset=True)
+    assert policy.limits(8).user_max_in_flight == 1
+    assert policy.limits(8).user_cooldown_seconds == 30
+
+
+async def test_looser_overrides_from_older_versions_are_clamped(store: SqliteJobStore) -> None:
+    old: dict[str, object] = {
+        "limits": {"user_max_in_flight": 0, "user_cooldown_seconds": 0, "guild_daily_jobs": 9}
+    }
+    await store.save_guild_settings(8, old, 77)
+    policy = await policy_with(
+        store, Clock(), user_max_in_flight=1, user_cooldown_seconds=30, guild_daily_jobs=10
+    )
+    limits = policy.limits(8)
+    assert (limits.user_max_in_flight, limits.user_cooldown_seconds) == (1, 30)
+    assert limits.guild_daily_jobs == 9  # stricter: kept
+    assert policy.setter(8, "user_max_in_flight") == OPERATOR
+    assert policy.reserve(ask(), "1") is None
+    refusal = policy.reserve(ask(), "2")
+    assert refusal is not None
+    assert refusal.code == "cooldown"
+    assert "the bot operator's limit" in refusal.message
+
+
+def test_stricter_and_looser_read_0_as_no_limit() -> None:
+    assert stricter("user_max_in_flight", 0, 3) == 3
+    assert stricter("user_max_in_flight", 2, 0) == 2
+    assert stricter("user_max_in_flight", 2, 3) == 2
+    assert stricter("user_cooldown_seconds", 0, 30) == 30
+    assert stricter("user_cooldown_seconds", 60, 30) == 60
+    assert looser("guild_daily_jobs", 0, 100)
+    assert looser("guild_daily_jobs", 101, 100)
+    assert not looser("guild_daily_jobs", 100, 100)
+    assert not looser("guild_daily_jobs", 0, 0)
+    assert not looser("guild_daily_jobs", 10**6, 0)
+    assert looser("user_cooldown_seconds", 10, 30)
+    assert not looser("user_cooldown_seconds", 0, 0)
+    assert not looser("user_cooldown_seconds", 31, 30)
 
 
 async def test_switches_channels_roles_blocks_and_opt_outs(store: SqliteJobStore) -> None:

@@ -94,3 +94,24 @@ async def test_settings_members_and_flags_survive_a_reopen(tmp_path: Path) -> No
             MemberRecord(guild_id=5, user_id=7, opted_out_at=3.0),
         ]
         assert await store.flags() == {"enabled": "true"}
+
+
+async def test_a_job_is_found_by_its_message_in_its_guild(tmp_path: Path) -> None:
+    async with SqliteJobStore(tmp_path) as store:
+        clip_of_another = dataclasses.replace(make_job("1"), voice_owner_id=55)
+        await store.add(clip_of_another)
+        await store.mark_submit_started("1", original_message_id=700)
+        await store.mark_submitted("1", "r-1", "https://api.segmind.com/p")
+        await store.mark_completed("1", b"ID3", "audio/mpeg", "mp3", "u", delivering=True)
+        await store.mark_delivered("1", "channel", 701)
+        await store.add(make_job("2"))
+    async with SqliteJobStore(tmp_path) as store:  # kept across a restart
+        by_interaction = await store.job_for_message(8, 700)
+        by_delivery = await store.job_for_message(8, 701)
+        assert by_interaction is not None
+        assert by_delivery is not None
+        assert (by_delivery.id, by_delivery.voice_owner_id) == ("1", 55)
+        assert await store.job_for_message(9, 701) is None  # another guild's message id
+        assert await store.job_for_message(8, 702) is None
+        assert (await store.get("2")) is not None
+        assert (await store.get("2")).voice_owner_id is None  # type: ignore[union-attr]

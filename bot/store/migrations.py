@@ -97,6 +97,10 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE jobs ADD COLUMN seen_running_s REAL",
         "ALTER TABLE jobs ADD COLUMN seen_done_s REAL",
     ),
+    # 5: whose voice a job's clip is when it came from someone else's message, so that a
+    # result re-used as a clip ("Speak in this voice" on the bot's own message) is held to
+    # that member's opt-out.
+    ("ALTER TABLE jobs ADD COLUMN voice_owner_id INTEGER",),
 )
 
 

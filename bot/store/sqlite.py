@@ -622,6 +622,17 @@ class SqliteJobStore(PolicyQueries):
         rows = await self._query(_SELECT_JOB, (job_id,))
         return _record(rows[0]) if rows else None
 
+    async def job_for_message(self, guild_id: int, message_id: int) -> JobRecord | None:
+        """The guild's job whose message `message_id` is (the interaction's message, or
+        where its result was delivered), while its record is kept."""
+        rows = await self._query(
+            f"SELECT {_SELECT} FROM jobs WHERE guild_id = ? "
+            "AND (original_message_id = ? OR delivery_message_id = ?) "
+            "ORDER BY created_at DESC LIMIT 1",
+            (guild_id, message_id, message_id),
+        )
+        return _record(rows[0]) if rows else None
+
     async def unfinished(self) -> list[JobRecord]:
         """Every job not DELIVERED or EXPLAINED, oldest first: what recovery resumes."""
         rows = await self._query(

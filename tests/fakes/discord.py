@@ -1233,17 +1233,28 @@ class FakeDiscord:
         *,
         user_id: int | None = None,
         values: Sequence[str] | None = None,
+        forged: bool = False,
     ) -> FakeInteraction:
         """A user clicks a button (or picks `values` in a select) on a bot message.
 
         Ephemeral messages work too, clicked by the user they were shown to (nobody else
         sees them: PermissionError); the interaction carries the message with its flags.
+
+        `forged` is the worst case of a hostile client: a click on this bot message with a
+        `custom_id` it does not carry, and a Discord that neither refuses it nor tells the
+        app (the interaction's `message` shows the button). Discord's docs tell apps not to
+        rely on the API for this, so an app's checks must hold even then.
         """
         message = self.message(message_id)
         component = next(
             (c for c in _walk_components(message.components) if c.get("custom_id") == custom_id),
             None,
         )
+        source = message
+        if forged and component is None and message.author_id == self.bot_user_id:
+            component = {"type": 2, "style": 2, "label": "?", "custom_id": custom_id}  # button
+            row = {"type": 1, "components": [component]}  # action row
+            source = dataclasses.replace(message, components=[*message.components, row])
         if component is None or message.deleted:
             raise ValueError(f"message {message_id} has no component {custom_id!r}")
         self._check_sees_message(message, user_id or self.user_id)
@@ -1252,7 +1263,7 @@ class FakeDiscord:
             data["values"] = list(values)
         channel = self.channel(message.channel_id)
         return await self._dispatch_interaction(
-            MESSAGE_COMPONENT, data, channel, user_id, source=message
+            MESSAGE_COMPONENT, data, channel, user_id, source=source
         )
 
     async def submit_modal(
@@ -1395,6 +1406,40 @@ class FakeDiscord:
         except DiscordAPIError as refused:
             raise ValueError(f"Discord would refuse this message: {refused}") from None
         message.mentions, message.mention_everyone = self._mentions(content, None, None)
+        self._store_message(channel, message)
+        await self._broadcast_message_create(message)
+        return message
+
+    async def webhook_message(
+        self,
+        content: str = "",
+        *,
+        name: str = "Proxy",
+        channel_id: int | None = None,
+        attachments: Sequence[Mapping[str, Any]] = (),
+    ) -> FakeMessage:
+        """A message posted through one of the channel's webhooks (a proxy bot re-posting a
+        member's message, an integration); dispatched as MESSAGE_CREATE. As on Discord, its
+        author is the webhook: a bot user with the webhook's id and name, no member."""
+        channel = self.channel(channel_id or self.channel_id)
+        webhook_id = self._ids.next()
+        author = {
+            "id": str(webhook_id),
+            "username": name,
+            "avatar": None,
+            "discriminator": "0000",
+            "bot": True,
+        }
+        message = FakeMessage(
+            self._ids.next(),
+            channel.id,
+            channel.guild_id,
+            author,
+            content=content,
+            attachments=[self._posted_attachment(a, channel) for a in attachments],
+            webhook_id=webhook_id,
+        )
+        self._check_message_body(message)
         self._store_message(channel, message)
         await self._broadcast_message_create(message)
         return message
@@ -1888,7 +1933,8 @@ class FakeDiscord:
         }
         if message.webhook_id is not None:
             data["webhook_id"] = str(message.webhook_id)
-            data["application_id"] = str(self.application_id)
+            if message.webhook_id == self.application_id:  # not a channel's own webhook
+                data["application_id"] = str(self.application_id)
         if message.interaction_metadata is not None:
             data["interaction_metadata"] = message.interaction_metadata
         if message.message_reference is not None:
