@@ -1022,3 +1022,25 @@ async def test_schema_1_database_is_migrated_and_its_audio_file_still_delivered(
     assert audio_files(data_dir) == []
     with sqlite3.connect(data_dir / "jobs.sqlite3") as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+
+
+async def test_finish_times_are_the_latest_jobs_polls_saw_end_oldest_first(
+    store: SqliteJobStore,
+) -> None:
+    for index in range(5):
+        job_id = f"t{index}"
+        await store.add(make_job(job_id, created_at=1000.0 + index))
+        await store.mark_submit_started(job_id)
+        await store.mark_submitted(job_id, f"r{index}", "https://api.segmind.com/p/x")
+        seen = (float(index), 10.0 + index) if index != 2 else None  # t2: resumed, unknown
+        await store.mark_completed(
+            job_id, AUDIO, "audio/mpeg", "mp3", "https://out/x.mp3", delivering=True, seen=seen
+        )
+    await store.add(make_job("running", created_at=2000.0))  # not finished: no times yet
+    chars = len(make_job().text)
+    assert await store.finish_times(3) == [
+        (chars, 1.0, 11.0),
+        (chars, 3.0, 13.0),
+        (chars, 4.0, 14.0),
+    ]
+    assert len(await store.finish_times(100)) == 4
