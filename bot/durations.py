@@ -20,6 +20,9 @@ from dataclasses import dataclass
 HISTORY = 200  # most recent finished jobs that shape the line
 DUE_QUANTILE = 0.8  # a poll at the due time finds ~80 % of jobs done
 DUE_Z = 0.8416  # that quantile of the normal curve
+# When a check that finds the job still running costs more than a poll interval (the
+# budget's next free request is further off), aim for 95 % instead.
+SCARCE_DUE_Z = 1.645
 MIN_SPREAD = 0.03  # jobs never take exactly the same time: at least 3 %
 DEFAULT_SPREAD = 0.15  # until three jobs were seen between two polls
 
@@ -101,12 +104,13 @@ class DurationModel:
         self._spread_sum = 0.0
         self.observed = 0
 
-    def estimate(self, chars: int) -> Estimate | None:
-        """None until a job has finished: no history, no guess."""
+    def estimate(self, chars: int, z: float = DUE_Z) -> Estimate | None:
+        """None until a job has finished: no history, no guess. `z`: how far past the
+        median the due time lies, in spreads (DUE_Z: DUE_QUANTILE of jobs are done)."""
         if self._line.n <= 0:
             return None
         base = self._line.at(chars)
-        return Estimate(base, base * (1 + DUE_Z * self._sigma()))
+        return Estimate(base, base * (1 + z * self._sigma()))
 
     def _sigma(self) -> float:
         """The spread of durations around the line, relative to it."""

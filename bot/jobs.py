@@ -20,7 +20,7 @@ from typing import Protocol
 from .audio import AudioFile
 from .config import Settings
 from .credits import CreditPause, CreditsPausedError
-from .durations import DurationModel, Estimate, Observation
+from .durations import DUE_Z, SCARCE_DUE_Z, DurationModel, Estimate, Observation
 from .segmind.client import SegmindClient
 from .segmind.errors import (
     InsufficientCreditsError,
@@ -174,7 +174,8 @@ class JobRunner:
         """
         loop = asyncio.get_running_loop()
         started = loop.time()
-        estimate = self.durations.estimate(len(request.text))
+        scarce = self.client.budget.interval > self.poll_interval
+        estimate = self.durations.estimate(len(request.text), SCARCE_DUE_Z if scarce else DUE_Z)
 
         def report(
             phase: Phase, position: int | None = None, handle: JobHandle | None = None
@@ -330,9 +331,15 @@ class JobRunner:
         due = timing.submitted_at + estimate.due
         earliest = last_poll + interval * (1 + GRID_JITTER * random.random())
         await _sleep_until(due + math.ceil((earliest - due) / interval) * interval)
-        if self.client.budget.has_room():
+        if self._budget_has_room():
             return
         await _sleep_until(due + self._after_due(estimate, misses))
+
+    def _budget_has_room(self) -> bool:
+        """Room now, and enough for every job in flight to poll each interval: one free
+        request on a budget that is short overall must go where it pays."""
+        budget = self.client.budget
+        return budget.has_room() and budget.interval * self.slots.in_use <= self.poll_interval
 
     def _after_due(self, estimate: Estimate, misses: int) -> float:
         """Extra wait after the due time once `misses` polls found the job running: gaps
