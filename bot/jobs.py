@@ -200,6 +200,13 @@ class JobRunner:
                     handle = await self._submit(request, journal)
                 submitted_at = loop.time()
                 log.info("Segmind job %s submitted", handle.request_id)
+            elif not self.client.trusts_poll_url(handle):
+                # A stored record is checked again: the key goes to Segmind's own
+                # status URLs only, whatever the store holds.
+                log.error("Segmind job %s: stored status URL is not Segmind's", handle.request_id)
+                raise MalformedResponseError(
+                    "the stored status URL points outside Segmind", request_id=handle.request_id
+                )
             else:
                 log.info("Segmind job %s resumed", handle.request_id)
             report(Phase.SUBMITTED, handle=handle)

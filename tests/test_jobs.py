@@ -281,6 +281,39 @@ async def test_resume_counts_time_already_spent(
         await runner.run(request(fake_segmind), resume=handle, submitted_ago=99.8)
 
 
+@pytest.mark.parametrize(
+    "poll_url",
+    [
+        "https://segmind-results.s3.amazonaws.com/workflows/request/abc",
+        "https://api.segmind.com.evil.example/workflows/request/abc",
+        "{base}/v1/get-user-credits",
+    ],
+)
+async def test_a_resumed_job_is_polled_only_on_segmind_status_urls(
+    fake_segmind: FakeSegmind, make_client: MakeClient, poll_url: str
+) -> None:
+    # A store the bot no longer fully trusts (restored from a backup, edited by hand): the
+    # key must not follow a status URL that is not the API's own.
+    runner = make_runner(make_client)
+    handle = JobHandle("abc", poll_url.format(base=fake_segmind.base_url))
+    with pytest.raises(MalformedResponseError, match="outside Segmind"):
+        await runner.run(request(fake_segmind), resume=handle, submitted_ago=1.0)
+    assert fake_segmind.requests == []
+
+
+async def test_the_deadline_counts_from_the_submit_not_from_the_slot(
+    fake_segmind: FakeSegmind, make_client: MakeClient
+) -> None:
+    # SEGMIND_TIMEOUT is documented as counted from the submit: a job held before its
+    # submit (here a 429 pause of the whole account) must still get all of it at Segmind.
+    budget = RequestBudget(0)
+    runner = make_runner(make_client, timeout=1.0, client={"budget": budget})
+    fake_segmind.script_jobs(JobScript(duration=0.5))
+    budget.pause_for(0.7)
+    result = await asyncio.wait_for(runner.run(request(fake_segmind)), 5)
+    assert result.elapsed > 1.0  # longer than the timeout in all, yet within it at Segmind
+
+
 async def test_cancel_during_submit_lets_it_land_and_be_recorded(
     fake_segmind: FakeSegmind, make_client: MakeClient
 ) -> None:
