@@ -502,3 +502,20 @@ async def test_result_bytes_decide_not_the_declared_type(
     handle = await submit(client, fake_segmind)
     with pytest.raises(NotAudioError, match="504b0304"):
         await client.download(fake_segmind.jobs[handle.request_id].audio_url)
+
+
+async def test_a_submit_never_queues_behind_polls(
+    fake_segmind: FakeSegmind, make_client: MakeClient
+) -> None:
+    # Submits have their own connections: 16 slow status checks fill every poll slot,
+    # and a new job's submit still goes out at once.
+    client = make_client()
+    fake_segmind.script_jobs(*(JobScript(poll_delay=1.0) for _ in range(16)))
+    handles = [await submit(client, fake_segmind) for _ in range(16)]
+    polls = [asyncio.create_task(client.poll(h)) for h in handles]
+    await fake_segmind.wait_for(lambda: fake_segmind.count("poll") >= 8)
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    await submit(client, fake_segmind)
+    assert loop.time() - t0 < 0.5  # not behind a poll slot (each takes 1 s)
+    await asyncio.gather(*polls)

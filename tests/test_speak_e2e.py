@@ -102,6 +102,20 @@ async def test_queue_position_is_shown(tmp_path: Path) -> None:
             lambda s: s.inject("poll", Injection(status=200, body="<html>", times=20)),
             "could not understand",
         ),
+        # Segmind's documented object form of a failure reason: shown as text, not a dict.
+        (
+            lambda s: s.script_jobs(
+                JobScript(
+                    statuses=("FAILED",), failure_form="error_message", failure_reason="too quiet"
+                )
+            ),
+            "too quiet",
+        ),
+        # A ZIP declared audio/mpeg is not posted as an .mp3.
+        (
+            lambda s: s.script_jobs(JobScript(audio=b"PK\x03\x04" + bytes(64))),
+            "result could not be used",
+        ),
     ],
 )
 async def test_each_failure_is_explained(w: World, setup: object, needle: str) -> None:
@@ -109,7 +123,20 @@ async def test_each_failure_is_explained(w: World, setup: object, needle: str) -
     interaction = await w.speak()
     msg = await w.answered(interaction)
     assert needle in msg.content
+    assert "{" not in msg.content  # never a Python dict or raw JSON
     assert not msg.attachments
+
+
+async def test_answers_that_arrive_in_pieces_still_deliver(tmp_path: Path) -> None:
+    # Over a real network Segmind's answers come in several reads: the job is read whole,
+    # not taken as malformed (and billed for nothing).
+    async with world(tmp_path) as w:
+        w.segmind.pieces, w.segmind.piece_pause = 3, 0.02
+        w.segmind.transfer = "chunked"
+        msg = await w.answered(await w.speak("in pieces"))
+        [audio] = msg.attachments
+        [job] = w.segmind.jobs.values()
+        assert audio.data == fake_mp3(job.request_id.encode())
 
 
 async def test_timeout_is_explained(tmp_path: Path) -> None:
