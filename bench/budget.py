@@ -302,7 +302,8 @@ def run(options: Options) -> SectionReport:
     notes = (
         f"Time runs {SCALE:g}× faster than real; figures are in real seconds and minutes. "
         f"Job durations 10–30 s by text length (20–1,000 characters, ±10 %); "
-        f"{MAX_CONCURRENT} jobs at Segmind at once for ours; a run stops after "
+        f"{MAX_CONCURRENT} jobs at Segmind at once for ours, with SEGMIND_POLL_INTERVAL="
+        f"{OUR_POLL_S:g} (the SDK's interval; the default is 7: see the README); a run stops after "
         f'{CAP_MINUTES:g} real minutes ("cap"). Ours learned this workflow\'s durations from '
         f"a warm-up of {WARMUP_JOBS} jobs first (a bot with no history polls every "
         f"{OUR_POLL_S:g} s until it has some). Detection delay: from the moment the job "
