@@ -9,6 +9,7 @@ import json
 import pytest
 
 from bot.credits import CreditPause, CreditsPausedError
+from bot.durations import Observation
 from bot.jobs import JobRequest, JobRunner, Phase, Progress
 from bot.segmind.budget import RequestBudget
 from bot.segmind.errors import (
@@ -422,3 +423,34 @@ async def test_no_credit_pause_keeps_the_old_behaviour(
     assert [type(o) for o in outcomes[:2]] == [InsufficientCreditsError] * 2
     assert not isinstance(outcomes[2], BaseException)
     assert fake_segmind.count("submit") == 3
+
+
+async def test_with_history_a_short_budget_polls_when_the_job_is_due(
+    fake_segmind: FakeSegmind, make_client: MakeClient
+) -> None:
+    # 4 requests a second and a 0.02 s poll interval: requests are scarce. Without
+    # history the job would spend one on every free slot (~0.27 s apart) until done; with
+    # history it spends one, when most such jobs are done.
+    budget = RequestBudget(4, window=1.0)
+    runner = make_runner(make_client, client={"budget": budget})
+    for _ in range(10):
+        runner.durations.observe(Observation(len("Hello world"), lower=0.55, upper=0.65))
+    fake_segmind.script_jobs(JobScript(duration=0.6))
+    result = await asyncio.wait_for(runner.run(request(fake_segmind)), 5)
+    [submit] = [r for r in fake_segmind.requests if r.kind == "submit"]
+    polls = [r for r in fake_segmind.requests if r.kind == "poll"]
+    assert len(polls) == 1
+    assert polls[0].time - submit.time >= 0.6
+    assert result.polls == 1
+
+
+async def test_without_history_a_short_budget_polls_at_every_free_request(
+    fake_segmind: FakeSegmind, make_client: MakeClient
+) -> None:
+    # The same job on a bot that never saw one finish: no guess, so it checks as often
+    # as the budget lets it (the case the test above improves on).
+    budget = RequestBudget(4, window=1.0)
+    runner = make_runner(make_client, client={"budget": budget})
+    fake_segmind.script_jobs(JobScript(duration=0.6))
+    await asyncio.wait_for(runner.run(request(fake_segmind)), 5)
+    assert fake_segmind.count("poll") >= 2
