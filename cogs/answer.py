@@ -53,6 +53,7 @@ class Answer:
         )
         self.upload_limit: int | None = None  # the interaction's, when known
         self.audio: AudioFile | None = None  # the result, when this run produced it
+        self.no_channel_because = ""  # why `channel()` last found no channel, if it knows
 
     def alive(self, margin: float | None = None) -> bool:
         """The token can still carry a webhook call started now."""
@@ -192,7 +193,10 @@ class Answer:
             raise Undeliverable(f"DM failed (HTTP {exc.status} {exc.code})") from None
 
     async def channel(self) -> discord.abc.Messageable | None:
-        """The job's channel if the bot may post a file there, else None."""
+        """The job's channel if the bot may reply there with a file, else None (and
+        `no_channel_because` names what it lacks). A reply needs Read Message History,
+        and so will finding it again after a crash."""
+        self.no_channel_because = ""
         channel = self.bot.get_channel(self.record.channel_id)
         if channel is None:
             try:
@@ -203,12 +207,23 @@ class Answer:
             return None
         me = channel.guild.me
         perms = channel.permissions_for(me)
-        can_send = (
-            perms.send_messages_in_threads
-            if isinstance(channel, discord.Thread)
-            else perms.send_messages
-        )
-        if not (perms.view_channel and can_send and perms.attach_files):
-            log.info("Job %s: no permission to post in channel %s", self.record.id, channel.id)
+        thread = isinstance(channel, discord.Thread)
+        needed = {
+            "View Channels": perms.view_channel,
+            "Send Messages in Threads" if thread else "Send Messages": (
+                perms.send_messages_in_threads if thread else perms.send_messages
+            ),
+            "Attach Files": perms.attach_files,
+            "Read Message History": perms.read_message_history,
+        }
+        missing = [name for name, granted in needed.items() if not granted]
+        if missing:
+            self.no_channel_because = f"the bot lacks {' and '.join(missing)} in this channel"
+            log.info(
+                "Job %s: cannot reply in channel %s: %s",
+                self.record.id,
+                channel.id,
+                self.no_channel_because,
+            )
             return None
         return channel

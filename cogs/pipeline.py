@@ -223,8 +223,9 @@ class JobPipeline:
         await asyncio.sleep(max(0.0, wait))
         await progress.stop()
         in_channel = await answer.channel() is not None
+        text = long_job_text(int(record.created_at), in_channel, answer.no_channel_because)
         with contextlib.suppress(discord.HTTPException):
-            await answer.edit(long_job_text(int(record.created_at), in_channel), cancellable=True)
+            await answer.edit(text, cancellable=True)
             log.info(
                 "Job %s: will outlast its interaction token; result goes to the channel", record.id
             )

@@ -13,7 +13,10 @@ from tests.fakes.discord import (
     SEND_MESSAGES,
     SEND_MESSAGES_IN_THREADS,
     VIEW_CHANNEL,
+    FakeMessage,
 )
+from tests.fakes.segmind import JobScript
+from tests.harness import world
 
 ROOT = Path(__file__).resolve().parents[1]
 NAMES = {
@@ -34,3 +37,29 @@ def test_readme_invite_is_the_fake_discords_default() -> None:
     named = {name for name in NAMES if f"**{name}**" in step}
     assert sum(NAMES[name] for name in named) == DEFAULT_BOT_PERMISSIONS
     assert DEFAULT_BOT_PERMISSIONS & READ_MESSAGE_HISTORY  # channel replies need it
+
+
+async def test_channel_reply_needs_read_message_history(tmp_path: Path) -> None:
+    """Without Read Message History the bot cannot reply in the channel (nor find its
+    reply again after a crash): it says so in time, and sends the result by DM."""
+    async with world(tmp_path, {"token_lifetime": 2.0}) as w:
+        w.segmind.script_jobs(JobScript(duration=3.0))
+        blind = w.discord.add_channel(
+            "no-history", bot_permissions=DEFAULT_BOT_PERMISSIONS & ~READ_MESSAGE_HISTORY
+        )
+        interaction = await w.speak("no history here", channel_id=blind)
+        user = w.discord.user_id
+
+        def in_dm() -> list[FakeMessage]:
+            return [m for m in w.discord.dm_messages(user) if m.attachments]
+
+        await w.discord.wait_for(lambda: bool(in_dm()), 15)
+        original = interaction.original
+        assert original is not None
+        notices = [h["content"] for h in original.history] + [original.content]
+        [notice] = [text for text in notices if "taking long" in text]
+        assert "sent to you by DM" in notice
+        assert "Read Message History" in notice
+        # Checked before posting: no reply was tried (Discord would refuse it, 160002).
+        assert not w.discord.requests_to("POST", rf"^/channels/{blind}/messages$")
+        assert [m for m in w.discord.channel_messages(blind) if m.attachments] == []
