@@ -1,7 +1,9 @@
 """Where a job's answer goes: the interaction's message while its token lives, then the
 channel (as a reply naming the requester, without a ping), then a DM.
 
-Built from the stored record alone, so it works the same after a restart as before.
+Built from the stored record alone, so it works the same after a restart as before. A
+result carries the job's mark (`buttons.result_view`) wherever it goes, so that after a
+crash mid-delivery `posted_before` can find it in each of those places before posting.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import io
 import logging
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import discord
@@ -17,7 +20,7 @@ import discord
 from bot.audio import MIB, AudioFile
 from bot.store import JobRecord
 
-from .buttons import cancel_view
+from .buttons import cancel_view, carries_result, result_view
 
 if TYPE_CHECKING:
     from bot.bot import VoiceCloneBot
@@ -28,6 +31,11 @@ NO_MENTIONS = discord.AllowedMentions.none()
 TOKEN_SAFETY = 10.0  # seconds: don't start a webhook call this close to the token's end
 DEFAULT_UPLOAD_LIMIT = 10 * MIB
 TOKEN_GONE_CODES = (50027, 10015, 10062, 10008)  # invalid token, unknown webhook/message
+# After a crash mid-delivery, the earlier post is looked for among the messages of the
+# channel and of the DM from a little before that attempt started (clock skew), oldest
+# first: it came seconds after, so it is among the first few unless the place is very busy.
+SCAN_SLACK = 60.0
+SCAN_LIMIT = 200
 
 
 class Undeliverable(Exception):
@@ -53,6 +61,7 @@ class Answer:
         )
         self.upload_limit: int | None = None  # the interaction's, when known
         self.audio: AudioFile | None = None  # the result, when this run produced it
+        self.no_channel_because = ""  # why `channel()` last found no channel, if it knows
 
     def alive(self, margin: float | None = None) -> bool:
         """The token can still carry a webhook call started now."""
@@ -85,15 +94,45 @@ class Answer:
             allowed_mentions=NO_MENTIONS,
         )
 
-    async def already_carries_result(self) -> bool:
-        """After a crash mid-delivery: did the interaction's message get the file?"""
-        if not self.alive(margin=0):
-            return False
+    async def posted_before(self) -> Sent | None:
+        """After a crash mid-delivery: the result as an earlier run posted it, wherever it
+        went (the interaction's message, the channel, the DM), found by the job's mark on
+        a message by the bot; None if it is in none of them. The nonce alone would not do:
+        Discord remembers it for minutes, and a restart can come later."""
+        record = self.record
+        message = await self._interaction_message()
+        # The job's own message: any file in it is the result (also from before the mark).
+        if message is not None and (message.attachments or carries_result(message, record.id)):
+            return Sent("interaction", message.id)
+        since = datetime.fromtimestamp((record.updated_at or record.created_at) - SCAN_SLACK, UTC)
+        places: list[tuple[str, discord.abc.Messageable]] = [
+            ("channel", self.bot.get_partial_messageable(record.channel_id))
+        ]
         try:
-            message = await self.webhook.fetch_message(self.message_id)
+            places.append(("dm", await self.bot.create_dm(discord.Object(record.user_id))))
+        except discord.HTTPException as exc:
+            log.warning("Job %s: cannot open the DM to look for the result: %s", record.id, exc)
+        me = self.bot.user.id if self.bot.user is not None else record.application_id
+        for kind, place in places:
+            try:
+                async for message in place.history(limit=SCAN_LIMIT, after=since):
+                    if message.author.id == me and carries_result(message, record.id):
+                        return Sent(kind, message.id)
+            except discord.HTTPException as exc:
+                # No access now: most likely none then either, so no reply there.
+                log.warning("Job %s: cannot read the %s's messages: %s", record.id, kind, exc)
+        return None
+
+    async def _interaction_message(self) -> discord.Message | None:
+        try:
+            if self.alive(margin=0):
+                return await self.webhook.fetch_message(self.message_id)
+            if self.record.original_message_id is None:
+                return None
+            channel = self.bot.get_partial_messageable(self.record.channel_id)
+            return await channel.fetch_message(self.record.original_message_id)
         except discord.HTTPException:
-            return False
-        return bool(message.attachments)
+            return None
 
     def _limit_for(self, channel: discord.abc.Messageable | None) -> int:
         guild = getattr(channel, "guild", None)
@@ -115,7 +154,7 @@ class Answer:
                     self.message_id,
                     content=body,
                     attachments=files,
-                    view=None,
+                    view=self._mark(audio),
                     allowed_mentions=NO_MENTIONS,
                 )
                 return Sent("interaction", message.id)
@@ -130,12 +169,16 @@ class Answer:
                 )
         return await self._send_elsewhere(content, audio, filename, link_text)
 
+    def _mark(self, audio: AudioFile | None) -> discord.ui.View | None:
+        """A result carries the job's mark; an explanation carries nothing."""
+        return result_view(self.record.id) if audio is not None else None
+
     async def _send_link_instead(self, content: str, link_text: str) -> Sent:
         message = await self.webhook.edit_message(
             self.message_id,
             content=f"{content}\n{link_text}",
             attachments=[],
-            view=None,
+            view=result_view(self.record.id),
             allowed_mentions=NO_MENTIONS,
         )
         return Sent("interaction", message.id)
@@ -172,6 +215,7 @@ class Answer:
                     reference=reference,  # type: ignore[arg-type]
                     allowed_mentions=NO_MENTIONS,
                     nonce=self.nonce,
+                    view=self._mark(audio),  # type: ignore[arg-type]
                 )
                 return Sent("channel", message.id)
             except discord.HTTPException as exc:
@@ -185,14 +229,21 @@ class Answer:
             user = self.bot.get_user(record.user_id) or await self.bot.fetch_user(record.user_id)
             body, files = self._body(content, audio, filename, DEFAULT_UPLOAD_LIMIT, link_text)
             message = await user.send(
-                body, files=files, allowed_mentions=NO_MENTIONS, nonce=self.nonce
+                body,
+                files=files,
+                allowed_mentions=NO_MENTIONS,
+                nonce=self.nonce,
+                view=self._mark(audio),  # type: ignore[arg-type]
             )
             return Sent("dm", message.id)
         except discord.HTTPException as exc:
             raise Undeliverable(f"DM failed (HTTP {exc.status} {exc.code})") from None
 
     async def channel(self) -> discord.abc.Messageable | None:
-        """The job's channel if the bot may post a file there, else None."""
+        """The job's channel if the bot may reply there with a file, else None (and
+        `no_channel_because` names what it lacks). A reply needs Read Message History,
+        and so does finding it again after a crash (`posted_before`)."""
+        self.no_channel_because = ""
         channel = self.bot.get_channel(self.record.channel_id)
         if channel is None:
             try:
@@ -203,12 +254,23 @@ class Answer:
             return None
         me = channel.guild.me
         perms = channel.permissions_for(me)
-        can_send = (
-            perms.send_messages_in_threads
-            if isinstance(channel, discord.Thread)
-            else perms.send_messages
-        )
-        if not (perms.view_channel and can_send and perms.attach_files):
-            log.info("Job %s: no permission to post in channel %s", self.record.id, channel.id)
+        thread = isinstance(channel, discord.Thread)
+        needed = {
+            "View Channels": perms.view_channel,
+            "Send Messages in Threads" if thread else "Send Messages": (
+                perms.send_messages_in_threads if thread else perms.send_messages
+            ),
+            "Attach Files": perms.attach_files,
+            "Read Message History": perms.read_message_history,
+        }
+        missing = [name for name, granted in needed.items() if not granted]
+        if missing:
+            self.no_channel_because = f"the bot lacks {' and '.join(missing)} in this channel"
+            log.info(
+                "Job %s: cannot reply in channel %s: %s",
+                self.record.id,
+                channel.id,
+                self.no_channel_because,
+            )
             return None
         return channel

@@ -96,4 +96,33 @@ def cancel_view(job_id: str) -> discord.ui.View:
     return _view(CancelButton(job_id))
 
 
+def result_custom_id(job_id: str) -> str:
+    return f"vc:result:{job_id}"
+
+
+def result_view(job_id: str) -> discord.ui.View:
+    """The mark on every message that carries a job's result: a disabled button whose
+    custom id holds the job id. Only the bot can put components on its messages, so after
+    a crash it finds an earlier post of the result by this mark, long after Discord forgot
+    the post's nonce (see `Answer.posted_before`). Never clickable, so nothing handles it."""
+    return _view(
+        discord.ui.Button(
+            label="🤖 AI voice",
+            style=discord.ButtonStyle.secondary,
+            custom_id=result_custom_id(job_id),
+            disabled=True,
+        )
+    )
+
+
+def carries_result(message: discord.Message, job_id: str) -> bool:
+    """The message holds `job_id`'s result mark (the caller checks who wrote it)."""
+    wanted = result_custom_id(job_id)
+    for row in message.components:
+        children = row.children if isinstance(row, discord.ActionRow) else [row]
+        if any(getattr(child, "custom_id", None) == wanted for child in children):
+            return True
+    return False
+
+
 DYNAMIC_ITEMS: tuple[type[discord.ui.DynamicItem[Any]], ...] = (ConsentButton, CancelButton)

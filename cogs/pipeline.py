@@ -223,8 +223,9 @@ class JobPipeline:
         await asyncio.sleep(max(0.0, wait))
         await progress.stop()
         in_channel = await answer.channel() is not None
+        text = long_job_text(int(record.created_at), in_channel, answer.no_channel_because)
         with contextlib.suppress(discord.HTTPException):
-            await answer.edit(long_job_text(int(record.created_at), in_channel), cancellable=True)
+            await answer.edit(text, cancellable=True)
             log.info(
                 "Job %s: will outlast its interaction token; result goes to the channel", record.id
             )
@@ -235,11 +236,14 @@ class JobPipeline:
         store = self.bot.store
         audio = answer.audio  # set when this run made it: nothing was posted yet
         if audio is None:
-            if record.state is JobState.DELIVERING and await answer.already_carries_result():
-                log.info("Job %s was delivered before the restart; not posting again", record.id)
-                return await store.mark_delivered(
-                    record.id, "interaction", record.original_message_id
+            found = await answer.posted_before() if record.state is JobState.DELIVERING else None
+            if found is not None:
+                log.info(
+                    "Job %s was delivered before the restart (%s); not posting again",
+                    record.id,
+                    found.channel,
                 )
+                return await store.mark_delivered(record.id, found.channel, found.message_id)
             audio = await store.read_audio(record)
             if audio is None:
                 log.error("Job %s: spooled audio is missing", record.id)

@@ -78,8 +78,10 @@ def too_large_text(size: int, url: str) -> str:
     )
 
 
-def long_job_text(started_unix: int, in_channel: bool) -> str:
+def long_job_text(started_unix: int, in_channel: bool, why: str = "") -> str:
     where = "posted here in the channel" if in_channel else "sent to you by DM"
+    if why and not in_channel:
+        where += f" ({why})"
     return (
         f"⏳ This is taking long ({started_line(started_unix)}). The result will be {where} "
         "when it is ready."

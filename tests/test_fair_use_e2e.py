@@ -118,7 +118,8 @@ async def test_queue_is_round_robin_and_shows_positions(tmp_path: Path) -> None:
         for interaction in (first, *queued):
             msg = await w.answered(interaction)
             assert msg.attachments
-            assert custom_ids(msg) == []  # the Cancel button is gone with the result
+            # The Cancel button is gone with the result; the result's mark came with it.
+            assert custom_ids(msg) == [f"vc:result:{interaction.id}"]
         order = [job.text for job in w.segmind.jobs.values()]
         assert order == ["a1", "a2", "b1", "c1", "a3", "a4"]
 

@@ -8,6 +8,7 @@ import contextlib
 import errno
 import fcntl
 import os
+import stat
 from pathlib import Path
 
 from .models import StoreError
@@ -31,8 +32,9 @@ def make_dir(directory: Path) -> None:
 
 
 def _create_private(path: Path) -> None:
-    """Create an absent database file readable by its owner only: it holds interaction
-    tokens, and SQLite gives its -wal and -shm files the same mode."""
+    """Create an absent database file readable by its owner only, and make an existing
+    one and its -wal and -shm files so: it holds interaction tokens, and SQLite gives the
+    -wal and -shm files it creates the database's mode."""
     try:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     except FileExistsError:
@@ -43,6 +45,22 @@ def _create_private(path: Path) -> None:
             f"cannot create {path} ({exc.strerror}): make {path.parent} writable by the "
             "bot's user, or set BOT_DATA_DIR elsewhere",
         ) from None
+    # At every start, not only at creation (a copied or restored file may be open to
+    # others): take away group's and others' bits, never add the owner's (a read-only
+    # file stays so, for SQLite to report).
+    for file in (path, path.with_name(f"{path.name}-wal"), path.with_name(f"{path.name}-shm")):
+        try:
+            mode = os.stat(file).st_mode
+            if stat.S_ISREG(mode) and mode & 0o077:
+                os.chmod(file, stat.S_IMODE(mode) & 0o700)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise StoreError(
+                file,
+                f"cannot make {file} private ({exc.strerror}): it holds interaction tokens; "
+                "let it belong to the bot's user",
+            ) from None
 
 
 def claim(data_dir: Path, lock_path: Path, audio_dir: Path, db_path: Path) -> int:

@@ -147,16 +147,10 @@ DEFAULT_MEMBER_PERMISSIONS = (
     | SEND_MESSAGES_IN_THREADS
     | SEND_VOICE_MESSAGES
 )
+# Exactly what the README's invite asks for (tests/test_invite.py holds them equal): a
+# test that needs more must grant it, as a server admin would have to.
 DEFAULT_BOT_PERMISSIONS = (
-    VIEW_CHANNEL
-    | SEND_MESSAGES
-    | SEND_MESSAGES_IN_THREADS
-    | EMBED_LINKS
-    | ATTACH_FILES
-    | READ_MESSAGE_HISTORY
-    | ADD_REACTIONS
-    | USE_APPLICATION_COMMANDS
-    | SEND_VOICE_MESSAGES
+    VIEW_CHANNEL | SEND_MESSAGES | SEND_MESSAGES_IN_THREADS | ATTACH_FILES | READ_MESSAGE_HISTORY
 )
 
 # Message flags.
@@ -675,6 +669,8 @@ class FakeDiscord:
     ordinary member (`user_id`). Rules such as `callback_deadline`, `token_lifetime`,
     `attachment_size_limit` and `command_create_limit` are plain attributes: change them
     between steps; each interaction captures the values in force when it is dispatched.
+    `nonce_window` is how long an enforced nonce is remembered (Discord: a few minutes);
+    0 plays a restart that came later than that.
     """
 
     def __init__(
@@ -687,6 +683,7 @@ class FakeDiscord:
         heartbeat_interval_ms: int = 41_250,
         cdn_url_lifetime: float = 86_400.0,
         command_create_limit: int = 200,
+        nonce_window: float = NONCE_WINDOW,
     ) -> None:
         self.token = token
         self.callback_deadline = callback_deadline
@@ -695,6 +692,7 @@ class FakeDiscord:
         self.heartbeat_interval_ms = heartbeat_interval_ms
         self.cdn_url_lifetime = cdn_url_lifetime
         self.command_create_limit = command_create_limit
+        self.nonce_window = nonce_window
 
         self.requests: list[RecordedRequest] = []
         self.gateway_connections: list[GatewayConnection] = []
@@ -2810,7 +2808,7 @@ class FakeDiscord:
         if not nonce or not payload.get("enforce_nonce"):
             return None
         for message in reversed(self.channel_messages(channel.id)):
-            if time.time() - message.created_at > NONCE_WINDOW:
+            if time.time() - message.created_at > self.nonce_window:
                 break
             if message.nonce == str(nonce) and message.author_id == self.bot_user_id:
                 return message
