@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import sqlite3
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
@@ -15,12 +16,12 @@ from typing import Any
 import pytest
 
 from bot.bot import VoiceCloneBot
-from bot.store import JobRecord, SqliteJobStore
+from bot.store import JobRecord, SqliteJobStore, StoreUnavailable
 from tests.fakes.discord import FakeDiscord, FakeInteraction, FakeMessage
 from tests.fakes.segmind import FakeSegmind, JobScript, fake_mp3
 from tests.harness import bot_settings, running_bot
-from tests.proc import job_state, until_state
-from tests.test_store_trouble import until
+from tests.proc import job_state, start_bot, stop, until_state
+from tests.test_store_trouble import until, write_lock
 
 Fakes = tuple[FakeDiscord, FakeSegmind]
 NEVER_DONE = JobScript(statuses=("PROCESSING",))
@@ -236,3 +237,81 @@ async def test_an_accepted_submit_is_polled_while_its_record_is_retried(
     assert "resumed" in caplog.text
     assert not any("restarted while sending" in text for text in texts(interaction.original))
     assert errors(caplog) == []
+
+
+# -- point 7: know when you are broken ----------------------------------------------------
+
+
+def die(conn: sqlite3.Connection) -> None:
+    raise SystemExit("the writer thread dies")
+
+
+async def test_a_dead_store_writer_refuses_new_jobs_with_one_error(
+    fakes: Fakes, data_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    discord, segmind = fakes
+    segmind.script_jobs(NEVER_DONE)
+    async with bot_on(fakes, data_dir) as bot:
+        store = bot.store
+        assert isinstance(store, SqliteJobStore)
+        in_flight = await speak(discord, "in flight")
+        await until_state(data_dir, in_flight.id, "submitted")
+        with pytest.raises(StoreUnavailable):
+            await asyncio.wait_for(store.run_on_writer(die), 5)
+        await asyncio.wait_for(bot.broken.wait(), 5)
+        refused = await speak(discord, "after the break")
+        await discord.wait_for(lambda: refused.original is not None)
+        assert refused.original is not None
+        assert refused.original.ephemeral
+        assert EPHEMERAL_REFUSAL in refused.original.content
+        assert segmind.count("submit") == 1
+    [error] = errors(caplog)
+    assert "job store stopped working" in error
+    assert "writer thread died" in error
+    assert not any("went wrong" in text for text in texts(in_flight.original))
+
+
+async def test_a_store_that_stops_answering_refuses_new_jobs_with_one_error(
+    fakes: Fakes, data_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    discord, segmind = fakes
+    store = SqliteJobStore(data_dir, busy_timeout=0.05, stall_timeout=0.5)
+    async with bot_on(fakes, data_dir, store) as bot:
+        with write_lock(data_dir) as other:  # held longer than the store waits for answers
+            first = await speak(discord, "while it hangs")
+            await discord.wait_for(lambda: first.original is not None, 5)
+            await asyncio.wait_for(bot.broken.wait(), 5)
+            second = await speak(discord, "after it was noticed")
+            await discord.wait_for(lambda: second.original is not None, 5)
+            other.execute("ROLLBACK")
+        await until(lambda: store.problem() is None)  # the queued insert got its answer
+    for refused in (first, second):
+        assert refused.original is not None
+        assert refused.original.ephemeral
+        assert "nothing was sent" in refused.original.content.lower()
+    assert second.original is not None
+    assert EPHEMERAL_REFUSAL in second.original.content
+    [error] = errors(caplog)
+    assert "has not been answered" in error
+    assert job_state(data_dir, first.id) is None  # the insert came too late: not recorded
+    assert segmind.count("submit") == 0
+
+
+async def test_the_bot_exits_non_zero_when_its_store_writer_dies(
+    fakes: Fakes, data_dir: Path
+) -> None:
+    """Through `python -m bot` and its runner: one ERROR line, the member told, exit 3."""
+    discord, segmind = fakes
+    proc = await start_bot(discord, segmind, data_dir)
+    await discord.wait_for(lambda: discord.connected, 20)
+    proc.send_signal(signal.SIGUSR1)  # tests.botproc: SystemExit in the writer thread
+    refused = await speak(discord, "after the break")
+    await discord.wait_for(lambda: refused.original is not None, 10)
+    code, log = await stop(proc, 0)  # it exits on its own
+    assert code == 3
+    assert refused.original is not None
+    assert EPHEMERAL_REFUSAL in refused.original.content
+    errors = [line for line in log.splitlines() if " ERROR " in line]
+    assert len(errors) == 1, log
+    assert "job store stopped working" in errors[0]
+    assert segmind.count("submit") == 0
