@@ -259,6 +259,8 @@ class Speak(commands.Cog):
             return
         except BaseException:
             policy.release(draft.id, refund=True)
+            if not add.done():
+                add.add_done_callback(self._drop_unaccepted)
             raise
         try:
             callback = await interaction.response.defer(thinking=True)
@@ -293,6 +295,8 @@ class Speak(commands.Cog):
         )
 
     def _drop_unaccepted(self, add: asyncio.Future[JobRecord]) -> None:
+        """An insert that landed after `_start` stopped waiting for it: the member was
+        never acknowledged, so the job must not run."""
         if not add.cancelled() and add.exception() is None:
             job_id = add.result().id
             self.bot.spawn(self._end_unacknowledged(job_id), name=f"drop-{job_id}")
