@@ -11,7 +11,9 @@ Steps: start the bot and wait for its gateway session and synced commands; one w
 jobs that stay PROCESSING until the end, then a quiet spell for their progress edits to
 drain); the loaded phase (MEASURED commands at RATE per second while those jobs are
 polled). Commands of both phases complete after three polls, so their delivery is timed
-too.
+too. Last, the big-results phase: BIG_RESULTS jobs, each with BIG_RESULT_BYTES of audio,
+released to complete at their next poll together, while commands go on at BIG_RATE per
+second (the in-flight jobs still polled): the acks that must not wait behind the audio.
 """
 
 from __future__ import annotations
@@ -27,7 +29,14 @@ from pathlib import Path
 from typing import Any
 
 from tests.fakes.discord import FakeDiscord, FakeInteraction
-from tests.fakes.segmind import FILES_PREFIX, POLL_PREFIX, FakeSegmind, JobScript, fake_mp3
+from tests.fakes.segmind import (
+    FILES_PREFIX,
+    POLL_PREFIX,
+    FakeJob,
+    FakeSegmind,
+    JobScript,
+    fake_mp3,
+)
 from tests.proc import start_bot
 
 from . import procstat
@@ -43,6 +52,13 @@ RAMP_WINDOW = 25
 one burst of 500 (whose acks, up to ~0.9 s here, measure the burst, not the steady state)."""
 QUIET = 1.0
 """Seconds without a request to the fake Discord that end the ramp (progress edits done)."""
+BIG_RESULTS = 20
+BIG_RESULT_BYTES = 20 * 1024 * 1024
+BIG_WAIT = 60.0
+"""Seconds the big results may take, from their release to the last one delivered."""
+BIG_TEXT = "big result"
+BIG_RATE = 50.0
+"""New /speak per second while the big results finish: many samples in a short window."""
 DELIVERY_WAIT = 30.0
 STEADY_SECONDS = 4.0
 
@@ -58,6 +74,7 @@ BOT_SETTINGS = {
 }
 
 NEVER_DONE = JobScript(statuses=("QUEUED", "PROCESSING"))
+HELD = JobScript(statuses=("PROCESSING",))
 QUICK = JobScript(statuses=("QUEUED", "PROCESSING", "COMPLETED"))
 IN_FLIGHT_TEXT = "in flight"
 LOG_CAP = 4 * 1024 * 1024
@@ -124,10 +141,29 @@ class Steady:
 
 
 @dataclass(frozen=True)
+class BigResults:
+    """/speak while BIG_RESULTS jobs with BIG_RESULT_BYTES of audio each finish together."""
+
+    commands: int
+    acks: list[float]
+    late: int
+    completed_s: float
+    """From the first big job's COMPLETED poll to the last one's."""
+    finished_s: float
+    """From the first big job's COMPLETED poll to the last one delivered (its link)."""
+    undelivered: int
+    bot_cpu_s: float
+    bot_peak_rss_mb: float
+    bench_lag_p99_ms: float
+    bench_lag_max_ms: float
+
+
+@dataclass(frozen=True)
 class DiscordRun:
     idle: Phase
     loaded: Phase
     steady: Steady
+    big: BigResults
     ramp_s: float
     bot_cpu_s: float
     """From the bot's start to just before it is stopped."""
@@ -327,6 +363,78 @@ class Scenario:
                 found.setdefault(parts[3], r.at)
         return found
 
+    async def big_results(self) -> BigResults:
+        """Start BIG_RESULTS jobs held PROCESSING, release them all at once (each completes
+        at its next poll, within one poll interval) with BIG_RESULT_BYTES of audio each,
+        and send /speak at BIG_RATE per second until every one was delivered: the store
+        writes the audio meanwhile, and each command's ack waits on a store write."""
+        self.segmind.script_jobs(*[HELD] * BIG_RESULTS)
+        big = [await self.speak(f"{BIG_TEXT} {i}") for i in range(BIG_RESULTS)]
+        await self.until(lambda: _settled(big), 10, "answer to every big-result command")
+        if any(x.acknowledged_at is None for x in big):
+            raise ScenarioError("a big-result command missed the 3 s deadline")
+
+        def jobs() -> list[FakeJob]:
+            return [j for j in self.segmind.jobs.values() if j.text.startswith(BIG_TEXT)]
+
+        await self.until(
+            lambda: len(jobs()) == BIG_RESULTS and all(j.status == "PROCESSING" for j in jobs()),
+            30,
+            f"{BIG_RESULTS} big-result jobs PROCESSING",
+        )
+        self.segmind.default_script = QUICK
+        done = JobScript(statuses=("COMPLETED",), audio=fake_mp3(bytes(BIG_RESULT_BYTES)))
+        pid = self.proc.pid
+        ticker = LagTicker()
+        ticker.start()
+        cpu0, t0 = procstat.cpu_s(pid), time.monotonic()
+        for job in jobs():
+            job.script = done
+        sent: list[FakeInteraction] = []
+        try:
+            while not all(_linked(x) for x in big) or len(sent) < BIG_RATE:
+                if time.monotonic() - t0 > BIG_WAIT:
+                    break
+                await asyncio.sleep(max(0.0, t0 + len(sent) / BIG_RATE - time.monotonic()))
+                sent.append(await self.speak(f"during big results {len(sent)}"))
+            await self.until(lambda: _settled(sent), 10, "answer to every command")
+            cpu1 = procstat.cpu_s(pid)
+        finally:
+            await ticker.stop()
+        completed = [self._last_poll(j.request_id) for j in jobs()]
+        linked = [self._linked_at(x) for x in big]
+        first = min(completed)
+        finished = [at for at in linked if at is not None]
+        return BigResults(
+            commands=len(sent),
+            acks=[x.acknowledged_at - x.dispatched_at for x in sent if x.acknowledged_at],
+            late=sum(1 for x in sent if x.acknowledged_at is None),
+            completed_s=max(completed) - first,
+            finished_s=max(finished) - first if finished else float("nan"),
+            undelivered=len(big) - len(finished),
+            bot_cpu_s=cpu1 - cpu0,
+            bot_peak_rss_mb=procstat.peak_rss_mb(pid),
+            bench_lag_p99_ms=ticker.stats_ms()[1],
+            bench_lag_max_ms=ticker.stats_ms()[2],
+        )
+
+    def _last_poll(self, request_id: str) -> float:
+        path = POLL_PREFIX + request_id
+        return max(r.time for r in self.segmind.requests if r.kind == "poll" and r.path == path)
+
+    def _linked_at(self, interaction: FakeInteraction) -> float | None:
+        """When the edit that carried the result's link (it is over the upload limit)
+        arrived at the fake Discord."""
+        for d in self.discord.requests:
+            body = d.json if isinstance(d.json, dict) else {}
+            if (
+                d.method == "PATCH"
+                and interaction.token in d.route
+                and "link instead" in str(body.get("content", ""))
+            ):
+                return d.at
+        return None
+
     def _deliveries(self, interactions: Iterable[FakeInteraction]) -> list[Delivery]:
         """Match each command to its Segmind job by its (unique) text, then time its job's
         last poll (the bot stops polling at COMPLETED), its download and its upload."""
@@ -373,6 +481,11 @@ def _settled(sent: list[FakeInteraction]) -> bool:
     return all(x.acknowledged_at is not None or now > x.deadline + 0.5 for x in sent)
 
 
+def _linked(interaction: FakeInteraction) -> bool:
+    message = interaction.original
+    return message is not None and "link instead" in message.content
+
+
 def _delivered(interaction: FakeInteraction) -> bool:
     message = interaction.original
     return message is not None and bool(message.attachments)
@@ -408,6 +521,7 @@ async def run_scenario(workdir: Path) -> DiscordRun:
             steady = await s.steady(STEADY_SECONDS)
             loaded = await s.phase("loaded", MEASURED, IN_FLIGHT)
             bot_cpu, rss = procstat.cpu_s(proc.pid), procstat.peak_rss_mb(proc.pid)
+            big = await s.big_results()
         except ScenarioError as exc:
             failed = exc
         finally:  # on every path, cancellation included
@@ -417,4 +531,4 @@ async def run_scenario(workdir: Path) -> DiscordRun:
         tail = "\n".join(log.lines[-20:])
         raise ScenarioError(f"{failed}\nlast bot log lines:\n{tail}" if tail else str(failed))
     counts, samples = log.problems()
-    return DiscordRun(idle, loaded, steady, ramp_s, bot_cpu, rss, counts, samples)
+    return DiscordRun(idle, loaded, steady, big, ramp_s, bot_cpu, rss, counts, samples)

@@ -32,6 +32,12 @@ OUT_OF_CREDITS_DM = (
     "(You get this once until credits are back.)"
 )
 SESSION_TIMEOUT = aiohttp.ClientTimeout(total=120, connect=10)
+RESTARTING_TEXT = "The bot is restarting. Please try again in a minute."
+STORE_BROKEN_TEXT = (
+    "⚠️ The bot can't record new requests right now (its storage stopped working), so it "
+    "is restarting. Nothing was sent and it costs nothing: please try again in a minute."
+)
+STORE_CHECK_INTERVAL = 1.0  # seconds between looks at the store's health
 
 
 class VoiceCloneBot(commands.Bot):
@@ -70,6 +76,9 @@ class VoiceCloneBot(commands.Bot):
         self._force_sync = force_sync
         self._tasks: set[asyncio.Task[Any]] = set()
         self.accepting_jobs = True  # False once shutdown has begun
+        # Set when the store stopped working: the runner then stops the bot and exits
+        # non-zero, so that a supervisor restarts it.
+        self.broken = asyncio.Event()
 
     # The cogs reach the core through these; they exist once setup_hook has run.
     @property
@@ -119,11 +128,40 @@ class VoiceCloneBot(commands.Bot):
         await self._policy.load(self.unfinished_at_start)
         for chars, running, done in await self._store.finish_times(HISTORY):
             self._jobs.durations.observe(Observation(chars, running, done))
+        self.spawn(self._watch_store(self._store), name="store-watchdog")
         for name in self._extensions:
             await self.load_extension(name)
         await sync_commands(
             self.tree, settings.bot_data_dir, settings.discord_guild_ids, force=self._force_sync
         )
+
+    @property
+    def closed_text(self) -> str:
+        """What a member is told when the bot takes no new jobs."""
+        return STORE_BROKEN_TEXT if self.broken.is_set() else RESTARTING_TEXT
+
+    def store_broken(self, problem: str) -> None:
+        """The store can record nothing more: take no new jobs, say why (once), and let
+        the runner stop the bot with a non-zero status so that a supervisor restarts it.
+        Unfinished jobs resume from what the store last committed."""
+        if self.broken.is_set():
+            return
+        self.accepting_jobs = False
+        log.error(
+            "The job store stopped working (%s): refusing new jobs and exiting, so that a "
+            "supervisor restarts the bot; unfinished jobs resume at the next start",
+            problem,
+        )
+        self.broken.set()
+
+    async def _watch_store(self, store: Store) -> None:
+        """Notice a store whose writer died or stopped answering (a hung disk)."""
+        while True:
+            await asyncio.sleep(STORE_CHECK_INTERVAL)
+            problem = store.problem()
+            if problem is not None:
+                self.store_broken(problem)
+                return
 
     def _out_of_credits(self, detail: str, until: float | None) -> None:
         """Tell the operator once (not once per job) that the Segmind account is empty."""

@@ -18,6 +18,8 @@ from .store import StoreError
 log = logging.getLogger("voiceclone")
 
 SHUTDOWN_GRACE = 10.0
+# The job store stopped working while running: exit so that a supervisor restarts the bot.
+EXIT_STORE_BROKEN = 3
 
 
 async def _serve(settings: Settings, force_sync: bool) -> int:
@@ -30,17 +32,20 @@ async def _serve(settings: Settings, force_sync: bool) -> int:
     async with bot:
         runner = asyncio.create_task(bot.start(settings.discord_token.get()), name="discord")
         stopper = asyncio.create_task(stop.wait(), name="signal")
-        done, _ = await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        if stopper in done:
-            log.info("Signal received: shutting down")
+        broken = asyncio.create_task(bot.broken.wait(), name="store-broken")
+        done, _ = await asyncio.wait({runner, stopper, broken}, return_when=asyncio.FIRST_COMPLETED)
+        stopper.cancel()
+        broken.cancel()
+        if runner not in done:
+            if stopper in done:
+                log.info("Signal received: shutting down")
             try:
                 await asyncio.wait_for(bot.close(), SHUTDOWN_GRACE)
             except TimeoutError:
                 log.warning("Shutdown took longer than %.0fs; exiting anyway", SHUTDOWN_GRACE)
             runner.cancel()
             await asyncio.gather(runner, return_exceptions=True)
-            return 0
-        stopper.cancel()
+            return 0 if stopper in done else EXIT_STORE_BROKEN
         runner.result()  # raises what ended the bot
     return 0
 

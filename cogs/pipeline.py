@@ -3,12 +3,19 @@ state it is in: fresh from /speak, or found unfinished after a restart or a cras
 
 Every state change is written to the store before the next step acts on it (the store
 refuses a second submit), so a `kill -9` at any moment leaves a state to resume from.
+
+When the store cannot write (it retries a locked database for a while first), what the
+member already has, or is about to get, is not given up: a submit Segmind accepted is
+polled from memory while its record is retried in the background; audio that could not
+be stored is delivered from memory (the log says the restart guarantee is lost for that
+job); and a delivery that could not be recorded leaves the delivered message alone.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from typing import TYPE_CHECKING
@@ -18,7 +25,15 @@ import discord
 from bot.jobs import JobRequest, Progress
 from bot.segmind.errors import SegmindError
 from bot.segmind.models import JobHandle
-from bot.store import SUBMIT_UNKNOWN, JobRecord, JobState, NextStep
+from bot.store import (
+    SUBMIT_UNKNOWN,
+    InvalidTransition,
+    JobRecord,
+    JobState,
+    NextStep,
+    StoreError,
+    StoreUnavailable,
+)
 from bot.tree import error_reference
 
 from .answer import Answer, Undeliverable
@@ -54,13 +69,21 @@ CANCELLED_AFTER_SUBMIT_TEXT = (
 )
 
 
+RECORD_RETRY_FIRST = 0.5  # seconds before a failed submit record is tried again; doubles
+RECORD_RETRY_MAX = 10.0
+
+
 class StoreJournal:
     """The runner's journal, written to the job store."""
 
     def __init__(self, pipeline: JobPipeline, record: JobRecord) -> None:
+        self._bot = pipeline.bot
         self._store = pipeline.bot.store
         self._id = record.id
         self._message_id = record.original_message_id
+        self._submit: tuple[JobHandle, float] | None = None  # awaiting its record
+        self._retry: asyncio.Task[None] | None = None
+        self.failure: Exception | None = None  # why the submit is not on record
 
     async def submitting(self) -> None:
         # The message id is written here rather than right after the defer: one write
@@ -68,7 +91,68 @@ class StoreJournal:
         await self._store.mark_submit_started(self._id, self._message_id)
 
     async def submitted(self, handle: JobHandle) -> None:
-        await self._store.mark_submitted(self._id, handle.request_id, handle.poll_url)
+        """Segmind has the job: record it; if the store cannot, poll on regardless (the
+        handle is in memory) while the record is retried in the background."""
+        self._submit = (handle, time.time())
+        if await self._record():
+            return
+        log.warning(
+            "Job %s: Segmind accepted it (request %s) but the store could not record that "
+            "(%s); polling it from memory while the record is retried",
+            self._id,
+            handle.request_id,
+            self.failure,
+        )
+        self._retry = self._bot.spawn(self._keep_trying(), name=f"record-submit-{self._id}")
+
+    async def settle(self) -> bool:
+        """Before the result is recorded: whether the submit is on record. A record still
+        being retried gets one last try here, and its retries stop."""
+        retry, self._retry = self._retry, None
+        if retry is not None:
+            retry.cancel()
+            await asyncio.gather(retry, return_exceptions=True)
+        try:
+            return await self._record()
+        except InvalidTransition as exc:
+            self.failure = exc
+            return False
+
+    def abandon(self) -> None:
+        """The job ended: its submit needs no record any more."""
+        if self._retry is not None:
+            self._retry.cancel()
+
+    async def _keep_trying(self) -> None:
+        delay = RECORD_RETRY_FIRST
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                if await self._record():
+                    log.info("Job %s: its submit is on record after all", self._id)
+                    return
+            except InvalidTransition:
+                return  # the job moved on (failed, cancelled): no record is needed
+            delay = min(delay * 2, RECORD_RETRY_MAX)
+
+    async def _record(self) -> bool:
+        """Try to record the submit; True once it is on record (by this try or another).
+        InvalidTransition: the job is in a state other than SUBMITTED."""
+        if self._submit is None:
+            return True
+        handle, at = self._submit
+        try:
+            await self._store.mark_submitted(self._id, handle.request_id, handle.poll_url, at)
+        except InvalidTransition as exc:
+            if exc.state is not JobState.SUBMITTED:
+                raise
+            # An earlier try committed after all (a cancelled write may still commit).
+        except StoreError as exc:
+            self.failure = exc
+            return False
+        self._submit = None
+        self.failure = None
+        return True
 
 
 class JobPipeline:
@@ -92,6 +176,14 @@ class JobPipeline:
         answer.upload_limit = upload_limit
         try:
             record = await self._drive(record, answer)
+        except StoreUnavailable as exc:
+            # The bot stops for a restart (it logged why, once): nothing to tell anyone.
+            log.warning(
+                "Job %s paused in state %s (%s); it resumes at the next start",
+                record.id,
+                record.state.name,
+                exc,
+            )
         except asyncio.CancelledError:
             by = self._cancelled.pop(record.id, None)
             task = asyncio.current_task()
@@ -119,7 +211,8 @@ class JobPipeline:
             record = await store.mark_failed(record.id, SUBMIT_UNKNOWN, SUBMIT_UNKNOWN_TEXT)
         elif step in (NextStep.SUBMIT, NextStep.POLL):
             record = await self._produce(record, answer)
-        if record.state in (JobState.COMPLETED, JobState.DELIVERING):
+        # Audio in memory is delivered even if the store could not record it complete.
+        if record.state in (JobState.COMPLETED, JobState.DELIVERING) or answer.audio is not None:
             record = await self._deliver(record, answer)
         if record.state is JobState.FAILED:
             record = await self._explain(record, answer)
@@ -169,12 +262,13 @@ class JobPipeline:
         task = asyncio.current_task()
         if task is not None:
             self._producing[record.id] = task
+        journal = StoreJournal(self, record) if resume is None else None
         try:
             try:
                 result = await self.bot.jobs.run(
                     JobRequest(record.sample_url, record.text, record.language),
                     on_progress,
-                    journal=StoreJournal(self, record) if resume is None else None,
+                    journal=journal,
                     resume=resume,
                     submitted_ago=submitted_ago,
                     owner=record.user_id,
@@ -186,14 +280,39 @@ class JobPipeline:
             # own, and no read of the audio back from the store.
             answer.audio = audio
             seen = result.observation
-            return await store.mark_completed(
+            problem: Exception | None = None
+            if journal is None or await journal.settle():
+                try:
+                    return await store.mark_completed(
+                        record.id,
+                        audio.data,
+                        audio.content_type,
+                        audio.extension,
+                        audio.source_url,
+                        delivering=True,
+                        seen=(seen.lower, seen.upper),
+                    )
+                except (StoreError, InvalidTransition) as exc:
+                    problem = exc
+            else:
+                problem = journal.failure
+            log.log(
+                logging.WARNING if isinstance(problem, StoreUnavailable) else logging.ERROR,
+                "Job %s (request %s): could not record its result (%s); delivering it from "
+                "memory. The restart guarantee is lost for this job: if the bot stops before "
+                "the delivery is recorded, the next start may post it again or give it up",
                 record.id,
-                audio.data,
-                audio.content_type,
-                audio.extension,
-                audio.source_url,
-                delivering=True,
-                seen=(seen.lower, seen.upper),
+                result.request_id,
+                problem,
+            )
+            # As known in memory; the state is still the one last recorded.
+            return dataclasses.replace(
+                record,
+                request_id=result.request_id,
+                audio_content_type=audio.content_type,
+                audio_extension=audio.extension,
+                audio_url=audio.source_url,
+                audio_size=audio.size,
             )
         except SegmindError as exc:
             log.warning(
@@ -205,6 +324,8 @@ class JobPipeline:
             )
             return await store.mark_failed(record.id, type(exc).__name__, failure_text(exc))
         finally:
+            if journal is not None:
+                journal.abandon()
             notice.cancel()
             await asyncio.gather(notice, return_exceptions=True)
             task = asyncio.current_task()
@@ -260,7 +381,17 @@ class JobPipeline:
             await store.mark_failed(record.id, "undeliverable", str(exc))
             return await store.mark_explained(record.id)
         log.info("Job %s (request %s) delivered via %s", record.id, record.request_id, sent.channel)
-        return await store.mark_delivered(record.id, sent.channel, sent.message_id)
+        try:
+            return await store.mark_delivered(
+                record.id,
+                sent.channel,
+                sent.message_id,
+                from_memory=record.state is not JobState.DELIVERING,
+            )
+        except (StoreError, InvalidTransition) as exc:
+            # The member has it: nothing may undo that, least of all an error message.
+            self._unrecorded(record, f"delivered via {sent.channel}", exc)
+            return record
 
     async def _explain(self, record: JobRecord, answer: Answer) -> JobRecord:
         message = record.failure_message or "❌ The job failed."
@@ -268,7 +399,22 @@ class JobPipeline:
             await answer.send(message, None, "", "")
         except (Undeliverable, discord.HTTPException) as exc:
             log.error("Job %s: could not tell the user it failed (%s)", record.id, exc)
-        return await self.bot.store.mark_explained(record.id)
+        try:
+            return await self.bot.store.mark_explained(record.id)
+        except (StoreError, InvalidTransition) as exc:
+            self._unrecorded(record, "explained", exc)
+            return record
+
+    @staticmethod
+    def _unrecorded(record: JobRecord, what: str, exc: Exception) -> None:
+        log.log(
+            logging.WARNING if isinstance(exc, StoreUnavailable) else logging.ERROR,
+            "Job %s was %s, but the store could not record that (%s); a restart before it "
+            "is recorded may post it again",
+            record.id,
+            what,
+            exc,
+        )
 
     async def _fail_unexpectedly(self, record: JobRecord, answer: Answer, ref: str) -> JobRecord:
         text = f"Something went wrong on the bot's side (ref `{ref}`). Please try again."

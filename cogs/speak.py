@@ -18,8 +18,9 @@ from discord.ext import commands
 
 from bot import languages
 from bot.audio import clip_problem, head_problem, looks_like_audio
+from bot.bot import STORE_BROKEN_TEXT
 from bot.policy import Ask
-from bot.store import JobRecord, JobState
+from bot.store import JobRecord, JobState, StoreError, StoreUnavailable
 
 from .buttons import DYNAMIC_ITEMS, consent_view
 from .echo import has_visible
@@ -52,6 +53,13 @@ WEBHOOK_CLIP = (
 CONSENT_TIMEOUT = 300.0
 LANGUAGE_ECHO_CHARS = 40  # of an unknown language, in the refusal
 EMPTY_TEXT = "The text is empty (or only invisible characters). Type what the voice should say."
+# How long accepting a job waits for the store: with the clip check (up to 1.5 s) and
+# the defer, the member still hears back within Discord's 3 s.
+ACCEPT_TIMEOUT = 1.0
+STORE_TROUBLE_TEXT = (
+    "⏳ The bot can't save new requests right now (a problem with its storage), so yours "
+    "was not accepted: nothing was sent and it costs nothing. Please try again in a minute."
+)
 CONSENT_TEXT = (
     "**Before your first voice clone in this server:** is this voice **your own**, or do you "
     "have **the speaker's permission** to clone it? The result will be labelled as an "
@@ -253,18 +261,43 @@ class Speak(commands.Cog):
         """Accept the job on `interaction` (the /speak, or the consent click), whose
         "thinking…" message becomes the job's message."""
         policy = self.bot.policy
-        try:
-            # Recorded before the defer: once the user sees "thinking…", a crash cannot lose it.
-            record = await self.bot.store.add(
+        # Recorded before the defer: once the user sees "thinking…", a crash cannot lose it.
+        # A store that does not answer in time is told to skip the insert (the member
+        # hears no at once rather than Discord's "did not respond").
+        add = asyncio.ensure_future(
+            self.bot.store.add(
                 dataclasses.replace(
                     draft,
                     application_id=interaction.application_id,
                     interaction_token=interaction.token,
                     token_expires_at=interaction.expires_at.timestamp(),
-                )
+                ),
+                deadline=time.monotonic() + ACCEPT_TIMEOUT,
             )
+        )
+        try:
+            record = await asyncio.wait_for(asyncio.shield(add), ACCEPT_TIMEOUT)
+        except (StoreError, TimeoutError) as exc:
+            policy.release(draft.id, refund=True)
+            if not add.done():
+                # Begun just before its deadline and committed late: end it there.
+                add.add_done_callback(self._drop_unaccepted)
+            broken = self.bot.broken.is_set() or isinstance(exc, StoreUnavailable)
+            reason = str(exc) or f"no answer within {ACCEPT_TIMEOUT:g} s"
+            try:
+                await self._refuse(
+                    interaction,
+                    STORE_BROKEN_TEXT if broken else STORE_TROUBLE_TEXT,
+                    f"the job store failed: {reason}",
+                )
+            finally:
+                if isinstance(exc, StoreUnavailable):  # after the reply: this stops the bot
+                    self.bot.store_broken(str(exc))
+            return
         except BaseException:
             policy.release(draft.id, refund=True)
+            if not add.done():
+                add.add_done_callback(self._drop_unaccepted)
             raise
         try:
             callback = await interaction.response.defer(thinking=True)
@@ -297,6 +330,17 @@ class Speak(commands.Cog):
             self.pipeline.drive(record, upload_limit=interaction.filesize_limit),
             name=f"job-{record.id}",
         )
+
+    def _drop_unaccepted(self, add: asyncio.Future[JobRecord]) -> None:
+        """An insert that landed after `_start` stopped waiting for it: the member was
+        never acknowledged, so the job must not run."""
+        if not add.cancelled() and add.exception() is None:
+            job_id = add.result().id
+            self.bot.spawn(self._end_unacknowledged(job_id), name=f"drop-{job_id}")
+
+    async def _end_unacknowledged(self, job_id: str) -> None:
+        await self.bot.store.mark_failed(job_id, "not_acknowledged", "")
+        await self.bot.store.mark_explained(job_id)
 
     # -- consent ---------------------------------------------------------------------
 
@@ -424,7 +468,7 @@ class Speak(commands.Cog):
     ) -> str | None:
         settings = self.bot.settings
         if not self.bot.accepting_jobs:
-            return "The bot is restarting. Please try again in a minute."
+            return self.bot.closed_text
         problem = clip_problem(
             voice.filename, voice.content_type, voice.size, settings.max_sample_bytes
         )

@@ -20,6 +20,7 @@ from .models import (
     PolicyStore,
     Store,
     StoreError,
+    StoreUnavailable,
     UsageRow,
 )
 from .sqlite import SqliteJobStore
@@ -38,5 +39,6 @@ __all__ = [
     "SqliteJobStore",
     "Store",
     "StoreError",
+    "StoreUnavailable",
     "UsageRow",
 ]

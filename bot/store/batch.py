@@ -7,21 +7,38 @@ work. Here a busy bot pays one commit per batch, and the event loop's share of e
 statement is a list append and one future; an idle bot still commits each statement at
 once. Each statement's own outcome is kept: one refused INSERT does not fail the others
 (SQLite rolls back just that statement), but a failed COMMIT fails the whole batch.
+
+Trouble. A batch that fails as a whole for a passing reason (the database locked by
+another program: SQLITE_BUSY, SQLITE_LOCKED) is rolled back and run again after a pause
+that doubles each time, for up to `retry_for` seconds in all, before its callers see
+the error; any other failure (disk full, read-only, I/O error) is theirs at once. If the
+thread itself dies, every write queued or running fails with `WriterDied` and every
+later one is refused, rather than waiting forever; `unanswered_for` says how long the
+batch in progress has run, so that whoever watches can tell a store that stopped
+answering (a stuck disk) from a busy one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+log = logging.getLogger(__name__)
+
 LINGER = 0.001  # slept on the writer thread, never on the event loop
 BUSY_BATCH = 4  # statements in a batch that mean "under load"
 RESOLVE_CHUNK = 16
+RETRY_FOR = 30.0  # seconds a batch is retried while the database is locked
+RETRY_FIRST = 0.05  # the first pause between tries; it doubles up to RETRY_MAX
+RETRY_MAX = 2.0
+CLOSE_TIMEOUT = 5.0  # seconds close() waits for the thread before leaving it behind
+_TRANSIENT = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 T = TypeVar("T")
 Rows = list[Any]
@@ -30,12 +47,27 @@ _Item = tuple[Work, tuple[Any, ...], "asyncio.Future[Any]"]
 _Outcome = tuple["asyncio.Future[Any]", Any, BaseException | None]
 
 
+class WriterDied(RuntimeError):
+    """The writer thread is gone: nothing queued to it will run."""
+
+
+def transient(exc: sqlite3.Error) -> bool:
+    """Whether the error passes on its own: the database is locked by someone else."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in _TRANSIENT
+
+
 def _fetchall(conn: sqlite3.Connection, sql: str, params: Sequence[object]) -> Rows:
     return conn.execute(sql, params).fetchall()
 
 
 def _nothing() -> None:
     pass
+
+
+def _finish(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 class GroupCommitter:
@@ -49,14 +81,22 @@ class GroupCommitter:
         conn: sqlite3.Connection,
         loop: asyncio.AbstractEventLoop,
         invalidate: Callable[[], None] = _nothing,
+        *,
+        retry_for: float = RETRY_FOR,
     ) -> None:
         self._conn = conn  # used only by the writer thread from now on
         self._loop = loop
         self._invalidate = invalidate
+        self._retry_for = retry_for
         self._pending: list[_Item] = []
+        self._running: list[_Item] = []  # the batch in progress: the writer's alone
+        self._busy_since: float | None = None  # when it was taken (monotonic)
         self._lock = threading.Lock()
         self._wake = threading.Event()
+        self._stopping = threading.Event()  # set by close(): cuts a retry's pause short
         self._closing = False
+        self._finished: asyncio.Future[None] = loop.create_future()
+        self.failure: BaseException | None = None  # what killed the thread, if it died
         self.commits = 0
         self._thread = threading.Thread(target=self._run, name="job-store", daemon=True)
         self._thread.start()
@@ -71,6 +111,8 @@ class GroupCommitter:
         future: asyncio.Future[Any] = self._loop.create_future()
         with self._lock:
             if self._closing:
+                if self.failure is not None:
+                    raise WriterDied(f"the job store's writer thread died ({self.failure!r})")
                 raise RuntimeError("job store is closed")
             first = not self._pending
             self._pending.append((work, args, future))
@@ -80,34 +122,106 @@ class GroupCommitter:
             self._wake.set()
         return future
 
+    def unanswered_for(self) -> float:
+        """Seconds the batch in progress has been running; 0 while the writer is idle."""
+        since = self._busy_since
+        return 0.0 if since is None else time.monotonic() - since
+
     async def close(self) -> None:
+        """Run what is queued, then stop the thread. A thread stuck in a system call (a
+        hung disk) is left behind after CLOSE_TIMEOUT seconds: it is a daemon."""
+        timeout = CLOSE_TIMEOUT
         with self._lock:
             self._closing = True
+        self._stopping.set()
         self._wake.set()
-        await asyncio.to_thread(self._thread.join)
+        try:
+            await asyncio.wait_for(asyncio.shield(self._finished), timeout)
+        except TimeoutError:
+            log.warning(
+                "The job store's writer thread did not stop within %.0f s (a stuck disk?); "
+                "leaving it behind",
+                timeout,
+            )
 
     def _run(self) -> None:
-        busy = False
         try:
-            while True:
-                self._wake.wait()
-                if busy:
-                    # Under load, wait a moment so the next commit carries more statements:
-                    # fewer fsyncs and fewer wake-ups of the event loop, for ~1 ms of latency.
-                    time.sleep(LINGER)
-                with self._lock:
-                    batch, self._pending = self._pending, []
-                    self._wake.clear()
-                    closing = self._closing
-                busy = len(batch) >= BUSY_BATCH
-                if batch:
-                    self._loop.call_soon_threadsafe(_resolve, self._commit(batch))
-                if closing:
-                    return  # nothing can be queued once closing is set: that was the last
+            self._serve()
+        except BaseException as exc:  # it must not vanish with writes queued
+            self._died(exc)
         finally:
-            self._conn.close()
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.close()
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+                self._loop.call_soon_threadsafe(_finish, self._finished)
+
+    def _serve(self) -> None:
+        busy = False
+        while True:
+            self._wake.wait()
+            if busy:
+                # Under load, wait a moment so the next commit carries more statements:
+                # fewer fsyncs and fewer wake-ups of the event loop, for ~1 ms of latency.
+                time.sleep(LINGER)
+            with self._lock:
+                batch = self._running = self._pending
+                self._pending = []
+                self._wake.clear()
+                closing = self._closing
+            busy = len(batch) >= BUSY_BATCH
+            if batch:
+                self._busy_since = time.monotonic()
+                self._loop.call_soon_threadsafe(_resolve, self._commit(batch))
+                self._busy_since = None
+            self._running = []
+            if closing:
+                return  # nothing can be queued once closing is set: that was the last
+
+    def _died(self, exc: BaseException) -> None:
+        """The thread is ending on an error: fail every write it will never run."""
+        with self._lock:
+            self.failure = exc
+            self._closing = True
+            lost, self._pending = self._running + self._pending, []
+        self._running = []
+        self._busy_since = None
+        message = f"the job store's writer thread died ({exc!r})"
+        outcomes: list[_Outcome] = [(future, None, WriterDied(message)) for *_, future in lost]
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+            self._loop.call_soon_threadsafe(_resolve, outcomes)
 
     def _commit(self, batch: list[_Item]) -> list[_Outcome]:
+        """Run the batch; while the database is locked, again, for up to `retry_for`."""
+        delay = RETRY_FIRST
+        first_failure: float | None = None
+        while True:
+            try:
+                outcomes = self._attempt(batch)
+            except sqlite3.Error as exc:
+                self._invalidate()
+                now = time.monotonic()
+                if first_failure is None:
+                    first_failure = now
+                left = first_failure + self._retry_for - now
+                if not transient(exc) or left <= 0 or self._stopping.is_set():
+                    return [(future, None, exc) for _, _, future in batch]
+                if delay == RETRY_FIRST:
+                    log.warning(
+                        "Job store: %s (another program has it open?); retrying for up to %g s",
+                        exc,
+                        self._retry_for,
+                    )
+                self._stopping.wait(min(delay, left))
+                delay = min(delay * 2, RETRY_MAX)
+                continue
+            if first_failure is not None:
+                waited = time.monotonic() - first_failure
+                log.info("Job store: writing again after %.1f s", waited)
+            return outcomes
+
+    def _attempt(self, batch: list[_Item]) -> list[_Outcome]:
+        """One transaction over the batch. Raises `sqlite3.Error` (rolled back) if the
+        batch failed as a whole."""
         conn = self._conn
         outcomes: list[_Outcome] = []
         try:
@@ -125,13 +239,12 @@ class GroupCommitter:
                     self._invalidate()
                     outcomes.append((future, None, exc))
             conn.execute("COMMIT")
-            self.commits += 1
-        except sqlite3.Error as exc:
-            self._invalidate()
+        except sqlite3.Error:
             if conn.in_transaction:
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
-            return [(future, None, exc) for _, _, future in batch]
+            raise
+        self.commits += 1
         return outcomes
 
 

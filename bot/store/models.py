@@ -78,8 +78,8 @@ class JobRecord:
     request_id: str | None = None
     poll_url: str | None = None
     submitted_at: float | None = None
-    # The result, spooled under the data directory until delivered.
-    audio_path: str | None = None  # a file under the data directory (schema 1 only)
+    # The result, kept until delivered: in the row, or (large audio) in `audio_path`.
+    audio_path: str | None = None  # a file under the data directory (large audio)
     audio_content_type: str | None = None
     audio_extension: str | None = None
     audio_url: str | None = None
@@ -121,6 +121,11 @@ class StoreError(Exception):
         self.path = path
 
 
+class StoreUnavailable(StoreError):
+    """The store stopped working as a whole (its writer thread died): nothing more can
+    be recorded or read until the bot restarts."""
+
+
 class InvalidTransition(Exception):
     """The job is not in a state the operation may start from (a caller bug, or a
     second attempt at something that must happen once)."""
@@ -151,7 +156,7 @@ class JobStore(Protocol):
         tb: TracebackType | None,
     ) -> None: ...
 
-    async def add(self, record: JobRecord) -> JobRecord: ...
+    async def add(self, record: JobRecord, *, deadline: float | None = None) -> JobRecord: ...
     async def mark_submit_started(
         self, job_id: str, original_message_id: int | None = None
     ) -> JobRecord: ...
@@ -171,7 +176,7 @@ class JobStore(Protocol):
     ) -> JobRecord: ...
     async def mark_delivering(self, job_id: str) -> JobRecord: ...
     async def mark_delivered(
-        self, job_id: str, channel: str, message_id: int | None
+        self, job_id: str, channel: str, message_id: int | None, *, from_memory: bool = False
     ) -> JobRecord: ...
     async def mark_failed(self, job_id: str, cause: str, message: str) -> JobRecord: ...
     async def mark_explained(self, job_id: str) -> JobRecord: ...
@@ -184,6 +189,7 @@ class JobStore(Protocol):
     async def count_by_state(self) -> dict[JobState, int]: ...
     async def read_audio(self, record: JobRecord) -> AudioFile | None: ...
     async def purge(self, older_than_seconds: float) -> int: ...
+    def problem(self) -> str | None: ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -1,6 +1,6 @@
 """Blocking file work for the store: the data directory, the lock file, and audio files
-left by schema version 1 (read, deleted once delivered, swept). Everything here blocks
-and runs off the event loop (`asyncio.to_thread`)."""
+(large results, and those left by schema version 1: written, read, deleted once
+delivered, swept). Everything here blocks and runs off the event loop."""
 
 from __future__ import annotations
 
@@ -109,6 +109,42 @@ def acquire_lock(path: Path) -> int:
 
 def release_lock(fd: int) -> None:
     os.close(fd)  # closing drops the flock; the file stays, as deleting it would race
+
+
+def write_file(path: Path, data: bytes) -> None:
+    """Create `path` (it must not exist yet) holding `data`, durably: the file and its
+    directory entry are synced before this returns. A failure leaves no file behind."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        remove(path)
+        raise
+    os.close(fd)
+    directory = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+
+
+def explain(exc: OSError, path: Path) -> StoreError:
+    """An audio file that could not be written or read, in one sentence."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        problem = f"cannot write {path}: the disk is full ({exc.strerror}): free some space"
+    elif exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        problem = (
+            f"cannot write {path} ({exc.strerror}): make {path.parent} writable by the bot's user"
+        )
+    elif exc.errno == errno.EIO:
+        problem = f"cannot use {path}: disk I/O error: check the disk or volume"
+    else:
+        problem = f"cannot use {path} ({exc.strerror or exc})"
+    return StoreError(path, problem)
 
 
 def read_file(path: Path) -> bytes | None:

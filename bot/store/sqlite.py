@@ -17,16 +17,27 @@ holds because this store is the database's only writer while open (`jobs.lock`).
 
 A call cancelled while its statement is queued may still commit: after a cancellation,
 re-read the job with `get()` rather than assume either way.
+
+Audio over `INLINE_AUDIO_MAX` is not written through the writer: a 20 MiB blob commits
+in ~70 ms with its fsync, and every write queued behind it (a new job's insert, which
+Discord's 3 s to acknowledge /speak is waiting on) would wait that out. It is written to
+a file of its own under `audio/` on separate threads, synced, and only then is the job's
+row (naming the file) committed; a crash in between leaves an unnamed file that `purge`
+sweeps. Smaller audio stays in the row, where it costs less than a file would.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import operator
+import re
+import secrets
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from pathlib import Path, PurePath
 from types import TracebackType
@@ -37,7 +48,7 @@ import aiosqlite
 
 from ..audio import AudioFile
 from . import spool
-from .batch import GroupCommitter
+from .batch import RETRY_FOR, GroupCommitter, WriterDied
 from .migrations import migrate
 from .models import (
     DELIVERY_CHANNELS,
@@ -46,6 +57,7 @@ from .models import (
     JobRecord,
     JobState,
     StoreError,
+    StoreUnavailable,
 )
 from .policy import PolicyQueries
 
@@ -56,6 +68,15 @@ LOCK_NAME = "jobs.lock"
 AUDIO_DIR = "audio"
 # An unreferenced audio file younger than this may be one being spooled right now.
 ORPHAN_GRACE_SECONDS = 3600.0
+# Audio up to this size is kept in the job's row; larger audio in a file of its own.
+INLINE_AUDIO_MAX = 256 * 1024
+AUDIO_THREADS = 2  # threads that write, read and delete audio files
+# A write the writer has not answered after this long means the store stopped answering
+# (a hung disk): well over RETRY_FOR, so a database merely locked by someone never counts.
+STALL_TIMEOUT = 60.0
+# How long SQLite's own busy handler waits per try; the writer retries up to RETRY_FOR.
+WRITER_BUSY_TIMEOUT = 1.0
+_FILE_PART = re.compile(r"[^A-Za-z0-9_-]")
 
 Synchronous = Literal["FULL", "NORMAL"]
 T = TypeVar("T")
@@ -256,6 +277,8 @@ class SqliteJobStore(PolicyQueries):
         synchronous: Synchronous = "FULL",
         clock: Callable[[], float] = time.time,
         busy_timeout: float = 5.0,
+        retry_for: float = RETRY_FOR,
+        stall_timeout: float = STALL_TIMEOUT,
         keep_text: bool = False,
     ) -> None:
         self.data_dir = Path(data_dir)
@@ -272,18 +295,29 @@ class SqliteJobStore(PolicyQueries):
         self._synchronous = synchronous
         self._clock = clock
         self._busy_timeout_ms = int(busy_timeout * 1000)
+        # Writes that find the database locked are tried again for `retry_for` seconds in
+        # all; one not answered after `stall_timeout` makes `problem()` say so.
+        self._retry_for = retry_for
+        self._stall_timeout = stall_timeout
         # Privacy by default: a finished job keeps its text's length, not the text; its
         # interaction token (a credential for 15 minutes) is wiped either way.
         wiped = ("sample_url", "interaction_token")
         self._wiped = wiped if keep_text else (*wiped, "text")
         self._wipe = ("",) * len(self._wiped)
-        self._delivered = _change(
-            "mark_delivered",
-            (JobState.DELIVERING,),
-            JobState.DELIVERED,
-            ("delivered_at", "delivery_channel", "delivery_message_id", *self._wiped),
-            more="audio = NULL",
-        )
+
+        def delivered(sources: Sequence[JobState]) -> _Change:
+            return _change(
+                "mark_delivered",
+                sources,
+                JobState.DELIVERED,
+                ("delivered_at", "delivery_channel", "delivery_message_id", *self._wiped),
+                more="audio = NULL",
+            )
+
+        self._delivered = delivered((JobState.DELIVERING,))
+        # A result delivered from memory when the store could not record it complete (or
+        # even submitted): it ends from whatever open state the store has.
+        self._delivered_from_memory = delivered(_FAILABLE_STATES)
         self._explained = _change(
             "mark_explained",
             (JobState.FAILED,),
@@ -292,6 +326,7 @@ class SqliteJobStore(PolicyQueries):
             more="audio = NULL",
         )
         self._db: GroupCommitter | None = None
+        self._audio_threads: ThreadPoolExecutor | None = None  # started when first needed
         self._lock_fd: int | None = None
         self._writes = 0
         # Column name -> the type SQLite returns as given (from the table's declared types).
@@ -328,8 +363,9 @@ class SqliteJobStore(PolicyQueries):
     async def _writer(self) -> GroupCommitter:
         def connect() -> tuple[sqlite3.Connection, dict[str, type]]:
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            busy_ms = min(self._busy_timeout_ms, int(WRITER_BUSY_TIMEOUT * 1000))
             try:
-                conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms:d}")
+                conn.execute(f"PRAGMA busy_timeout = {busy_ms:d}")
                 conn.execute(f"PRAGMA synchronous = {self._synchronous}")
                 # Large audio passes through the WAL: give the space back after checkpoints.
                 conn.execute("PRAGMA journal_size_limit = 67108864")
@@ -345,7 +381,9 @@ class SqliteJobStore(PolicyQueries):
         except sqlite3.Error as exc:
             raise _explain(exc, self.path) from exc
         self._known = {}
-        return GroupCommitter(conn, asyncio.get_running_loop(), self._known.clear)
+        return GroupCommitter(
+            conn, asyncio.get_running_loop(), self._known.clear, retry_for=self._retry_for
+        )
 
     async def _prepare(self) -> None:
         """Check the file and bring its schema up to date (then let go of it)."""
@@ -382,7 +420,12 @@ class SqliteJobStore(PolicyQueries):
     async def close(self) -> None:
         db, self._db = self._db, None
         lock_fd, self._lock_fd = self._lock_fd, None
+        threads, self._audio_threads = self._audio_threads, None
         try:
+            if threads is not None:
+                # A file write in progress finishes on its own; if its job's row was not
+                # committed, the file is an orphan that `purge` sweeps.
+                threads.shutdown(wait=False, cancel_futures=True)
             if db is not None:
                 await db.close()
                 self._known = {}
@@ -413,6 +456,8 @@ class SqliteJobStore(PolicyQueries):
             raise ValueError(f"job store refused the values: {exc}") from exc
         except sqlite3.Error as exc:
             raise _explain(exc, self.path) from exc
+        except WriterDied as exc:
+            raise StoreUnavailable(self.path, f"{self.path}: {exc}") from exc
 
     async def _write(self, work: Callable[..., T], *args: Any) -> T:
         """Run `work(connection, *args)` on the writer thread, in its next commit."""
@@ -424,6 +469,36 @@ class SqliteJobStore(PolicyQueries):
             raise ValueError(f"job store refused the values: {exc}") from exc
         except sqlite3.Error as exc:
             raise _explain(exc, self.path) from exc
+        except WriterDied as exc:
+            raise StoreUnavailable(self.path, f"{self.path}: {exc}") from exc
+
+    async def run_on_writer(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `work(connection)` on the writer's own connection, inside its next
+        transaction. For tests and maintenance (a PRAGMA such as `query_only` or
+        `max_page_count` applies to one connection); jobs never need it."""
+        return await self._write(work)
+
+    def problem(self) -> str | None:
+        """Why the store can no longer be used, or None: its writer thread died, or a write
+        has gone unanswered for over `stall_timeout` seconds."""
+        db = self._db
+        if db is None:
+            return None
+        if db.failure is not None:
+            return f"{self.path}: the writer thread died ({db.failure!r})"
+        waited = db.unanswered_for()
+        if waited > self._stall_timeout:
+            return f"{self.path}: a write has not been answered for {waited:.0f} s"
+        return None
+
+    async def _in_audio_thread(self, work: Callable[..., T], *args: Any) -> T:
+        """Blocking audio file work, on threads of its own: never the writer's, nor the
+        loop's default executor, which other work may need meanwhile."""
+        if self._audio_threads is None:
+            self._audio_threads = ThreadPoolExecutor(
+                AUDIO_THREADS, thread_name_prefix="job-store-audio"
+            )
+        return await asyncio.get_running_loop().run_in_executor(self._audio_threads, work, *args)
 
     def _exact(self, columns: Iterable[str], values: Iterable[object]) -> bool:
         """Whether SQLite will hand back each value as it is (so a record may hold it
@@ -507,19 +582,22 @@ class SqliteJobStore(PolicyQueries):
         return self.audio_dir / PurePath(audio_path).name
 
     async def _drop_audio(self, record: JobRecord) -> None:
-        """Delete a finished job's audio file (written by schema version 1; newer audio
-        lives in the row and is cleared with the state). The state is already committed,
-        so a failure here is only logged: `purge` removes the file later."""
+        """Delete a finished job's audio file (large audio, or any written by schema
+        version 1; smaller audio lives in the row and is cleared with the state). The
+        state is already committed, so a failure here is only logged: `purge` removes
+        the file later."""
         if record.audio_path:
             try:
-                await asyncio.to_thread(spool.remove, self._audio_file(record.audio_path))
+                await self._in_audio_thread(spool.remove, self._audio_file(record.audio_path))
             except OSError as exc:
                 log.warning("job %s: could not delete its audio: %s", record.id, exc)
 
     # -- writes ---------------------------------------------------------------------
 
-    async def add(self, record: JobRecord) -> JobRecord:
-        """Record a newly accepted job; an id already present is refused."""
+    async def add(self, record: JobRecord, *, deadline: float | None = None) -> JobRecord:
+        """Record a newly accepted job; an id already present is refused. `deadline`: a
+        `time.monotonic()` by which the writer must have got to the insert; if it gets
+        there later (the caller stopped waiting), nothing is inserted (TimeoutError)."""
         if record.state is not JobState.ACCEPTED:
             raise InvalidTransition(record.id, "add", record.state, " (a new job is ACCEPTED)")
         values = list(_field_values(record))
@@ -527,16 +605,21 @@ class SqliteJobStore(PolicyQueries):
         values[_UPDATED_AT] = self._clock()
         values[_TEXT_CHARS] = len(record.text)
         values[_SAMPLE_HOST] = urlsplit(record.sample_url).hostname or ""
-        added = await self._write(self._insert, values, self._exact(COLUMNS, values))
+        exact = self._exact(COLUMNS, values)
+        added = await self._write(self._insert, values, exact, deadline)
         if added is None:
             raise await self._refusal(record.id, "add")
+        if added == "late":
+            raise TimeoutError(f"job {record.id}: not recorded: the store got to it too late")
         self._writes += 1
         return added
 
     def _insert(
-        self, conn: sqlite3.Connection, values: list[object], exact: bool
-    ) -> JobRecord | None:
+        self, conn: sqlite3.Connection, values: list[object], exact: bool, deadline: float | None
+    ) -> JobRecord | Literal["late"] | None:
         """Writer thread: insert a new job; its committed record, or None if present."""
+        if deadline is not None and time.monotonic() > deadline:
+            return "late"
         if not conn.execute(_INSERT, values).rowcount:
             return None
         if exact:
@@ -577,29 +660,61 @@ class SqliteJobStore(PolicyQueries):
         delivering: bool = False,
         seen: tuple[float, float] | None = None,
     ) -> JobRecord:
-        """Record the result with its audio, in one committed statement: a COMPLETED job
-        always has its audio, even after a power loss. `delivering`: the caller delivers
-        it right away, so the job goes straight to DELIVERING (as `mark_delivering`
-        would), one write fewer. `seen`: (last poll that found it running, first that
-        found it done), seconds after the submit."""
+        """Record the result with its audio, committed before this returns: a COMPLETED
+        job always has its audio, even after a power loss. `delivering`: the caller
+        delivers it right away, so the job goes straight to DELIVERING (as
+        `mark_delivering` would), one write fewer. Audio over `INLINE_AUDIO_MAX` goes to
+        a synced file first, so that it never holds up the writer. `seen`: (last poll that
+        found it running, first that found it done), seconds after the submit."""
         change = _COMPLETED_DELIVERING if delivering else _COMPLETED
         running, done = seen if seen is not None else (None, None)
-        return await self._transition(
-            job_id,
-            change,
-            (audio, None, content_type, extension, audio_url, len(audio), running, done),
-        )
+        if len(audio) <= INLINE_AUDIO_MAX:
+            return await self._transition(
+                job_id,
+                change,
+                (audio, None, content_type, extension, audio_url, len(audio), running, done),
+            )
+        name = await self._spool(job_id, audio, extension)
+        try:
+            return await self._transition(
+                job_id,
+                change,
+                (None, name, content_type, extension, audio_url, len(audio), running, done),
+            )
+        except (StoreError, InvalidTransition, ValueError):
+            # Not committed: nothing names the file. (A cancelled write may still commit,
+            # so that file is kept; `purge` sweeps it if its row never named it.)
+            with contextlib.suppress(OSError):
+                await self._in_audio_thread(spool.remove, self._audio_file(name))
+            raise
+
+    async def _spool(self, job_id: str, audio: bytes, extension: str) -> str:
+        """Write a result's audio to a new file under `audio/`; return the file's name."""
+        suffix = _FILE_PART.sub("", extension)[:10] or "bin"
+        name = f"{_FILE_PART.sub('_', job_id)[:64]}-{secrets.token_hex(4)}.{suffix}"
+        path = self._audio_file(name)
+        try:
+            await self._in_audio_thread(spool.write_file, path, audio)
+        except OSError as exc:
+            raise spool.explain(exc, path) from exc
+        return name
 
     async def mark_delivering(self, job_id: str) -> JobRecord:
         """Call before each delivery attempt; counts it. After a crash, DELIVERING means
         an attempt may have reached Discord."""
         return await self._transition(job_id, _DELIVERING, ())
 
-    async def mark_delivered(self, job_id: str, channel: str, message_id: int | None) -> JobRecord:
+    async def mark_delivered(
+        self, job_id: str, channel: str, message_id: int | None, *, from_memory: bool = False
+    ) -> JobRecord:
+        """The result reached the member. `from_memory`: it was delivered although the
+        store could not record it complete (a failed write): the job ends from whatever
+        open state it has, so a restart neither posts it again nor explains it away."""
         if channel not in DELIVERY_CHANNELS:
             raise ValueError(f"delivery channel must be one of {DELIVERY_CHANNELS}")
+        change = self._delivered_from_memory if from_memory else self._delivered
         record = await self._transition(
-            job_id, self._delivered, (self._clock(), channel, message_id, *self._wipe)
+            job_id, change, (self._clock(), channel, message_id, *self._wipe)
         )
         await self._drop_audio(record)
         return record
@@ -671,10 +786,10 @@ class SqliteJobStore(PolicyQueries):
 
     async def read_audio(self, record: JobRecord) -> AudioFile | None:
         """The job's finished audio, or None if it has none (or its file is gone)."""
-        if record.audio_path:  # a file spooled by schema version 1
+        if record.audio_path:  # large audio, or a file spooled by schema version 1
             path = self._audio_file(record.audio_path)
             try:
-                data = await asyncio.to_thread(spool.read_file, path)
+                data = await self._in_audio_thread(spool.read_file, path)
             except OSError as exc:
                 raise StoreError(path, f"cannot read {path} ({exc.strerror})") from exc
         else:
