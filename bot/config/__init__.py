@@ -6,7 +6,9 @@ whose repr and str never show the value.
 
 - `settings.py`: the declaration (each setting once: name, type, default, bounds, help)
   and `load_settings`, which reads it;
-- `kinds.py`: how each kind of value is parsed and documented.
+- `kinds.py`: how each kind of value is parsed and documented;
+- `docs.py`: `.env.example` and the README's settings table, generated from the
+  declaration (`python -m bot.config --write`, or `make docs`).
 """
 
 from .kinds import MIB, ConfigError, HostPort, Secret

@@ -2,7 +2,8 @@
 
 A field of `Settings` is a setting: its variable is the field's name in upper case, its
 type is the annotation, and `setting(...)` gives its default, its kind (which parses the
-text and holds the bounds, see `kinds.py`) and its help. `load_settings` reads them in
+text and holds the bounds, see `kinds.py`) and its help. `load_settings`, `.env.example`
+and the README's settings table (`python -m bot.config --write`) all come from here, in
 this order.
 """
 
