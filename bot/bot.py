@@ -14,7 +14,7 @@ from discord.ext import commands
 from .config import Settings
 from .credits import CreditPause
 from .durations import HISTORY, Observation
-from .jobs import JobRunner
+from .jobs import JobRunner, JobService
 from .policy import Policy
 from .segmind.budget import RequestBudget
 from .segmind.client import SegmindClient
@@ -68,6 +68,7 @@ class VoiceCloneBot(commands.Bot):
         self._jobs = jobs
         self._store = store
         self._policy: Policy | None = None
+        self._service: JobService | None = None
         # Jobs the last run left unfinished, read once in setup_hook (before the gateway
         # connects): the policy counts them and the speak cog resumes them.
         self.unfinished_at_start: list[JobRecord] = []
@@ -106,6 +107,11 @@ class VoiceCloneBot(commands.Bot):
         assert self._policy is not None, "setup_hook has not run"
         return self._policy
 
+    @property
+    def job_service(self) -> JobService:
+        assert self._service is not None, "setup_hook has not run"
+        return self._service
+
     async def setup_hook(self) -> None:
         settings = self.settings
         if self._store is None:
@@ -129,8 +135,19 @@ class VoiceCloneBot(commands.Bot):
         for chars, running, done in await self._store.finish_times(HISTORY):
             self._jobs.durations.observe(Observation(chars, running, done))
         self.spawn(self._watch_store(self._store), name="store-watchdog")
+        self._service = JobService(
+            store=self._store,
+            runner=self._jobs,
+            policy=self._policy,
+            retention_days=settings.job_retention_days,
+            spawn=self.spawn,
+            accepting=lambda: self.accepting_jobs,
+            ready=self.wait_until_ready,
+        )
         for name in self._extensions:
             await self.load_extension(name)
+        # Once per process, not per cog load: a reload must not drive the same jobs twice.
+        self.spawn(self._service.recover(self.unfinished_at_start), name="recover-jobs")
         await sync_commands(
             self.tree, settings.bot_data_dir, settings.discord_guild_ids, force=self._force_sync
         )
@@ -209,6 +226,8 @@ class VoiceCloneBot(commands.Bot):
 
     async def close(self) -> None:
         self.accepting_jobs = False
+        if self._service is not None:
+            self._service.close()
         # Twice: a task may have been started by a handler that was already running.
         for _ in range(2):
             tasks = list(self._tasks)

@@ -1,5 +1,6 @@
-"""Where a job's answer goes: the interaction's message while its token lives, then the
-channel (as a reply naming the requester, without a ping), then a DM.
+"""The Discord side of a job's life (`bot.jobs.Delivery`): its progress on the job's
+message, and where its answer goes: the interaction's message while its token lives, then
+the channel (as a reply naming the requester, without a ping), then a DM.
 
 Built from the stored record alone, so it works the same after a restart as before. A
 result carries the job's mark (`buttons.result_view`) wherever it goes, so that after a
@@ -8,19 +9,32 @@ crash mid-delivery `posted_before` can find it in each of those places before po
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import io
 import logging
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import discord
 
 from bot.audio import MIB, AudioFile
+from bot.jobs import Ending, Progress, Sent, Undeliverable
+from bot.segmind.errors import SegmindError
 from bot.store import JobRecord
 
 from .buttons import cancel_view, carries_result, result_view
+from .progress import ProgressMessage
+from .replies import (
+    audio_filename,
+    ending_text,
+    failure_text,
+    long_job_text,
+    progress_text,
+    result_text,
+    too_large_text,
+)
 
 if TYPE_CHECKING:
     from bot.bot import VoiceCloneBot
@@ -38,30 +52,79 @@ SCAN_SLACK = 60.0
 SCAN_LIMIT = 200
 
 
-class Undeliverable(Exception):
-    """No path to the user is left."""
-
-
 def token_gone(exc: discord.HTTPException) -> bool:
     return exc.code in TOKEN_GONE_CODES or exc.status in (401, 404)
 
 
-@dataclass
-class Sent:
-    channel: str  # "interaction" | "channel" | "dm"
-    message_id: int | None
-
-
 class Answer:
-    def __init__(self, bot: VoiceCloneBot, record: JobRecord) -> None:
+    def __init__(
+        self, bot: VoiceCloneBot, record: JobRecord, upload_limit: int | None = None
+    ) -> None:
         self.bot = bot
         self.record = record
         self.webhook = discord.Webhook.partial(
             record.application_id, record.interaction_token, client=bot
         )
-        self.upload_limit: int | None = None  # the interaction's, when known
-        self.audio: AudioFile | None = None  # the result, when this run produced it
+        self.upload_limit = upload_limit  # the interaction's, when known
         self.no_channel_because = ""  # why `channel()` last found no channel, if it knows
+        self._progress = ProgressMessage(
+            lambda text: self.edit(text, cancellable=True),
+            interval=bot.settings.progress_update_seconds,
+            job_ref=record.id,
+        )
+        self._progress_started = False
+
+    # -- the job's progress ----------------------------------------------------------
+
+    def token_alive(self) -> bool:
+        return self.alive()
+
+    def show(self, update: Progress) -> None:
+        if not self._progress_started:
+            self._progress_started = True
+            if self.alive():
+                self._progress.start()
+        self._progress.show(progress_text(update, int(self.record.created_at)))
+
+    async def close_progress(self, grace: float) -> None:
+        await self._progress.stop(grace=grace)
+
+    async def watch_token(self) -> None:
+        """Before the token dies, say where the result will go (progress edits stop)."""
+        record = self.record
+        lifetime = record.token_expires_at - record.created_at
+        margin = min(60.0, 0.2 * lifetime)
+        wait = record.token_expires_at - margin - time.time()
+        if wait <= 0 and not self.alive(margin=0):
+            return
+        await asyncio.sleep(max(0.0, wait))
+        await self._progress.stop()
+        in_channel = await self.channel() is not None
+        text = long_job_text(int(record.created_at), in_channel, self.no_channel_because)
+        with contextlib.suppress(discord.HTTPException):
+            await self.edit(text, cancellable=True)
+            log.info(
+                "Job %s: will outlast its interaction token; result goes to the channel", record.id
+            )
+
+    # -- the answer ------------------------------------------------------------------
+
+    def failure_text(self, error: SegmindError) -> str:
+        return failure_text(error)
+
+    def ending_text(self, ending: Ending, ref: str = "") -> str:
+        return ending_text(ending, ref)
+
+    async def send_result(self, record: JobRecord, audio: AudioFile) -> Sent:
+        content = result_text(record.text, record.language, record.user_id)
+        link = too_large_text(audio.size, record.audio_url or "")
+        return await self.send(content, audio, audio_filename(record.text, audio.extension), link)
+
+    async def send_failure(self, text: str) -> None:
+        try:
+            await self.send(text, None, "", "")
+        except discord.HTTPException as exc:
+            raise Undeliverable(f"HTTP {exc.status} {exc.code}") from None
 
     def alive(self, margin: float | None = None) -> bool:
         """The token can still carry a webhook call started now."""

@@ -6,7 +6,7 @@ import re
 
 from bot.audio import MIB
 from bot.credits import CreditsPausedError
-from bot.jobs import Phase, Progress
+from bot.jobs import Ending, Phase, Progress
 from bot.languages import label
 from bot.segmind.errors import (
     AuthenticationError,
@@ -86,6 +86,32 @@ def long_job_text(started_unix: int, in_channel: bool, why: str = "") -> str:
         f"⏳ This is taking long ({started_line(started_unix)}). The result will be {where} "
         "when it is ready."
     )
+
+
+ENDINGS = {
+    Ending.SUBMIT_UNKNOWN: (
+        "❌ The bot restarted while sending your request to the voice service, so it can't "
+        "tell whether the clip was made. Please run /speak again."
+    ),
+    Ending.RESULT_EXPIRED: (
+        "❌ The bot was offline for over an hour and the voice service no longer holds your "
+        "result. Please run /speak again."
+    ),
+    Ending.AUDIO_LOST: (
+        "❌ The bot lost the finished audio (its storage was cleared). Please try again."
+    ),
+    Ending.CANCELLED: "🚫 Cancelled. Nothing was sent to the voice service, so it costs nothing.",
+    Ending.CANCELLED_AFTER_SUBMIT: (
+        "🚫 Cancelled. The voice service had already received the request, so it may still "
+        "be billed; the bot stopped waiting for it."
+    ),
+    Ending.BUG: "Something went wrong on the bot's side (ref `{ref}`). Please try again.",
+}
+
+
+def ending_text(ending: Ending, ref: str = "") -> str:
+    """What the member is told when a job ends without audio for a reason of the bot's."""
+    return ENDINGS[ending].format(ref=ref)
 
 
 def failure_text(error: SegmindError) -> str:

@@ -22,9 +22,9 @@ from bot.bot import STORE_BROKEN_TEXT
 from bot.policy import Ask
 from bot.store import JobRecord, JobState, StoreError, StoreUnavailable
 
+from .answer import Answer
 from .buttons import DYNAMIC_ITEMS, consent_view
 from .echo import has_visible
-from .pipeline import JobPipeline
 from .replies import neutralise
 
 if TYPE_CHECKING:
@@ -35,7 +35,6 @@ log = logging.getLogger(__name__)
 SNIFF_BYTES = 4096
 SNIFF_TIMEOUT = aiohttp.ClientTimeout(total=1.5)  # well inside Discord's 3 s to answer
 NO_MENTIONS = discord.AllowedMentions.none()
-HOUSEKEEPING_INTERVAL = 24 * 3600.0
 MESSAGE_COMMAND = "Speak in this voice"
 NO_CLIP_IN_MESSAGE = (
     "That message has no audio clip. Use this on a message with a voice message or an "
@@ -111,7 +110,6 @@ class Speak(commands.Cog):
         self.bot = bot
         # The text limit is a setting, so it is applied to the command's schema here.
         self.speak._params["text"].max_value = bot.settings.max_text_chars
-        self.pipeline = JobPipeline(bot)
         self.pending: dict[str, PendingConsent] = {}  # jobs waiting for a consent click
         # Message commands cannot be declared in a cog class.
         self.menu = app_commands.ContextMenu(name=MESSAGE_COMMAND, callback=self.speak_from_message)
@@ -124,8 +122,8 @@ class Speak(commands.Cog):
     async def cog_load(self) -> None:
         self.bot.add_dynamic_items(*DYNAMIC_ITEMS)
         self.bot.tree.add_command(self.menu)
-        self.bot.spawn(self._recover(self.bot.unfinished_at_start), name="recover-jobs")
-        self.bot.spawn(self._housekeeping(), name="housekeeping")
+        # How the core's job service reaches a job's member (start-up recovery included).
+        self.bot.job_service.use(lambda record, limit: Answer(self.bot, record, limit))
 
     @app_commands.command(name="speak", description="Say some text in the voice from a clip")
     @app_commands.guild_only()
@@ -260,7 +258,6 @@ class Speak(commands.Cog):
     async def _start(self, interaction: discord.Interaction[Any], draft: JobRecord) -> None:
         """Accept the job on `interaction` (the /speak, or the consent click), whose
         "thinking…" message becomes the job's message."""
-        policy = self.bot.policy
         # Recorded before the defer: once the user sees "thinking…", a crash cannot lose it.
         # A store that does not answer in time is told to skip the insert (the member
         # hears no at once rather than Discord's "did not respond").
@@ -278,7 +275,7 @@ class Speak(commands.Cog):
         try:
             record = await asyncio.wait_for(asyncio.shield(add), ACCEPT_TIMEOUT)
         except (StoreError, TimeoutError) as exc:
-            policy.release(draft.id, refund=True)
+            self.bot.job_service.abandon(draft.id)
             if not add.done():
                 # Begun just before its deadline and committed late: end it there.
                 add.add_done_callback(self._drop_unaccepted)
@@ -295,7 +292,7 @@ class Speak(commands.Cog):
                     self.bot.store_broken(str(exc))
             return
         except BaseException:
-            policy.release(draft.id, refund=True)
+            self.bot.job_service.abandon(draft.id)
             if not add.done():
                 add.add_done_callback(self._drop_unaccepted)
             raise
@@ -311,7 +308,7 @@ class Speak(commands.Cog):
                 exc.code,
             )
             await self.bot.store.mark_failed(record.id, "not_acknowledged", "")
-            policy.job_ended(await self.bot.store.mark_explained(record.id))
+            self.bot.job_service.ended(await self.bot.store.mark_explained(record.id))
             return
         message_id = callback.message_id if callback is not None else None
         if message_id is None:
@@ -326,10 +323,7 @@ class Speak(commands.Cog):
             len(record.text),
             record.language,
         )
-        self.bot.spawn(
-            self.pipeline.drive(record, upload_limit=interaction.filesize_limit),
-            name=f"job-{record.id}",
-        )
+        self.bot.job_service.start(record, upload_limit=interaction.filesize_limit)
 
     def _drop_unaccepted(self, add: asyncio.Future[JobRecord]) -> None:
         """An insert that landed after `_start` stopped waiting for it: the member was
@@ -358,7 +352,7 @@ class Speak(commands.Cog):
             )
         except BaseException:
             self.pending.pop(draft.id, None)
-            self.bot.policy.release(draft.id, refund=True)
+            self.bot.job_service.abandon(draft.id)
             raise
         pending = self.pending.get(draft.id)
         if pending is not None:
@@ -371,7 +365,7 @@ class Speak(commands.Cog):
         pending = self.pending.pop(job_id, None)
         if pending is None:
             return
-        self.bot.policy.release(job_id, refund=True)
+        self.bot.job_service.abandon(job_id)
         log.info("Job %s: no answer to the consent prompt; dropped", job_id)
         with contextlib.suppress(discord.HTTPException):
             await pending.interaction.edit_original_response(
@@ -399,7 +393,7 @@ class Speak(commands.Cog):
         if pending.expiry is not None:
             pending.expiry.cancel()
         if not agreed:
-            self.bot.policy.release(job_id, refund=True)
+            self.bot.job_service.abandon(job_id)
             log.info("Job %s: user %s declined the consent prompt", job_id, user_id)
             await interaction.response.edit_message(content=CONSENT_DECLINED_TEXT, view=None)
             return
@@ -407,7 +401,7 @@ class Speak(commands.Cog):
         ask = dataclasses.replace(pending.ask, role_ids=_role_ids(interaction))
         refusal = self.bot.policy.recheck(ask)
         if refusal is not None:
-            self.bot.policy.release(job_id, refund=True)
+            self.bot.job_service.abandon(job_id)
             log.info("Job %s: refused at the consent click: %s", job_id, refusal.code)
             await interaction.response.edit_message(
                 content=f"🚫 {refusal.message} {CONSENT_REFUSED_NOTE}",
@@ -436,7 +430,7 @@ class Speak(commands.Cog):
                 allowed_mentions=NO_MENTIONS,
             )
             return
-        if not self.pipeline.cancel(job_id, interaction.user.id):
+        if not self.bot.job_service.cancel(job_id, interaction.user.id):
             text = (
                 "Too late to cancel: the audio is ready or being posted."
                 if record.state in (JobState.COMPLETED, JobState.DELIVERING)
@@ -502,29 +496,6 @@ class Speak(commands.Cog):
                 return await resp.content.read(SNIFF_BYTES)
         except (aiohttp.ClientError, TimeoutError):
             return b""
-
-    # -- recovery and housekeeping --------------------------------------------------
-
-    async def _recover(self, unfinished: list[JobRecord]) -> None:
-        """Finish what the last run left: every unfinished job, in the order accepted."""
-        await self.bot.wait_until_ready()
-        await self._purge()
-        if unfinished:
-            log.info("Resuming %d unfinished job(s) from the last run", len(unfinished))
-        for record in unfinished:
-            self.bot.spawn(self.pipeline.drive(record), name=f"job-{record.id}")
-
-    async def _purge(self) -> None:
-        days = self.bot.settings.job_retention_days
-        if days > 0:
-            removed = await self.bot.store.purge(days * 86400)
-            if removed:
-                log.info("Removed %d finished job(s) older than %g days", removed, days)
-
-    async def _housekeeping(self) -> None:
-        while True:
-            await asyncio.sleep(HOUSEKEEPING_INTERVAL)
-            await self._purge()
 
 
 def _may_cancel(interaction: discord.Interaction[Any], record: JobRecord) -> bool:

@@ -534,7 +534,8 @@ async def test_a_result_whose_voice_owner_is_unknown_is_refused(
             async with running_bot(discord, config) as bot:
                 w = World(discord, segmind, bot, config)
                 recovery = [t for t in bot.owned_tasks if t.get_name() == "recover-jobs"]
-                await asyncio.wait(recovery, timeout=10)
+                if recovery:  # (or it has already purged and ended)
+                    await asyncio.wait(recovery, timeout=10)
                 text = await refused_at_once(w, result.id, discord.user_id)
                 assert "I can't tell whose voice that clip is" in text
                 assert segmind.count("submit") == 1

@@ -17,21 +17,21 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Protocol
 
-from .audio import AudioFile
-from .config import Settings
-from .credits import CreditPause, CreditsPausedError
-from .durations import DUE_Z, SCARCE_DUE_Z, DurationModel, Estimate, Observation
-from .segmind.client import SegmindClient
-from .segmind.errors import (
+from ..audio import AudioFile
+from ..config import Settings
+from ..credits import CreditPause, CreditsPausedError
+from ..durations import DUE_Z, SCARCE_DUE_Z, DurationModel, Estimate, Observation
+from ..segmind.client import SegmindClient
+from ..segmind.errors import (
     InsufficientCreditsError,
     JobFailedError,
     JobTimeoutError,
     MalformedResponseError,
     SegmindError,
 )
-from .segmind.models import JobHandle, JobStatus, find_audio_url
-from .segmind.retry import get_retryable
-from .slots import FairSlots
+from ..segmind.models import JobHandle, JobStatus, find_audio_url
+from ..segmind.retry import get_retryable
+from ..slots import FairSlots
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,105 @@
+"""A job's life in one place: the Speak cog hands a stored job over (`start`), and the
+service drives it to its end, frees the member's place when it ends, resumes what the
+last run left at start-up, and purges old records once a day.
+
+The Discord layer registers how a job reaches its member (`use`); the service knows no
+more of Discord than that factory. It is built by the Bot beside the store and the
+policy, so a cog reload cannot drive the same records twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from discord.ext import tasks
+
+from ..policy import Policy
+from ..store import JobRecord, JobStore
+from .delivery import Delivery
+from .driver import JobDriver
+from .journal import Spawn
+from .runner import JobRunner
+
+log = logging.getLogger(__name__)
+
+PURGE_HOURS = 24.0
+
+DeliveryFactory = Callable[[JobRecord, int | None], Delivery]
+"""(record, the interaction's upload limit when known) -> how the job reaches its member."""
+
+
+class JobService:
+    def __init__(
+        self,
+        *,
+        store: JobStore,
+        runner: JobRunner,
+        policy: Policy,
+        retention_days: float,
+        spawn: Spawn,
+        accepting: Callable[[], bool],
+        ready: Callable[[], Awaitable[object]],
+    ) -> None:
+        self._store = store
+        self._policy = policy
+        self._retention_days = retention_days
+        self._spawn = spawn
+        self._ready = ready
+        self.driver = JobDriver(store, runner, spawn, accepting)
+        self._deliveries: DeliveryFactory | None = None
+        self._housekeeping = tasks.loop(hours=PURGE_HOURS)(self._daily_purge)
+
+    def use(self, deliveries: DeliveryFactory) -> None:
+        """How jobs reach their members: the Discord layer's side of the service."""
+        self._deliveries = deliveries
+
+    def start(self, record: JobRecord, *, upload_limit: int | None = None) -> None:
+        """Drive a job the Speak cog has accepted (stored, acknowledged) to its end."""
+        self._spawn(self._run(record, upload_limit), name=f"job-{record.id}")
+
+    def cancel(self, job_id: str, by: int) -> bool:
+        """A Cancel click: False if the job is past the stages a cancel can stop."""
+        return self.driver.cancel(job_id, by)
+
+    def abandon(self, job_id: str) -> None:
+        """A reserved request that never became a job (declined, timed out, refused
+        before it was stored): its place and budget come back."""
+        self._policy.release(job_id, refund=True)
+
+    def ended(self, record: JobRecord) -> None:
+        """A job ended without being driven (refused after it was stored)."""
+        self._policy.job_ended(record)
+
+    async def _run(self, record: JobRecord, upload_limit: int | None) -> None:
+        if self._deliveries is None:
+            log.error("Job %s: no delivery is registered (is cogs.speak loaded?)", record.id)
+            return
+        record = await self.driver.drive(record, self._deliveries(record, upload_limit))
+        # Ended for this run (even if the store failed to say so): its place is free.
+        self._policy.job_ended(record)
+
+    async def recover(self, unfinished: list[JobRecord]) -> None:
+        """Once, at start-up: purge (and daily from now on), then finish every job the
+        last run left, in the order they were accepted."""
+        await self._ready()
+        await self.purge()
+        self._housekeeping.start()
+        if unfinished:
+            log.info("Resuming %d unfinished job(s) from the last run", len(unfinished))
+        for record in unfinished:
+            self.start(record)
+
+    async def _daily_purge(self) -> None:
+        if self._housekeeping.current_loop > 0:  # the first round is recover()'s own purge
+            await self.purge()
+
+    async def purge(self) -> None:
+        days = self._retention_days
+        if days > 0:
+            removed = await self._store.purge(days * 86400)
+            if removed:
+                log.info("Removed %d finished job(s) older than %g days", removed, days)
+
+    def close(self) -> None:
+        self._housekeeping.cancel()
