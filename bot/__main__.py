@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"voiceclone: configuration error: {exc}", file=sys.stderr)
         return 2
 
-    from .runner import run_bot  # imported late: a config error needs no discord import
+    from .lifecycle import run_bot  # imported late: a config error needs no discord import
 
     return run_bot(settings, force_sync=args.sync)
 

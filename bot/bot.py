@@ -11,6 +11,7 @@ import aiohttp
 import discord
 from discord.ext import commands
 
+from .command_sync import sync_commands
 from .config import Settings
 from .credits import CreditPause
 from .durations import HISTORY, Observation
@@ -19,7 +20,6 @@ from .policy import Policy
 from .segmind.budget import RequestBudget
 from .segmind.client import SegmindClient
 from .store import JobRecord, SqliteJobStore, Store
-from .sync import sync_commands
 from .tree import VoiceCloneTree
 
 log = logging.getLogger(__name__)
