@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 MIB = 1024 * 1024
 
@@ -99,27 +100,32 @@ def looks_like_audio(filename: str, content_type: str | None) -> bool:
     return normalise_content_type(content_type).startswith("audio/") or extension in CLIP_EXTENSIONS
 
 
-def clip_problem(filename: str, content_type: str | None, size: int, max_bytes: int) -> str | None:
+class ClipProblem(StrEnum):
+    """Why an attachment cannot be a voice sample (cogs/refusals.py words it)."""
+
+    NOT_AUDIO = "not_audio"  # neither declared nor named as audio
+    EMPTY = "empty"  # no bytes at all
+    TOO_BIG = "too_big"  # over the size limit
+    CONTENTS_NOT_AUDIO = "contents_not_audio"  # its first bytes are another kind of file
+
+
+def check_clip(
+    filename: str, content_type: str | None, size: int, max_bytes: int
+) -> ClipProblem | None:
     """Why an attachment cannot be a voice sample, from its metadata; None if it may be."""
     if not looks_like_audio(filename, content_type):
-        return (
-            "That file isn't an audio clip. Attach a short recording of the voice "
-            f"({', '.join(CLIP_EXTENSIONS)})."
-        )
+        return ClipProblem.NOT_AUDIO
     if size <= 0:
-        return "That audio file is empty. Attach a short recording of the voice."
+        return ClipProblem.EMPTY
     if size > max_bytes:
-        return (
-            f"That clip is {size / MIB:.1f} MiB; the limit is {max_bytes / MIB:.0f} MiB. "
-            "A clear 10–60 second clip is plenty."
-        )
+        return ClipProblem.TOO_BIG
     return None
 
 
-def head_problem(head: bytes) -> str | None:
+def check_head(head: bytes) -> ClipProblem | None:
     """Why a clip's first bytes show it is not audio; None if they may be audio."""
     if not head:
         return None
     if sniff_audio(head) is None and (head.startswith(_NOT_AUDIO_MAGIC) or _looks_like_text(head)):
-        return "That file's contents are not audio (it looks like another kind of file)."
+        return ClipProblem.CONTENTS_NOT_AUDIO
     return None

@@ -13,6 +13,9 @@ The operator's limits (the settings, or what the bot's owner set for one server 
 `set_ceilings`) are ceilings: a server's admins may only make them stricter
 (`set_limits` refuses anything looser with `AboveCeiling`), and an override stored by an
 older version that is looser does not apply (`limits` takes the stricter of the two).
+
+A refusal is a reason code and its data (which limit, whose, when trying again can work);
+the Discord layer words it (cogs/refusals.py).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from .config import Settings
@@ -48,7 +52,7 @@ LIMIT_NAMES = tuple(f.name for f in dataclasses.fields(Limits))
 # A longer wait is stricter; for every other limit a smaller number is (0 = none: loosest).
 LONGER_IS_STRICTER = frozenset({"user_cooldown_seconds"})
 SERVER, OPERATOR = "server", "operator"  # who set a limit in force
-SETTER_WORDS = {SERVER: "this server's limit", OPERATOR: "the bot operator's limit"}
+GLOBAL_DAILY_JOBS = "global_daily_jobs"  # the operator's limit across every server
 
 
 def stricter(name: str, a: float, b: float) -> float:
@@ -125,11 +129,43 @@ class Ask:
     voice_owner_ids: frozenset[int] = frozenset()  # whose voice the clip is said to be
 
 
+class Reason(StrEnum):
+    """Why a member may not start a job now (the value: short, for logs and tests)."""
+
+    GLOBAL_OFF = "global_off"  # the bot's owner switched it off everywhere
+    GUILD_NOT_ALLOWED = "guild_not_allowed"  # not on ALLOWED_GUILD_IDS
+    GUILD_OFF = "guild_off"  # the server's admins switched it off
+    CHANNEL = "channel"  # not one of `allowed` (channel ids)
+    ROLE = "role"  # none of `allowed` (role ids)
+    BLOCKED = "blocked"  # by the server's admins
+    OPTED_OUT_SELF = "opted_out_self"  # the member's own voice, and they opted out
+    OPTED_OUT = "opted_out"  # the voice's owner opted out
+    CREDITS = "credits"  # Segmind is out of credits until `retry_at`
+    COOLDOWN = "cooldown"  # `limit` seconds between jobs; ready at `retry_at`
+    IN_FLIGHT = "in_flight"  # `running` jobs already, the most `limit` allows
+    USER_DAILY_CHARS = "user_daily_chars"  # `chars` asked, `left` of `cap` today
+    GUILD_DAILY = "guild_daily"  # the server's daily `limit` (jobs or characters)
+    GLOBAL_DAILY = "global_daily"  # the daily jobs across every server
+
+
 @dataclass(frozen=True, slots=True)
 class Refusal:
-    code: str  # short, for logs and tests
-    message: str  # shown to the member
+    """A reason and what the member needs to know about it; cogs/refusals.py words it."""
+
+    reason: Reason
     retry_at: float | None = None  # epoch seconds when trying again can work
+    limit: str | None = None  # the limit that refused (a `Limits` field, GLOBAL_DAILY_JOBS)
+    setter: str | None = None  # whose limit that is: SERVER (its admins) or OPERATOR
+    cap: float = 0  # the limit's value (seconds for the cooldown)
+    running: int = 0  # IN_FLIGHT: the member's jobs running now
+    chars: int = 0  # USER_DAILY_CHARS: the characters asked for
+    left: int = 0  # USER_DAILY_CHARS: the characters left today
+    allowed: tuple[int, ...] = ()  # CHANNEL, ROLE: the ids allowed, in order
+
+    @property
+    def code(self) -> str:
+        """Short, for logs and tests."""
+        return self.reason.value
 
 
 @dataclass(slots=True)
@@ -200,10 +236,6 @@ def _day(moment: float) -> int:
 def utc_day_start(moment: float) -> float:
     """Midnight UTC of `moment`'s day: where the daily budgets start."""
     return _day(moment) * DAY
-
-
-def _ts(moment: float) -> str:
-    return f"<t:{int(moment)}:R>"
 
 
 class Policy:
@@ -287,9 +319,6 @@ class Policy:
             return SERVER
         return OPERATOR
 
-    def _by(self, guild_id: int | None, name: str) -> str:
-        return SETTER_WORDS[self.setter(guild_id, name)]
-
     def member(self, guild_id: int | None, user_id: int) -> MemberRecord:
         return self._members.get(
             (guild_id or 0, user_id), MemberRecord(guild_id=guild_id or 0, user_id=user_id)
@@ -366,41 +395,26 @@ class Policy:
         settings = self.settings
         guild = self.guild(ask.guild_id)
         if not self.globally_enabled:
-            return Refusal("global_off", "Voice cloning is paused by the bot's owner for now.")
+            return Refusal(Reason.GLOBAL_OFF)
         allowed = settings.allowed_guild_ids
         if allowed and ask.guild_id not in allowed:
-            return Refusal("guild_not_allowed", "This bot is not enabled for this server.")
+            return Refusal(Reason.GUILD_NOT_ALLOWED)
         if not guild.enabled:
-            return Refusal("guild_off", "Voice cloning is turned off in this server by its admins.")
+            return Refusal(Reason.GUILD_OFF)
         if guild.channels and not guild.channels.intersection(ask.channel_ids):
-            where = ", ".join(f"<#{c}>" for c in sorted(guild.channels)[:10])
-            return Refusal("channel", f"Voice cloning isn't allowed in this channel. Try {where}.")
+            return Refusal(Reason.CHANNEL, allowed=tuple(sorted(guild.channels)))
         if guild.roles and not guild.roles & ask.role_ids:
-            roles = ", ".join(f"<@&{r}>" for r in sorted(guild.roles)[:10])
-            return Refusal("role", f"Voice cloning needs one of these roles: {roles}.")
+            return Refusal(Reason.ROLE, allowed=tuple(sorted(guild.roles)))
         if self.member(ask.guild_id, ask.user_id).blocked_at is not None:
-            return Refusal(
-                "blocked", "You can't use voice cloning in this server (blocked by its admins)."
-            )
+            return Refusal(Reason.BLOCKED)
         for owner in sorted(ask.voice_owner_ids):
             if self.member(ask.guild_id, owner).opted_out_at is not None:
                 if owner == ask.user_id:
-                    return Refusal(
-                        "opted_out_self",
-                        "You opted out of voice cloning in this server. "
-                        "Run /optin to allow it again.",
-                    )
-                return Refusal(
-                    "opted_out", "That member has asked not to have their voice cloned here."
-                )
+                    return Refusal(Reason.OPTED_OUT_SELF)
+                return Refusal(Reason.OPTED_OUT)
         paused = self._credits_paused_until()
         if paused is not None and paused > now:
-            return Refusal(
-                "credits",
-                "The bot's voice service account is out of credits; the bot's operator has "
-                f"been told. Try again {_ts(paused)}.",
-                paused,
-            )
+            return Refusal(Reason.CREDITS, retry_at=paused)
         return None
 
     def _quota_refusal(self, ask: Ask, now: float) -> Refusal | None:
@@ -414,53 +428,56 @@ class Policy:
         if limits.user_cooldown_seconds and last is not None:
             ready = last + limits.user_cooldown_seconds
             if ready > now:
-                return Refusal(
-                    "cooldown",
-                    f"Slow down: you can start another job {_ts(ready)} "
-                    f"({self._by(guild_id, 'user_cooldown_seconds')}: one job every "
-                    f"{limits.user_cooldown_seconds:g} s).",
-                    ready,
+                return self._over(
+                    Reason.COOLDOWN, guild_id, "user_cooldown_seconds", limits, retry_at=ready
                 )
         running = self._in_flight.get(key, 0)
         if limits.user_max_in_flight and running >= limits.user_max_in_flight:
-            return Refusal(
-                "in_flight",
-                f"You already have {running} job(s) running, the most allowed here "
-                f"({self._by(guild_id, 'user_max_in_flight')}). "
-                "Try again when one has finished.",
+            return self._over(
+                Reason.IN_FLIGHT, guild_id, "user_max_in_flight", limits, running=running
             )
         used = self._ledger.users.get(key, _Counts())
         if limits.user_daily_chars and used.chars + ask.chars > limits.user_daily_chars:
-            left = max(0, limits.user_daily_chars - used.chars)
-            return Refusal(
+            return self._over(
+                Reason.USER_DAILY_CHARS,
+                guild_id,
                 "user_daily_chars",
-                f"That is {ask.chars} characters and you have {left} left of your daily "
-                f"{limits.user_daily_chars} ({self._by(guild_id, 'user_daily_chars')}). "
-                f"Your budget resets {_ts(tomorrow)}.",
-                tomorrow,
+                limits,
+                retry_at=tomorrow,
+                chars=ask.chars,
+                left=max(0, limits.user_daily_chars - used.chars),
             )
         spent = self._ledger.guilds.get(key[0], _Counts())
-        over = None
         if limits.guild_daily_jobs and spent.jobs >= limits.guild_daily_jobs:
-            over = "guild_daily_jobs"
-        elif limits.guild_daily_chars and spent.chars + ask.chars > limits.guild_daily_chars:
-            over = "guild_daily_chars"
-        if over is not None:
-            return Refusal(
-                "guild_daily",
-                f"This server has used its daily voice budget ({self._by(guild_id, over)}). "
-                f"It resets {_ts(tomorrow)}.",
-                tomorrow,
+            return self._over(
+                Reason.GUILD_DAILY, guild_id, "guild_daily_jobs", limits, retry_at=tomorrow
+            )
+        if limits.guild_daily_chars and spent.chars + ask.chars > limits.guild_daily_chars:
+            return self._over(
+                Reason.GUILD_DAILY, guild_id, "guild_daily_chars", limits, retry_at=tomorrow
             )
         global_jobs = self.settings.global_daily_jobs
         if global_jobs and self._ledger.total_jobs >= global_jobs:
             return Refusal(
-                "global_daily",
-                "The bot has reached its daily limit across all servers (the bot "
-                f"operator's limit). It resets {_ts(tomorrow)}.",
-                tomorrow,
+                Reason.GLOBAL_DAILY,
+                retry_at=tomorrow,
+                limit=GLOBAL_DAILY_JOBS,
+                setter=OPERATOR,
+                cap=global_jobs,
             )
         return None
+
+    def _over(
+        self, reason: Reason, guild_id: int | None, name: str, limits: Limits, **data: Any
+    ) -> Refusal:
+        """A refusal by limit `name`, with its value and who set it."""
+        return Refusal(
+            reason,
+            limit=name,
+            setter=self.setter(guild_id, name),
+            cap=getattr(limits, name),
+            **data,
+        )
 
     # -- what admins and members change --------------------------------------------
 

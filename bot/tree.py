@@ -32,6 +32,18 @@ async def reply_privately(interaction: discord.Interaction[Any], content: str) -
         )
 
 
+class Refused(app_commands.CheckFailure):
+    """A command's check turned the member away; `text` (worded by the cog) says why.
+
+    Raised by the check decorators in `cogs/checks.py`; the tree answers it, privately,
+    instead of the generic "You can't use this command here."
+    """
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+
 class VoiceCloneTree(app_commands.CommandTree[Any]):
     async def on_error(
         self, interaction: discord.Interaction[Any], error: app_commands.AppCommandError, /
@@ -40,6 +52,9 @@ class VoiceCloneTree(app_commands.CommandTree[Any]):
             await reply_privately(
                 interaction, f"Slow down: try again in {error.retry_after:.0f} s."
             )
+            return
+        if isinstance(error, Refused):
+            await reply_privately(interaction, error.text)
             return
         if isinstance(error, app_commands.MissingPermissions | app_commands.CheckFailure):
             await reply_privately(interaction, "You can't use this command here.")

@@ -17,7 +17,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import languages
-from bot.audio import clip_problem, head_problem, looks_like_audio
+from bot.audio import looks_like_audio
 from bot.bot import STORE_BROKEN_TEXT
 from bot.policy import Ask
 from bot.store import JobRecord, JobState, StoreError, StoreUnavailable
@@ -25,6 +25,7 @@ from bot.store import JobRecord, JobState, StoreError, StoreUnavailable
 from .answer import Answer
 from .buttons import DYNAMIC_ITEMS, consent_view
 from .echo import has_visible
+from .refusals import clip_problem, head_problem, refusal_text
 from .replies import neutralise
 
 if TYPE_CHECKING:
@@ -159,7 +160,7 @@ class Speak(commands.Cog):
         # Opt-outs, blocks and switches are known now: don't make the member type for nothing.
         refusal = self.bot.policy.check(self._ask(interaction, 0, owner))
         if refusal is not None:
-            await self._refuse(interaction, refusal.message, refusal.code)
+            await self._refuse(interaction, refusal_text(refusal), refusal.code)
             return
         modal = SpeakModal(self.bot.settings.max_text_chars)
 
@@ -218,7 +219,7 @@ class Speak(commands.Cog):
         ask = self._ask(interaction, len(text.strip()), voice_owner)
         refusal = self.bot.policy.reserve(ask, job_id)
         if refusal is not None:
-            await self._refuse(interaction, refusal.message, refusal.code)
+            await self._refuse(interaction, refusal_text(refusal), refusal.code)
             return
         draft = JobRecord(
             id=job_id,
@@ -404,7 +405,7 @@ class Speak(commands.Cog):
             self.bot.job_service.abandon(job_id)
             log.info("Job %s: refused at the consent click: %s", job_id, refusal.code)
             await interaction.response.edit_message(
-                content=f"🚫 {refusal.message} {CONSENT_REFUSED_NOTE}",
+                content=f"🚫 {refusal_text(refusal)} {CONSENT_REFUSED_NOTE}",
                 view=None,
                 allowed_mentions=NO_MENTIONS,
             )

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from discord import app_commands
 
 from bot.segmind import account
 from bot.store import SqliteJobStore
@@ -129,6 +130,19 @@ async def test_schema_hides_the_group_from_members_and_dms(w: World) -> None:
     }
 
 
+async def test_every_subcommand_has_exactly_one_permission_check(w: World) -> None:
+    # Written once in cogs/checks.py: a new subcommand cannot forget its check.
+    group = w.bot.tree.get_command("voiceclone", guild=None)
+    assert isinstance(group, app_commands.Group)
+    subcommands = [c for c in group.commands if isinstance(c, app_commands.Command)]
+    checks = {c.name: [f.__qualname__.split(".")[0] for f in c.checks] for c in subcommands}
+    owners = {"global", "credits", "ceilings"}
+    assert checks == {
+        name: ["bot_owner" if name in owners else "manage_server_here"] for name in checks
+    }
+    assert len(checks) == 14
+
+
 async def test_members_cannot_see_or_run_voiceclone(w: World) -> None:
     # Needs the fake Discord's default_member_permissions enforcement.
     member = w.discord.user_id
@@ -146,8 +160,10 @@ async def test_the_bot_checks_manage_server_itself(w: World) -> None:
     w.discord.set_command_permissions("voiceclone", everyone=True)
     assert "voiceclone" in w.discord.visible_commands(w.discord.user_id)
     for subcommand in ("status", "disable", "audit", "usage"):
-        content = await text_of(w, subcommand, user=w.discord.user_id)
-        assert "Manage Server" in content
+        interaction = await run(w, subcommand, user=w.discord.user_id)
+        assert interaction.original is not None
+        assert "Manage Server" in interaction.original.content
+        assert interaction.followups == []  # the refusal is the only answer
     assert w.bot.policy.guild(w.discord.guild_id).enabled
     # Owner-only subcommands answer the same to a member as to an admin.
     assert await text_of(w, "global", {"enabled": False}, user=w.discord.user_id) == (

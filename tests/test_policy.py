@@ -12,6 +12,7 @@ import pytest
 from bot.config import Secret, Settings
 from bot.policy import DAY, OPERATOR, SERVER, AboveCeiling, Ask, Policy, looser, stricter
 from bot.store import SqliteJobStore
+from cogs.refusals import refusal_text
 
 from .test_store import make_job
 
@@ -70,7 +71,7 @@ async def test_cooldown_refuses_until_it_passes_and_says_when(store: SqliteJobSt
     assert refusal is not None
     assert refusal.code == "cooldown"
     assert refusal.retry_at == NOON + 30
-    assert f"<t:{int(NOON + 30)}:R>" in refusal.message
+    assert f"<t:{int(NOON + 30)}:R>" in refusal_text(refusal)
     assert policy.reserve(ask(user=10), "3") is None  # someone else is not slowed
     clock.now += 30
     assert policy.reserve(ask(), "4") is None
@@ -96,7 +97,8 @@ async def test_daily_chars_count_what_the_job_would_use(store: SqliteJobStore) -
     refusal = policy.reserve(ask(chars=41), "2")
     assert refusal is not None
     assert refusal.code == "user_daily_chars"
-    assert "40 left" in refusal.message
+    assert "40 left" in refusal_text(refusal)
+    assert (refusal.chars, refusal.left) == (41, 40)
     assert refusal.retry_at == 20_001 * DAY
     assert policy.reserve(ask(chars=40), "3") is None
     clock.now += DAY  # a new UTC day
@@ -168,7 +170,8 @@ async def test_guild_overrides_may_only_tighten_the_operators_limits(
     assert policy.limits(5).user_max_in_flight == 2  # another guild keeps the operator's
     refusal = policy.reserve(ask(), "1") or policy.reserve(ask(), "2")
     assert refusal is not None
-    assert "this server's limit" in refusal.message
+    assert "this server's limit" in refusal_text(refusal)
+    assert refusal.setter == SERVER
     await policy.set_limits(8, 77, {"user_max_in_flight": None})  # back to the operator's
     assert policy.limits(8).user_max_in_flight == 2
     with pytest.raises(ValueError, match="unknown limit"):
@@ -214,7 +217,8 @@ async def test_looser_overrides_from_older_versions_are_clamped(store: SqliteJob
     refusal = policy.reserve(ask(), "2")
     assert refusal is not None
     assert refusal.code == "cooldown"
-    assert "the bot operator's limit" in refusal.message
+    assert "the bot operator's limit" in refusal_text(refusal)
+    assert (refusal.limit, refusal.setter) == ("user_cooldown_seconds", OPERATOR)
 
 
 def test_stricter_and_looser_read_0_as_no_limit() -> None:
