@@ -553,8 +553,8 @@ async def test_consent_prompt_times_out_and_gives_the_place_back(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async with world(tmp_path, REQUIRE_CONSENT="true", USER_MAX_IN_FLIGHT="1") as w:
-        # discord.py loads cogs as extensions (a fresh module object): patch the loaded one.
-        monkeypatch.setattr(sys.modules["cogs.speak"], "CONSENT_TIMEOUT", 0.2)
+        # The consent flow's own module (loaded with the speak extension).
+        monkeypatch.setattr(sys.modules["cogs.speak._consent"], "CONSENT_TIMEOUT", 0.2)
         prompt = await message_of(w, await w.speak("hello"))
         await w.discord.wait_for(lambda: prompt.content.startswith("⌛ No answer"))
         assert custom_ids(prompt) == []

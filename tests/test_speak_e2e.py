@@ -250,8 +250,8 @@ async def test_unexpected_errors_get_a_reference(
     def broken(*args: object) -> None:
         raise RuntimeError("boom")
 
-    # discord.py loads the cog as an extension, not as an attribute of the `cogs` package.
-    monkeypatch.setattr(sys.modules["cogs.speak"], "clip_problem", broken)
+    # The request checks live in the speak extension's intake module.
+    monkeypatch.setattr(sys.modules["cogs.speak._intake"], "clip_problem", broken)
     interaction = await w.speak()
     content = await refused(w, interaction)
     assert "Something went wrong" in content

@@ -1,17 +1,14 @@
-"""/speak: a clip and some text in, the text spoken in that voice out."""
+"""The Speak cog: /speak and "Speak in this voice" take a request, check it, reserve its
+place, ask for consent where needed, and hand the job to the core's job service."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import aiohttp
 import discord
 from discord import app_commands
 from discord.ext import commands
@@ -22,19 +19,17 @@ from bot.bot import STORE_BROKEN_TEXT
 from bot.policy import Ask
 from bot.store import JobRecord, JobState, StoreError, StoreUnavailable
 
-from .answer import Answer
-from .buttons import DYNAMIC_ITEMS, consent_view
-from .echo import has_visible
-from .refusals import clip_problem, head_problem, refusal_text
-from .replies import neutralise
+from ..answer import Answer
+from ..buttons import DYNAMIC_ITEMS
+from ..refusals import refusal_text
+from ._consent import ConsentFlow, PendingConsent, role_ids
+from ._intake import SpeakModal, problem_with
 
 if TYPE_CHECKING:
     from bot.bot import VoiceCloneBot
 
 log = logging.getLogger(__name__)
 
-SNIFF_BYTES = 4096
-SNIFF_TIMEOUT = aiohttp.ClientTimeout(total=1.5)  # well inside Discord's 3 s to answer
 NO_MENTIONS = discord.AllowedMentions.none()
 MESSAGE_COMMAND = "Speak in this voice"
 NO_CLIP_IN_MESSAGE = (
@@ -50,9 +45,6 @@ WEBHOOK_CLIP = (
     "That message was posted through a webhook (a proxy bot or an integration), so I can't "
     "tell whose voice it is. Use the original message, or attach the clip to /speak."
 )
-CONSENT_TIMEOUT = 300.0
-LANGUAGE_ECHO_CHARS = 40  # of an unknown language, in the refusal
-EMPTY_TEXT = "The text is empty (or only invisible characters). Type what the voice should say."
 # How long accepting a job waits for the store: with the clip check (up to 1.5 s) and
 # the defer, the member still hears back within Discord's 3 s.
 ACCEPT_TIMEOUT = 1.0
@@ -60,53 +52,9 @@ STORE_TROUBLE_TEXT = (
     "⏳ The bot can't save new requests right now (a problem with its storage), so yours "
     "was not accepted: nothing was sent and it costs nothing. Please try again in a minute."
 )
-CONSENT_TEXT = (
-    "**Before your first voice clone in this server:** is this voice **your own**, or do you "
-    "have **the speaker's permission** to clone it? The result will be labelled as an "
-    "AI-generated voice."
-)
-CONSENT_THANKS_TEXT = "✅ Thanks: your answer is recorded. Your clip is on its way below."
-CONSENT_DECLINED_TEXT = "Cancelled: nothing was sent, and nothing was cloned."
-CONSENT_EXPIRED_TEXT = "⌛ No answer, so nothing was sent. Run /speak again when you're ready."
-CONSENT_REFUSED_NOTE = "Your answer is recorded, but nothing was sent."
-CONSENT_STALE_YES_TEXT = (
-    "✅ Your answer is recorded, but this request has expired (the bot restarted or "
-    "waited too long). Run /speak again."
-)
 
 
-class SpeakModal(discord.ui.Modal, title="Speak in this voice"):
-    """Asks for the text (and language) when the clip comes from a message."""
-
-    def __init__(self, max_chars: int) -> None:
-        super().__init__(timeout=CONSENT_TIMEOUT)
-        self.text: discord.ui.TextInput[Any] = discord.ui.TextInput(
-            style=discord.TextStyle.paragraph, max_length=max_chars, custom_id="text"
-        )
-        self.language: discord.ui.TextInput[Any] = discord.ui.TextInput(
-            required=False,
-            max_length=languages.MAX_INPUT_CHARS,
-            placeholder="en",
-            custom_id="language",
-        )
-        self.add_item(discord.ui.Label(text="What should the voice say?", component=self.text))
-        self.add_item(discord.ui.Label(text="Language (name or code)", component=self.language))
-        self.submitted: Callable[[discord.Interaction[Any]], Awaitable[None]] | None = None
-
-    async def on_submit(self, interaction: discord.Interaction[Any]) -> None:
-        if self.submitted is not None:
-            await self.submitted(interaction)
-
-
-@dataclass(slots=True)
-class PendingConsent:
-    draft: JobRecord
-    interaction: discord.Interaction[Any]  # the /speak, to replace the prompt later
-    expiry: asyncio.Task[None] | None
-    ask: Ask  # checked again at the click: the rules may have changed during the prompt
-
-
-class Speak(commands.Cog):
+class Speak(ConsentFlow, commands.Cog):
     def __init__(self, bot: VoiceCloneBot) -> None:
         self.bot = bot
         # The text limit is a setting, so it is applied to the command's schema here.
@@ -210,7 +158,7 @@ class Speak(commands.Cog):
     ) -> None:
         """Everything a request goes through before it is a job: checks, fair use, consent."""
         code = languages.resolve(language, self.bot.settings.supported_languages)
-        problem = await self._validate(voice, text, language, code)
+        problem = await problem_with(self.bot, voice, text, language, code)
         if problem is not None:
             await self._refuse(interaction, problem, problem)
             return
@@ -250,7 +198,7 @@ class Speak(commands.Cog):
             guild_id=interaction.guild_id,
             channel_ids=tuple(channel_ids),
             user_id=interaction.user.id,
-            role_ids=_role_ids(interaction),
+            role_ids=role_ids(interaction),
             chars=chars,
             # Whoever attached the clip, and whose voice the message it came from is.
             voice_owner_ids=frozenset({interaction.user.id, voice_owner or interaction.user.id}),
@@ -337,83 +285,6 @@ class Speak(commands.Cog):
         await self.bot.store.mark_failed(job_id, "not_acknowledged", "")
         await self.bot.store.mark_explained(job_id)
 
-    # -- consent ---------------------------------------------------------------------
-
-    async def _ask_consent(
-        self, interaction: discord.Interaction[Any], draft: JobRecord, ask: Ask
-    ) -> None:
-        # Known before the prompt is shown: a quick click must find it.
-        self.pending[draft.id] = PendingConsent(draft, interaction, None, ask)
-        try:
-            await interaction.response.send_message(
-                CONSENT_TEXT,
-                view=consent_view(draft.id),
-                ephemeral=True,
-                allowed_mentions=NO_MENTIONS,
-            )
-        except BaseException:
-            self.pending.pop(draft.id, None)
-            self.bot.job_service.abandon(draft.id)
-            raise
-        pending = self.pending.get(draft.id)
-        if pending is not None:
-            pending.expiry = self.bot.spawn(
-                self._consent_expiry(draft.id), name=f"consent-{draft.id}"
-            )
-
-    async def _consent_expiry(self, job_id: str) -> None:
-        await asyncio.sleep(CONSENT_TIMEOUT)
-        pending = self.pending.pop(job_id, None)
-        if pending is None:
-            return
-        self.bot.job_service.abandon(job_id)
-        log.info("Job %s: no answer to the consent prompt; dropped", job_id)
-        with contextlib.suppress(discord.HTTPException):
-            await pending.interaction.edit_original_response(
-                content=CONSENT_EXPIRED_TEXT, view=None
-            )
-
-    async def consent_answered(
-        self, interaction: discord.Interaction[Any], job_id: str, agreed: bool
-    ) -> None:
-        pending = self.pending.get(job_id)
-        if pending is not None and pending.draft.user_id != interaction.user.id:
-            await interaction.response.send_message(
-                "This isn't your request.", ephemeral=True, allowed_mentions=NO_MENTIONS
-            )
-            return
-        guild_id, user_id = interaction.guild_id, interaction.user.id
-        if agreed and guild_id is not None:
-            await self.bot.policy.update_member(guild_id, user_id, consent_at=time.time())
-            log.info("User %s gave consent in guild %s", user_id, guild_id)
-        if pending is None or self.pending.pop(job_id, None) is None:
-            # The bot restarted (or the prompt timed out) since the prompt was shown.
-            text = CONSENT_STALE_YES_TEXT if agreed else CONSENT_DECLINED_TEXT
-            await interaction.response.edit_message(content=text, view=None)
-            return
-        if pending.expiry is not None:
-            pending.expiry.cancel()
-        if not agreed:
-            self.bot.job_service.abandon(job_id)
-            log.info("Job %s: user %s declined the consent prompt", job_id, user_id)
-            await interaction.response.edit_message(content=CONSENT_DECLINED_TEXT, view=None)
-            return
-        # A block, an opt-out, a switch or a channel or role rule may have come meanwhile.
-        ask = dataclasses.replace(pending.ask, role_ids=_role_ids(interaction))
-        refusal = self.bot.policy.recheck(ask)
-        if refusal is not None:
-            self.bot.job_service.abandon(job_id)
-            log.info("Job %s: refused at the consent click: %s", job_id, refusal.code)
-            await interaction.response.edit_message(
-                content=f"🚫 {refusal_text(refusal)} {CONSENT_REFUSED_NOTE}",
-                view=None,
-                allowed_mentions=NO_MENTIONS,
-            )
-            return
-        await self._start(interaction, pending.draft)
-        with contextlib.suppress(discord.HTTPException):
-            await pending.interaction.edit_original_response(content=CONSENT_THANKS_TEXT, view=None)
-
     # -- cancel ----------------------------------------------------------------------
 
     async def cancel_clicked(self, interaction: discord.Interaction[Any], job_id: str) -> None:
@@ -456,48 +327,6 @@ class Speak(commands.Cog):
             for name, code in languages.suggest(current, supported)
         ]
 
-    # -- validation ------------------------------------------------------------------
-
-    async def _validate(
-        self, voice: discord.Attachment, text: str, language: str | None, code: str | None
-    ) -> str | None:
-        settings = self.bot.settings
-        if not self.bot.accepting_jobs:
-            return self.bot.closed_text
-        problem = clip_problem(
-            voice.filename, voice.content_type, voice.size, settings.max_sample_bytes
-        )
-        if problem:
-            return problem
-        stripped = text.strip()
-        if not has_visible(stripped):
-            # Spaces, line breaks or invisible characters alone: nothing to say or bill.
-            return EMPTY_TEXT
-        if len(stripped) > settings.max_text_chars:
-            return (
-                f"The text is {len(stripped)} characters; the limit is "
-                f"{settings.max_text_chars}. Shorten it and try again."
-            )
-        if code is None:
-            return (
-                f"I don't know the language “{neutralise(language or '', LANGUAGE_ECHO_CHARS)}”."
-                " Pick one from the list (start typing its name)."
-            )
-        return head_problem(await self._clip_head(voice))
-
-    async def _clip_head(self, voice: discord.Attachment) -> bytes:
-        """The clip's first bytes, to catch a renamed non-audio file before it costs a job.
-        Best effort: if the CDN is slow, we let Segmind judge."""
-        try:
-            async with self.bot.session.get(
-                voice.url, headers={"Range": f"bytes=0-{SNIFF_BYTES - 1}"}, timeout=SNIFF_TIMEOUT
-            ) as resp:
-                if resp.status not in (200, 206):
-                    return b""
-                return await resp.content.read(SNIFF_BYTES)
-        except (aiohttp.ClientError, TimeoutError):
-            return b""
-
 
 def _may_cancel(interaction: discord.Interaction[Any], record: JobRecord) -> bool:
     """The click comes from the job's own server, by its requester or by a member with
@@ -509,12 +338,3 @@ def _may_cancel(interaction: discord.Interaction[Any], record: JobRecord) -> boo
         return True
     perms = getattr(interaction.user, "guild_permissions", None)
     return perms is not None and (perms.manage_guild or perms.administrator)
-
-
-def _role_ids(interaction: discord.Interaction[Any]) -> frozenset[int]:
-    """The member's roles as of this interaction."""
-    return frozenset(role.id for role in getattr(interaction.user, "roles", ()))
-
-
-async def setup(bot: VoiceCloneBot) -> None:
-    await bot.add_cog(Speak(bot))
