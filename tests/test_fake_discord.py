@@ -1,4 +1,4 @@
-"""Proves tests/fakes/discord.py against the real discord.py 2.7.1 client.
+"""Proves the Discord fake (tests/fakes/discord/) against the real discord.py 2.7.1 client.
 
 The bot here is a small stand-in defined in this file, not the product: each command takes one
 interaction path (defer + edit with a file, late answer, double answer, expired token,

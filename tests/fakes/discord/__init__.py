@@ -1,0 +1,115 @@
+"""Loopback fake of the slice of Discord API v10 (REST, gateway, CDN) that discord.py 2.7.1 uses.
+
+Why: the bot's behaviour under Discord's real rules (3 s acknowledgement deadline, 15 min
+interaction tokens, upload limits, permissions, blocked DMs, daily command-create limit) can
+only be tested end to end against something that enforces them. This fake is an aiohttp server
+on 127.0.0.1 that the *real* discord.py client logs into, connects to, and answers
+interactions against; tests drive users' actions (`slash`, `autocomplete`, `context_menu`,
+`user_context_menu`, `click`, `submit_modal`, `user_message`) and inspect what the bot did
+(`requests`, `channel_messages`, `FakeInteraction`), waiting on state changes with `wait_for`
+rather than sleeping. Members get permissions through roles (`add_user(permissions=...)`,
+`add_role`, `grant_role`); interactions carry `member.roles`, `member.permissions` and
+`app_permissions` computed from them.
+
+Typical use::
+
+    async with FakeDiscord() as fake:
+        with fake.patch_discord_py():
+            ...  # start a discord.py client with fake.token
+
+Rules enforced (status/code): initial callback after `callback_deadline` 404/10062; a second
+initial callback 400/40060; interaction-token webhook calls after `token_lifetime` 401/50027;
+files over the interaction's `attachment_size_limit` or the channel's `upload_limit` 413/40005;
+channel posts without View Channel 403/50001, without Send Messages (in Threads) or Attach
+Files 403/50013; DMs to users with `blocks_dms` 403/50007; replies without Read Message
+History 400/160002; empty messages 400/50006; over-long content 400/50035; voice-message
+shape 400/50159-50161, edits 400/50162; more than `command_create_limit` new command names
+per scope per UTC day 429/30034 (sent without `Via`, so discord.py raises at once instead of
+sleeping until midnight as it would against real Discord); CDN URLs are signed and expire.
+Like the Discord client, user actions refuse (PermissionError) what a user could not do:
+commands hidden from them by `default_member_permissions` (null: everyone; "0": admins;
+else every bit, which administrators and the owner always have), by `contexts` /
+`dm_permission` (global commands) or for lack of Use Application Commands; clicking
+someone else's ephemeral message.
+
+Times: `FakeInteraction.dispatched_at`, `deadline`, `expires_at` and callback/edit times are
+`time.monotonic()` values; message `created_at`/`edited_at` are wall-clock `time.time()`.
+
+Layout: `_fake` puts `FakeDiscord` together (constructor, lifecycle, route table) from parts
+that all build on `_state.FakeState` (the rules, the world's tables, lookups and waits):
+`_payloads` (permissions, JSON shapes), on it `_messages` (the message store and its rules),
+on that `_world` (world building), `_interactions` and `_actions` (what users do), and
+`_rest` (HTTP plumbing, identity and guild routes) with `_rest_commands`,
+`_rest_interactions`, `_rest_channels` and `_cdn`; `_gateway` (the websocket) needs only
+`_payloads`. `_constants`, `_models` and `_records` hold Discord's numbers, the world's
+dataclasses and the records of traffic.
+"""
+
+from tests.fakes.discord._constants import (
+    ADMINISTRATOR,
+    ATTACH_FILES,
+    BOT_DM,
+    CHAT_INPUT,
+    DEFAULT_BOT_PERMISSIONS,
+    DEFAULT_MEMBER_PERMISSIONS,
+    EMBED_LINKS,
+    EPHEMERAL,
+    FAKE_TOKEN,
+    GUILD,
+    IS_VOICE_MESSAGE,
+    MANAGE_GUILD,
+    MESSAGE_COMMAND,
+    READ_MESSAGE_HISTORY,
+    SEND_MESSAGES,
+    SEND_MESSAGES_IN_THREADS,
+    SEND_VOICE_MESSAGES,
+    USE_APPLICATION_COMMANDS,
+    USER_COMMAND,
+    VIEW_CHANNEL,
+)
+from tests.fakes.discord._fake import FakeDiscord
+from tests.fakes.discord._models import (
+    DiscordAPIError,
+    FakeAttachment,
+    FakeChannel,
+    FakeGuild,
+    FakeInteraction,
+    FakeMessage,
+    FakeUser,
+)
+from tests.fakes.discord._records import GatewayConnection, Hold, RecordedRequest, UploadedFile
+
+__all__ = [
+    "ADMINISTRATOR",
+    "ATTACH_FILES",
+    "BOT_DM",
+    "CHAT_INPUT",
+    "DEFAULT_BOT_PERMISSIONS",
+    "DEFAULT_MEMBER_PERMISSIONS",
+    "EMBED_LINKS",
+    "EPHEMERAL",
+    "FAKE_TOKEN",
+    "GUILD",
+    "IS_VOICE_MESSAGE",
+    "MANAGE_GUILD",
+    "MESSAGE_COMMAND",
+    "READ_MESSAGE_HISTORY",
+    "SEND_MESSAGES",
+    "SEND_MESSAGES_IN_THREADS",
+    "SEND_VOICE_MESSAGES",
+    "USER_COMMAND",
+    "USE_APPLICATION_COMMANDS",
+    "VIEW_CHANNEL",
+    "DiscordAPIError",
+    "FakeAttachment",
+    "FakeChannel",
+    "FakeDiscord",
+    "FakeGuild",
+    "FakeInteraction",
+    "FakeMessage",
+    "FakeUser",
+    "GatewayConnection",
+    "Hold",
+    "RecordedRequest",
+    "UploadedFile",
+]
