@@ -19,7 +19,7 @@ from cogs.echo import (
     one_line,
     shorten,
 )
-from cogs.replies import failure_text, quote, result_text
+from cogs.wording import failure_text, quote, result_text
 
 MENTIONS = ("@everyone", "@here", "<@123>", "<@!123>", "<@&456>", "<#789>", "</speak:1>")
 # What Discord's markdown, or a reader, would take for the start of a line of its own.

@@ -1,5 +1,5 @@
 """What the job driver needs from the Discord layer, and nothing more: a small protocol the
-cogs implement (`cogs/answer.py`), so the core never imports discord.py's message API.
+cogs implement (`cogs/delivery.py`), so the core never imports discord.py's message API.
 
 The driver hands over facts (a progress update, the finished audio, why a job ended) and
 the implementation words them, edits the job's message, and finds a path to the member.

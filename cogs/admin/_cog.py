@@ -24,7 +24,7 @@ from discord.ext import commands
 from bot.policy import DAY, AboveCeiling, utc_day_start
 
 from ..checks import checked_guild, manage_server_here
-from ..replies import neutralise
+from ..wording import neutralise
 from ._format import (
     EMBED_BUDGET,
     LIMIT_OPTIONS,

@@ -19,7 +19,7 @@ from bot.segmind.errors import (
 )
 from bot.store import JobRecord, JobState, UsageRow
 
-from ..replies import neutralise
+from ..wording import neutralise
 
 NO_MENTIONS = discord.AllowedMentions.none()
 MAX_LISTED = 50  # allowed channels, allowed roles: more is a sign of a mistake

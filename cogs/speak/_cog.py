@@ -19,8 +19,8 @@ from bot.bot import STORE_BROKEN_TEXT
 from bot.policy import Ask
 from bot.store import JobRecord, JobState, StoreError, StoreUnavailable
 
-from ..answer import Answer
 from ..buttons import DYNAMIC_ITEMS
+from ..delivery import Answer
 from ..refusals import refusal_text
 from ._consent import ConsentFlow, PendingConsent, role_ids
 from ._intake import SpeakModal, problem_with

@@ -14,7 +14,7 @@ from bot import languages
 
 from ..echo import has_visible
 from ..refusals import clip_problem, head_problem
-from ..replies import neutralise
+from ..wording import neutralise
 
 if TYPE_CHECKING:
     from bot.bot import VoiceCloneBot

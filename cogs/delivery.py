@@ -26,7 +26,7 @@ from bot.store import JobRecord
 
 from .buttons import cancel_view, carries_result, result_view
 from .progress import ProgressMessage
-from .replies import (
+from .wording import (
     audio_filename,
     ending_text,
     failure_text,

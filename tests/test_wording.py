@@ -12,7 +12,7 @@ from bot.config import DEFAULT_LANGUAGES
 from bot.jobs import Phase, Progress
 from bot.segmind import errors
 from cogs.progress import ProgressMessage
-from cogs.replies import audio_filename, eta_text, failure_text, progress_text, quote, result_text
+from cogs.wording import audio_filename, eta_text, failure_text, progress_text, quote, result_text
 
 
 @pytest.mark.parametrize(
