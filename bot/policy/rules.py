@@ -24,218 +24,29 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
-from .config import Settings
-from .store import JobRecord, MemberRecord, PolicyStore
+from ..config import Settings
+from ..store import JobRecord, MemberRecord, PolicyStore
+from .ledger import DAY, Counts, Job, Ledger, day_of, utc_day_start
+from .limits import (
+    GLOBAL_DAILY_JOBS,
+    OPERATOR,
+    SERVER,
+    AboveCeiling,
+    GuildConfig,
+    Limits,
+    checked,
+    looser,
+    merged,
+    replaced,
+    stricter,
+)
+from .refusals import Ask, Reason, Refusal
 
 log = logging.getLogger(__name__)
 
-DAY = 86400.0
 GLOBAL_SWITCH = "enabled"  # bot_state flag the owner flips
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    """0 means no limit."""
-
-    user_cooldown_seconds: float
-    user_max_in_flight: int
-    user_daily_chars: int
-    guild_daily_jobs: int
-    guild_daily_chars: int
-
-
-LIMIT_NAMES = tuple(f.name for f in dataclasses.fields(Limits))
-# A longer wait is stricter; for every other limit a smaller number is (0 = none: loosest).
-LONGER_IS_STRICTER = frozenset({"user_cooldown_seconds"})
-SERVER, OPERATOR = "server", "operator"  # who set a limit in force
-GLOBAL_DAILY_JOBS = "global_daily_jobs"  # the operator's limit across every server
-
-
-def stricter(name: str, a: float, b: float) -> float:
-    """The stricter of two values of limit `name` (0 = no limit)."""
-    if name in LONGER_IS_STRICTER:
-        return max(a, b)
-    if not a or not b:
-        return a or b
-    return min(a, b)
-
-
-def looser(name: str, value: float, ceiling: float) -> bool:
-    """Whether `value` would loosen limit `name` beyond `ceiling`."""
-    return stricter(name, value, ceiling) != value
-
-
-class AboveCeiling(ValueError):
-    """A server's override would loosen the operator's limit; nothing was changed."""
-
-    def __init__(self, name: str, value: float, ceiling: float) -> None:
-        super().__init__(f"{name} = {value:g} is looser than the operator's {ceiling:g}")
-        self.name = name
-        self.value = value
-        self.ceiling = ceiling
-
-
-@dataclass(frozen=True, slots=True)
-class GuildConfig:
-    """What a guild's admins changed; None and empty mean "the operator's default"."""
-
-    enabled: bool = True
-    require_consent: bool | None = None
-    channels: frozenset[int] = frozenset()  # empty: every channel
-    roles: frozenset[int] = frozenset()  # empty: every member
-    overrides: tuple[tuple[str, float], ...] = ()  # the admins' (limit name, value), sorted
-    # The bot owner's limits for this server, in place of the settings (may be looser).
-    ceilings: tuple[tuple[str, float], ...] = ()
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            "enabled": self.enabled,
-            "require_consent": self.require_consent,
-            "channels": sorted(self.channels),
-            "roles": sorted(self.roles),
-            "limits": dict(self.overrides),
-            "ceilings": dict(self.ceilings),
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> GuildConfig:
-        return cls(
-            enabled=bool(data.get("enabled", True)),
-            require_consent=data.get("require_consent"),
-            channels=frozenset(int(x) for x in data.get("channels") or ()),
-            roles=frozenset(int(x) for x in data.get("roles") or ()),
-            overrides=_limit_values(data.get("limits")),
-            ceilings=_limit_values(data.get("ceilings")),
-        )
-
-
-def _limit_values(data: dict[str, Any] | None) -> tuple[tuple[str, float], ...]:
-    return tuple(sorted((k, float(v)) for k, v in (data or {}).items() if k in LIMIT_NAMES))
-
-
-@dataclass(frozen=True, slots=True)
-class Ask:
-    """A member asking to start a job."""
-
-    guild_id: int | None
-    channel_ids: tuple[int, ...]  # the channel, then its parent if it is a thread
-    user_id: int
-    role_ids: frozenset[int]
-    chars: int
-    voice_owner_ids: frozenset[int] = frozenset()  # whose voice the clip is said to be
-
-
-class Reason(StrEnum):
-    """Why a member may not start a job now (the value: short, for logs and tests)."""
-
-    GLOBAL_OFF = "global_off"  # the bot's owner switched it off everywhere
-    GUILD_NOT_ALLOWED = "guild_not_allowed"  # not on ALLOWED_GUILD_IDS
-    GUILD_OFF = "guild_off"  # the server's admins switched it off
-    CHANNEL = "channel"  # not one of `allowed` (channel ids)
-    ROLE = "role"  # none of `allowed` (role ids)
-    BLOCKED = "blocked"  # by the server's admins
-    OPTED_OUT_SELF = "opted_out_self"  # the member's own voice, and they opted out
-    OPTED_OUT = "opted_out"  # the voice's owner opted out
-    CREDITS = "credits"  # Segmind is out of credits until `retry_at`
-    COOLDOWN = "cooldown"  # `limit` seconds between jobs; ready at `retry_at`
-    IN_FLIGHT = "in_flight"  # `running` jobs already, the most `limit` allows
-    USER_DAILY_CHARS = "user_daily_chars"  # `chars` asked, `left` of `cap` today
-    GUILD_DAILY = "guild_daily"  # the server's daily `limit` (jobs or characters)
-    GLOBAL_DAILY = "global_daily"  # the daily jobs across every server
-
-
-@dataclass(frozen=True, slots=True)
-class Refusal:
-    """A reason and what the member needs to know about it; cogs/refusals.py words it."""
-
-    reason: Reason
-    retry_at: float | None = None  # epoch seconds when trying again can work
-    limit: str | None = None  # the limit that refused (a `Limits` field, GLOBAL_DAILY_JOBS)
-    setter: str | None = None  # whose limit that is: SERVER (its admins) or OPERATOR
-    cap: float = 0  # the limit's value (seconds for the cooldown)
-    running: int = 0  # IN_FLIGHT: the member's jobs running now
-    chars: int = 0  # USER_DAILY_CHARS: the characters asked for
-    left: int = 0  # USER_DAILY_CHARS: the characters left today
-    allowed: tuple[int, ...] = ()  # CHANNEL, ROLE: the ids allowed, in order
-
-    @property
-    def code(self) -> str:
-        """Short, for logs and tests."""
-        return self.reason.value
-
-
-@dataclass(slots=True)
-class _Job:
-    key: tuple[int, int]  # (guild, user); a DM is guild 0
-    chars: int
-    day: int
-    started_at: float
-    previous_start: float | None  # the cooldown to restore if refunded
-
-
-@dataclass(slots=True)
-class _Counts:
-    jobs: int = 0
-    chars: int = 0
-
-
-@dataclass(slots=True)
-class _Ledger:
-    """Today's usage."""
-
-    day: int
-    users: dict[tuple[int, int], _Counts] = field(default_factory=dict)
-    guilds: dict[int, _Counts] = field(default_factory=dict)
-    total_jobs: int = 0
-
-    def add(self, key: tuple[int, int], jobs: int, chars: int) -> None:
-        user = self.users.setdefault(key, _Counts())
-        guild = self.guilds.setdefault(key[0], _Counts())
-        user.jobs += jobs
-        user.chars += chars
-        guild.jobs += jobs
-        guild.chars += chars
-        self.total_jobs += jobs
-
-
-def _replaced(limits: Limits, values: Mapping[str, float]) -> Limits:
-    if not values:
-        return limits
-    return dataclasses.replace(
-        limits, **{name: type(getattr(limits, name))(value) for name, value in values.items()}
-    )
-
-
-def _checked(values: Mapping[str, float | None]) -> Mapping[str, float | None]:
-    unknown = set(values) - set(LIMIT_NAMES)
-    if unknown:
-        raise ValueError(f"unknown limit {sorted(unknown)[0]!r}")
-    return values
-
-
-def _merged(
-    current: tuple[tuple[str, float], ...], values: Mapping[str, float | None], reset: bool
-) -> tuple[tuple[str, float], ...]:
-    merged = {} if reset else dict(current)
-    for name, value in values.items():
-        if value is None:
-            merged.pop(name, None)
-        else:
-            merged[name] = float(value)
-    return tuple(sorted(merged.items()))
-
-
-def _day(moment: float) -> int:
-    return int(moment // DAY)
-
-
-def utc_day_start(moment: float) -> float:
-    """Midnight UTC of `moment`'s day: where the daily budgets start."""
-    return _day(moment) * DAY
 
 
 class Policy:
@@ -254,9 +65,9 @@ class Policy:
         self.globally_enabled = True
         self._guilds: dict[int, GuildConfig] = {}
         self._members: dict[tuple[int, int], MemberRecord] = {}
-        self._ledger = _Ledger(_day(clock()))
+        self._ledger = Ledger(day_of(clock()))
         self._last_start: dict[tuple[int, int], float] = {}
-        self._jobs: dict[str, _Job] = {}
+        self._jobs: dict[str, Job] = {}
         self._in_flight: dict[tuple[int, int], int] = {}
 
     async def load(self, unfinished: Iterable[JobRecord]) -> None:
@@ -269,7 +80,7 @@ class Policy:
         }
         self._members = {(m.guild_id, m.user_id): m for m in await self._store.members()}
         now = self._clock()
-        self._ledger = _Ledger(_day(now))
+        self._ledger = Ledger(day_of(now))
         for row in await self._store.usage(utc_day_start(now)):
             self._ledger.add((row.guild_id or 0, row.user_id), row.jobs, row.chars)
         for row in await self._store.usage(now - self.settings.user_cooldown_seconds - DAY):
@@ -277,7 +88,7 @@ class Policy:
             self._last_start[key] = max(self._last_start.get(key, 0.0), row.last_at)
         for record in unfinished:
             key = (record.guild_id or 0, record.user_id)
-            self._track(record.id, _Job(key, record.text_chars, _day(record.created_at), 0, None))
+            self._track(record.id, Job(key, record.text_chars, day_of(record.created_at), 0, None))
 
     # -- the rules ------------------------------------------------------------------
 
@@ -295,7 +106,7 @@ class Policy:
             s.guild_daily_jobs,
             s.guild_daily_chars,
         )
-        return _replaced(base, dict(self.guild(guild_id).ceilings))
+        return replaced(base, dict(self.guild(guild_id).ceilings))
 
     def limits(self, guild_id: int | None) -> Limits:
         """The limits in force: each the stricter of the operator's and the guild's own
@@ -304,7 +115,7 @@ class Policy:
         overrides = dict(self.guild(guild_id).overrides)
         if not overrides:
             return ceilings
-        return _replaced(
+        return replaced(
             ceilings,
             {
                 name: stricter(name, value, getattr(ceilings, name))
@@ -347,7 +158,7 @@ class Policy:
         if refusal is not None:
             return refusal
         key = (ask.guild_id or 0, ask.user_id)
-        job = _Job(key, ask.chars, self._ledger.day, now, self._last_start.get(key))
+        job = Job(key, ask.chars, self._ledger.day, now, self._last_start.get(key))
         self._track(job_id, job)
         self._ledger.add(key, 1, ask.chars)
         self._last_start[key] = now
@@ -376,14 +187,14 @@ class Policy:
     def job_ended(self, record: JobRecord) -> None:
         self.release(record.id, refund=record.submit_started_at is None)
 
-    def _track(self, job_id: str, job: _Job) -> None:
+    def _track(self, job_id: str, job: Job) -> None:
         if job_id not in self._jobs:
             self._jobs[job_id] = job
             self._in_flight[job.key] = self._in_flight.get(job.key, 0) + 1
 
     def _roll_day(self, now: float) -> None:
-        if _day(now) != self._ledger.day:
-            self._ledger = _Ledger(_day(now))
+        if day_of(now) != self._ledger.day:
+            self._ledger = Ledger(day_of(now))
 
     def _refusal(self, ask: Ask, now: float) -> Refusal | None:
         self._roll_day(now)
@@ -436,7 +247,7 @@ class Policy:
             return self._over(
                 Reason.IN_FLIGHT, guild_id, "user_max_in_flight", limits, running=running
             )
-        used = self._ledger.users.get(key, _Counts())
+        used = self._ledger.users.get(key, Counts())
         if limits.user_daily_chars and used.chars + ask.chars > limits.user_daily_chars:
             return self._over(
                 Reason.USER_DAILY_CHARS,
@@ -447,7 +258,7 @@ class Policy:
                 chars=ask.chars,
                 left=max(0, limits.user_daily_chars - used.chars),
             )
-        spent = self._ledger.guilds.get(key[0], _Counts())
+        spent = self._ledger.guilds.get(key[0], Counts())
         if limits.guild_daily_jobs and spent.jobs >= limits.guild_daily_jobs:
             return self._over(
                 Reason.GUILD_DAILY, guild_id, "guild_daily_jobs", limits, retry_at=tomorrow
@@ -499,10 +310,10 @@ class Policy:
         `reset` drops every override first. Overrides may only be stricter than the
         operator's limits: a looser one raises `AboveCeiling` and nothing is changed."""
         ceilings = self.ceilings(guild_id)
-        for name, value in _checked(values).items():
+        for name, value in checked(values).items():
             if value is not None and looser(name, value, getattr(ceilings, name)):
                 raise AboveCeiling(name, value, getattr(ceilings, name))
-        overrides = _merged(self.guild(guild_id).overrides, values, reset)
+        overrides = merged(self.guild(guild_id).overrides, values, reset)
         return await self.update_guild(guild_id, by, overrides=overrides)
 
     async def set_ceilings(
@@ -516,7 +327,7 @@ class Policy:
         """The bot owner's limits for one guild, in place of the settings, looser or
         stricter (None: back to the setting); `reset` drops them all first. The guild's
         admins' overrides stay, and apply where they are stricter."""
-        ceilings = _merged(self.guild(guild_id).ceilings, _checked(values), reset)
+        ceilings = merged(self.guild(guild_id).ceilings, checked(values), reset)
         return await self.update_guild(guild_id, by, ceilings=ceilings)
 
     async def update_member(self, guild_id: int, user_id: int, **changes: Any) -> MemberRecord:
@@ -539,5 +350,5 @@ class Policy:
     def today(self, guild_id: int) -> tuple[int, int]:
         """The guild's (jobs, characters) so far today."""
         self._roll_day(self._clock())
-        counts = self._ledger.guilds.get(guild_id, _Counts())
+        counts = self._ledger.guilds.get(guild_id, Counts())
         return counts.jobs, counts.chars
