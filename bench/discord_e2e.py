@@ -221,9 +221,7 @@ def text(f: Figures) -> str:
 def markdown(f: Figures) -> str:
     parts = [
         f"## {TITLE}",
-        docs.provenance(
-            f.when.isoformat(), f.other_load, "discord.py", "aiohttp", "aiosqlite", "uvloop"
-        ),
+        docs.provenance(f.when.isoformat(), f.other_load, "discord.py", "aiohttp", "uvloop"),
         'Reproduce: `make bench ARGS="--only discord"` (about 45 s).',
         f"The real bot (`python -m tests.botproc`, i.e. `python -m bot` pointed at loopback) "
         f"against the fake Discord and fake Segmind, with `SEGMIND_POLL_INTERVAL="

@@ -26,7 +26,7 @@ from .result import ScenarioResult
 from .target import Implementation, Target
 
 OUR_IMPLS = ("ours", "ours+store")
-STORE_THREAD = "job-store"  # the job store's writer thread (bot/store/batch.py)
+STORE_THREAD = "job-store"  # the job store's writer thread (bot/store/writer.py)
 IMPLS = (*OUR_IMPLS, "requests", "segmind-sdk")
 
 

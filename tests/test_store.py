@@ -16,7 +16,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -766,6 +766,40 @@ async def test_migrations_apply_in_order_each_atomically(
     with pytest.raises(StoreError, match="knows only up to") as caught:
         await SqliteJobStore(data_dir).open()
     assert str(data_dir / "jobs.sqlite3") in str(caught.value)
+
+
+class Watched(sqlite3.Connection):
+    """A connection that notes which threads use it."""
+
+    threads: ClassVar[set[str]] = set()
+
+    def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
+        Watched.threads.add(threading.current_thread().name)
+        return super().execute(sql, *args)
+
+
+async def test_one_connection_on_the_writer_thread_does_everything(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The checks and migrations at open, the writes and the reads: all said through one
+    connection, on the writer thread."""
+    connect = sqlite3.connect
+    made: list[sqlite3.Connection] = []
+
+    def watched(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        made.append(connect(*args, **kwargs, factory=Watched))
+        return made[-1]
+
+    monkeypatch.setattr(sqlite3, "connect", watched)
+    Watched.threads = set()
+    async with SqliteJobStore(data_dir) as store:  # a new file: every migration runs
+        assert store.writes == len(MIGRATIONS)
+        await store.add(make_job())
+        assert await store.get("1001") is not None
+        assert await store.unfinished() != []
+    assert len(made) == 1
+    assert Watched.threads == {"job-store"}
+    assert user_version(data_dir / "jobs.sqlite3") == len(MIGRATIONS)
 
 
 # -- operator errors ---------------------------------------------------------------------------

@@ -21,6 +21,7 @@ import pytest
 
 from bot.store import JobRecord, JobState, SqliteJobStore, StoreError, StoreUnavailable
 from bot.store.sqlite import INLINE_AUDIO_MAX
+from bot.store.writer import GroupCommitter
 from tests.test_store import ROOT, make_job
 
 MIB = 1024 * 1024
@@ -276,7 +277,7 @@ def writer_threads() -> int:
 async def test_close_does_not_wait_forever_for_a_stuck_writer(
     data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("bot.store.batch.CLOSE_TIMEOUT", 0.3)
+    monkeypatch.setattr("bot.store.writer.CLOSE_TIMEOUT", 0.3)
     disk = threading.Event()
 
     def hang(conn: sqlite3.Connection) -> None:  # as an fsync on a dead disk would
@@ -295,3 +296,44 @@ async def test_close_does_not_wait_forever_for_a_stuck_writer(
         disk.set()  # the disk comes back: the thread finishes what it was doing
     await asyncio.wait_for(write, 5)
     await until(lambda: writer_threads() == before, 5)
+
+
+async def test_a_failed_open_stops_its_writer(data_dir: Path) -> None:
+    async with SqliteJobStore(data_dir):
+        pass
+    with sqlite3.connect(data_dir / "jobs.sqlite3") as db:
+        db.execute("PRAGMA user_version = 999")
+    before = writer_threads()
+    for _ in range(2):  # the lock was let go: the next try fails the same way
+        with pytest.raises(StoreError, match="knows only up to"):
+            await SqliteJobStore(data_dir).open()
+    await until(lambda: writer_threads() == before, 5)
+
+
+async def test_work_outside_a_batch_that_leaves_a_transaction_open_is_rolled_back(
+    data_dir: Path,
+) -> None:
+    """`run_alone` work runs with no transaction open; should it fail in the middle of
+    its own, that is rolled back, and the next batch runs as usual."""
+    data_dir.mkdir()
+    conn = sqlite3.connect(data_dir / "x.sqlite3", isolation_level=None, check_same_thread=False)
+    forgotten: list[bool] = []
+    db = GroupCommitter(conn, asyncio.get_running_loop(), lambda: forgotten.append(True))
+    try:
+
+        def half_done(conn: sqlite3.Connection) -> None:
+            assert not conn.in_transaction
+            conn.execute("CREATE TABLE t (x)")
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("INSERT INTO t VALUES (1)")
+            raise ValueError("stopped halfway")
+
+        with pytest.raises(ValueError, match="stopped halfway"):
+            await db.run_alone(half_done)
+        assert forgotten == [True]
+        assert await db.execute("SELECT count(*) FROM t") == [(0,)]
+        await db.execute("INSERT INTO t VALUES (2)")
+        assert await db.run_alone(lambda conn: conn.in_transaction) is False
+        assert await db.execute("SELECT x FROM t") == [(2,)]
+    finally:
+        await db.close()

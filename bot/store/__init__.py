@@ -3,6 +3,15 @@ explained) across restarts and crashes, and is never submitted to Segmind twice.
 
 `JobStore` is the interface; `SqliteJobStore` the implementation. `JobRecord.next_step`
 tells recovery what to do with each job `unfinished()` returns.
+
+The package, one job per module: `models` (records, states, errors, the protocols),
+`sqlite` (the store class: open, close, the lock, the public methods), `writer` (the one
+thread that talks to SQLite, group-committing), `transitions` (the state machine: each
+transition's SQL and the record it commits), `records` (rows <-> `JobRecord`), `queries`
+and `fair_use` (reads; fair use's settings and flags), `errors` (sqlite3 errors as
+`StoreError`, the retry while locked), `migrations` (the schema's versions), `spool`
+(blocking file work: the data directory, the lock, audio files), `audio_files` (audio
+files seen from the event loop).
 """
 
 from __future__ import annotations

@@ -6,9 +6,8 @@ once released: add a new one. A database from a newer bot is refused, not downgr
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
-
-import aiosqlite
 
 from .models import StoreError
 
@@ -104,13 +103,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
 )
 
 
-async def _version(db: aiosqlite.Connection) -> int:
-    rows = list(await db.execute_fetchall("PRAGMA user_version"))
-    return int(rows[0][0])
-
-
-async def migrate(db: aiosqlite.Connection, path: Path) -> int:
-    """Bring the schema up to date; return how many migrations were applied.
+def migrate(conn: sqlite3.Connection, path: Path) -> int:
+    """Bring the schema up to date; return how many migrations were applied. Blocks: run
+    on the writer thread (`GroupCommitter.run_alone`), with no transaction open.
 
     Each step reads the version inside its own write transaction, so the step and its
     version bump commit together or not at all. The last transaction rewrites the
@@ -120,9 +115,9 @@ async def migrate(db: aiosqlite.Connection, path: Path) -> int:
     latest = len(MIGRATIONS)
     applied = 0
     while True:
-        await db.execute("BEGIN IMMEDIATE")
+        conn.execute("BEGIN IMMEDIATE")
         try:
-            version = await _version(db)
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
             if version > latest:
                 raise StoreError(
                     path,
@@ -133,13 +128,13 @@ async def migrate(db: aiosqlite.Connection, path: Path) -> int:
             step = version < latest
             if step:
                 for statement in MIGRATIONS[version]:
-                    await db.execute(statement)
+                    conn.execute(statement)
                 version += 1
-            await db.execute(f"PRAGMA user_version = {version:d}")
-            await db.execute("COMMIT")
+            conn.execute(f"PRAGMA user_version = {version:d}")
+            conn.execute("COMMIT")
         except BaseException:
-            if db.in_transaction:
-                await db.execute("ROLLBACK")
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise
         if not step:
             return applied

@@ -1,5 +1,7 @@
-"""Group commit: one thread owns the SQLite connection and runs every statement queued
-since its last commit in one transaction.
+"""The writer thread: the one thread that talks to SQLite. It owns the store's connection
+and runs every statement queued since its last commit in one transaction (group commit);
+at open, the schema's checks and migrations run on it too, outside any batch
+(`run_alone`).
 
 With hundreds of jobs in flight, each written five times on its way, a commit (and,
 under synchronous=FULL, an fsync) per statement costs more CPU than the jobs' own HTTP
@@ -8,14 +10,12 @@ statement is a list append and one future; an idle bot still commits each statem
 once. Each statement's own outcome is kept: one refused INSERT does not fail the others
 (SQLite rolls back just that statement), but a failed COMMIT fails the whole batch.
 
-Trouble. A batch that fails as a whole for a passing reason (the database locked by
-another program: SQLITE_BUSY, SQLITE_LOCKED) is rolled back and run again after a pause
-that doubles each time, for up to `retry_for` seconds in all, before its callers see
-the error; any other failure (disk full, read-only, I/O error) is theirs at once. If the
-thread itself dies, every write queued or running fails with `WriterDied` and every
-later one is refused, rather than waiting forever; `unanswered_for` says how long the
-batch in progress has run, so that whoever watches can tell a store that stopped
-answering (a stuck disk) from a busy one.
+Trouble. A batch that fails as a whole is rolled back; while the database is locked by
+another program it is run again, as `errors.retry_while_locked` says. If the thread
+itself dies, every write queued or running fails with `WriterDied` and every later one
+is refused, rather than waiting forever; `unanswered_for` says how long the batch in
+progress has run, so that whoever watches can tell a store that stopped answering (a
+stuck disk) from a busy one.
 """
 
 from __future__ import annotations
@@ -27,34 +27,23 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any, TypeVar
+
+from .errors import RETRY_FOR, WriterDied, retry_while_locked
 
 log = logging.getLogger(__name__)
 
 LINGER = 0.001  # slept on the writer thread, never on the event loop
 BUSY_BATCH = 4  # statements in a batch that mean "under load"
 RESOLVE_CHUNK = 16
-RETRY_FOR = 30.0  # seconds a batch is retried while the database is locked
-RETRY_FIRST = 0.05  # the first pause between tries; it doubles up to RETRY_MAX
-RETRY_MAX = 2.0
 CLOSE_TIMEOUT = 5.0  # seconds close() waits for the thread before leaving it behind
-_TRANSIENT = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 T = TypeVar("T")
 Rows = list[Any]
 Work = Callable[..., Any]
 _Item = tuple[Work, tuple[Any, ...], "asyncio.Future[Any]"]
 _Outcome = tuple["asyncio.Future[Any]", Any, BaseException | None]
-
-
-class WriterDied(RuntimeError):
-    """The writer thread is gone: nothing queued to it will run."""
-
-
-def transient(exc: sqlite3.Error) -> bool:
-    """Whether the error passes on its own: the database is locked by someone else."""
-    code = getattr(exc, "sqlite_errorcode", None)
-    return code is not None and code & 0xFF in _TRANSIENT
 
 
 def _fetchall(conn: sqlite3.Connection, sql: str, params: Sequence[object]) -> Rows:
@@ -89,7 +78,8 @@ class GroupCommitter:
         self._invalidate = invalidate
         self._retry_for = retry_for
         self._pending: list[_Item] = []
-        self._running: list[_Item] = []  # the batch in progress: the writer's alone
+        self._alone: list[_Item] = []  # work to run outside any batch (`run_alone`)
+        self._running: list[_Item] = []  # the work in progress: the writer's alone
         self._busy_since: float | None = None  # when it was taken (monotonic)
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -110,17 +100,32 @@ class GroupCommitter:
         next batch's transaction; the future gets its result once the batch committed."""
         future: asyncio.Future[Any] = self._loop.create_future()
         with self._lock:
-            if self._closing:
-                if self.failure is not None:
-                    raise WriterDied(f"the job store's writer thread died ({self.failure!r})")
-                raise RuntimeError("job store is closed")
+            self._refuse_if_closing()
             first = not self._pending
             self._pending.append((work, args, future))
-        # The writer empties the list and clears the event together, under the lock: a
+        # The writer empties the lists and clears the event together, under the lock: a
         # non-empty list means its first item's caller has set the event already.
         if first:
             self._wake.set()
         return future
+
+    def run_alone(self, work: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        """Queue `work(connection, *args)`, to be called on the writer thread with no
+        transaction open, before the next batch: it opens and ends its own, and is not
+        retried. For what must not share a transaction (a journal mode change, the
+        schema's migrations, each its own step); the future gets its result at once."""
+        future: asyncio.Future[Any] = self._loop.create_future()
+        with self._lock:
+            self._refuse_if_closing()
+            self._alone.append((work, args, future))
+        self._wake.set()
+        return future
+
+    def _refuse_if_closing(self) -> None:
+        if self._closing:
+            if self.failure is not None:
+                raise WriterDied(f"the job store's writer thread died ({self.failure!r})")
+            raise RuntimeError("job store is closed")
 
     def unanswered_for(self) -> float:
         """Seconds the batch in progress has been running; 0 while the writer is idle."""
@@ -164,11 +169,19 @@ class GroupCommitter:
                 # fewer fsyncs and fewer wake-ups of the event loop, for ~1 ms of latency.
                 time.sleep(LINGER)
             with self._lock:
+                alone = self._alone
+                if alone:
+                    self._alone = []
                 batch = self._running = self._pending
                 self._pending = []
                 self._wake.clear()
                 closing = self._closing
             busy = len(batch) >= BUSY_BATCH
+            if alone:
+                self._running = alone + batch
+                self._busy_since = time.monotonic()
+                self._loop.call_soon_threadsafe(_resolve, [self._outside(item) for item in alone])
+                self._busy_since = None
             if batch:
                 self._busy_since = time.monotonic()
                 self._loop.call_soon_threadsafe(_resolve, self._commit(batch))
@@ -182,7 +195,8 @@ class GroupCommitter:
         with self._lock:
             self.failure = exc
             self._closing = True
-            lost, self._pending = self._running + self._pending, []
+            lost = self._running + self._alone + self._pending
+            self._alone, self._pending = [], []
         self._running = []
         self._busy_since = None
         message = f"the job store's writer thread died ({exc!r})"
@@ -190,34 +204,31 @@ class GroupCommitter:
         with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
             self._loop.call_soon_threadsafe(_resolve, outcomes)
 
+    def _outside(self, item: _Item) -> _Outcome:
+        """Run one piece of `run_alone` work. Should it leave a transaction open, it is
+        rolled back: the next batch begins its own."""
+        work, args, future = item
+        try:
+            return future, work(self._conn, *args), None
+        except Exception as exc:
+            return future, None, exc
+        finally:
+            if self._conn.in_transaction:
+                self._invalidate()
+                with contextlib.suppress(sqlite3.Error):
+                    self._conn.execute("ROLLBACK")
+
     def _commit(self, batch: list[_Item]) -> list[_Outcome]:
         """Run the batch; while the database is locked, again, for up to `retry_for`."""
-        delay = RETRY_FIRST
-        first_failure: float | None = None
-        while True:
-            try:
-                outcomes = self._attempt(batch)
-            except sqlite3.Error as exc:
-                self._invalidate()
-                now = time.monotonic()
-                if first_failure is None:
-                    first_failure = now
-                left = first_failure + self._retry_for - now
-                if not transient(exc) or left <= 0 or self._stopping.is_set():
-                    return [(future, None, exc) for _, _, future in batch]
-                if delay == RETRY_FIRST:
-                    log.warning(
-                        "Job store: %s (another program has it open?); retrying for up to %g s",
-                        exc,
-                        self._retry_for,
-                    )
-                self._stopping.wait(min(delay, left))
-                delay = min(delay * 2, RETRY_MAX)
-                continue
-            if first_failure is not None:
-                waited = time.monotonic() - first_failure
-                log.info("Job store: writing again after %.1f s", waited)
-            return outcomes
+        try:
+            return retry_while_locked(
+                partial(self._attempt, batch),
+                retry_for=self._retry_for,
+                stopping=self._stopping,
+                failed=self._invalidate,
+            )
+        except sqlite3.Error as exc:
+            return [(future, None, exc) for _, _, future in batch]
 
     def _attempt(self, batch: list[_Item]) -> list[_Outcome]:
         """One transaction over the batch. Raises `sqlite3.Error` (rolled back) if the

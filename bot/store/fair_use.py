@@ -1,5 +1,6 @@
-"""Fair-use queries on the SQLite store: usage from the jobs table (each job row is also
-its audit entry), per-guild settings, member flags and bot-wide flags."""
+"""Fair-use queries on the SQLite store (the `PolicyStore` half): usage from the jobs
+table (each job row is also its audit entry), per-guild settings, member flags and
+bot-wide flags."""
 
 from __future__ import annotations
 
@@ -18,8 +19,9 @@ BILLABLE = (
 )
 
 
-class PolicyQueries:
-    """Mixed into `SqliteJobStore`, whose `_query` commits each statement."""
+class FairUseQueries:
+    """Mixed into `SqliteJobStore`, whose `_query` runs a statement in the writer's next
+    commit."""
 
     _clock: Callable[[], float]
 
