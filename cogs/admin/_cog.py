@@ -32,6 +32,11 @@ from ._format import (
     MESSAGE_BUDGET,
     NO_MENTIONS,
     USAGE_DAYS,
+    CooldownOption,
+    GuildCharsOption,
+    GuildJobsOption,
+    InFlightOption,
+    UserCharsOption,
     above_ceiling_text,
     audit_entry,
     fit,
@@ -277,11 +282,11 @@ class ServerAdmin(commands.Cog):
     async def limits(
         self,
         interaction: discord.Interaction[Any],
-        cooldown_seconds: app_commands.Range[int, 0, 86_400] | None = None,
-        max_in_flight: app_commands.Range[int, 0, 1_000] | None = None,
-        user_daily_chars: app_commands.Range[int, 0, 10_000_000] | None = None,
-        guild_daily_jobs: app_commands.Range[int, 0, 1_000_000] | None = None,
-        guild_daily_chars: app_commands.Range[int, 0, 100_000_000] | None = None,
+        cooldown_seconds: CooldownOption | None = None,
+        max_in_flight: InFlightOption | None = None,
+        user_daily_chars: UserCharsOption | None = None,
+        guild_daily_jobs: GuildJobsOption | None = None,
+        guild_daily_chars: GuildCharsOption | None = None,
         reset: bool = False,
     ) -> None:
         guild_id = checked_guild(interaction)

@@ -9,6 +9,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import discord
+from discord import app_commands
 
 from bot.policy import LONGER_IS_STRICTER, SERVER, AboveCeiling, Policy
 from bot.segmind.errors import (
@@ -20,6 +21,13 @@ from bot.segmind.errors import (
 from bot.store import JobRecord, JobState, UsageRow
 
 from ..wording import neutralise
+
+# The limit options' ranges, shared by /voiceclone limits and ceilings.
+CooldownOption = app_commands.Range[int, 0, 86_400]
+InFlightOption = app_commands.Range[int, 0, 1_000]
+UserCharsOption = app_commands.Range[int, 0, 10_000_000]
+GuildJobsOption = app_commands.Range[int, 0, 1_000_000]
+GuildCharsOption = app_commands.Range[int, 0, 100_000_000]
 
 NO_MENTIONS = discord.AllowedMentions.none()
 MAX_LISTED = 50  # allowed channels, allowed roles: more is a sign of a mistake

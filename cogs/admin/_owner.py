@@ -18,7 +18,19 @@ from bot.segmind import account
 from bot.segmind.errors import SegmindError
 
 from ..checks import bot_owner
-from ._format import LIMIT_OPTIONS, NO_MENTIONS, ceiling_lines, credits_error_text, given, reply
+from ._format import (
+    LIMIT_OPTIONS,
+    NO_MENTIONS,
+    CooldownOption,
+    GuildCharsOption,
+    GuildJobsOption,
+    InFlightOption,
+    UserCharsOption,
+    ceiling_lines,
+    credits_error_text,
+    given,
+    reply,
+)
 
 if TYPE_CHECKING:
     from bot.bot import VoiceCloneBot
@@ -95,11 +107,11 @@ class OwnerCommands(commands.Cog):
         self,
         interaction: discord.Interaction[Any],
         server: app_commands.Range[str, 1, 25] | None = None,
-        cooldown_seconds: app_commands.Range[int, 0, 86_400] | None = None,
-        max_in_flight: app_commands.Range[int, 0, 1_000] | None = None,
-        user_daily_chars: app_commands.Range[int, 0, 10_000_000] | None = None,
-        guild_daily_jobs: app_commands.Range[int, 0, 1_000_000] | None = None,
-        guild_daily_chars: app_commands.Range[int, 0, 100_000_000] | None = None,
+        cooldown_seconds: CooldownOption | None = None,
+        max_in_flight: InFlightOption | None = None,
+        user_daily_chars: UserCharsOption | None = None,
+        guild_daily_jobs: GuildJobsOption | None = None,
+        guild_daily_chars: GuildCharsOption | None = None,
         reset: bool = False,
     ) -> None:
         """The operator's limits for one server, in place of the settings: the most its
