@@ -36,7 +36,7 @@ lock:
 	&& $(PYTHON) -m venv "$$tmp" && "$$tmp/bin/python" -m pip install -q uv==$(UV_VERSION) \
 	&& "$$tmp/bin/uv" pip compile pyproject.toml --generate-hashes --python-version 3.11 \
 		--python-platform linux --custom-compile-command "make lock" \
-		--output-file requirements.lock $(ARGS)
+		--output-file requirements.lock --quiet $(ARGS)
 
 # Mutation testing ([tool.mutmut] in pyproject.toml) in a venv of its own; not part of `make
 # test` (~25 min on 2 cores the first time; a rerun tests only mutants of changed code).
