@@ -39,8 +39,9 @@ lock:
 		--output-file requirements.lock --quiet $(ARGS)
 
 # Mutation testing ([tool.mutmut] in pyproject.toml) in a venv of its own; not part of `make
-# test` (~25 min on 2 cores the first time; a rerun tests only mutants of changed code).
-# It ends with the survivors; `.venv-mutation/bin/mutmut show NAME` shows one.
+# test` (~25 min on 2 cores). Each run starts afresh: mutmut's cache does not notice new
+# tests, so a survivor would stay "survived". It ends with the survivors;
+# `.venv-mutation/bin/mutmut show NAME` shows one.
 MUTMUT_VERSION := 3.8.1
 MUTATION_VENV := .venv-mutation
 $(MUTATION_VENV)/.installed: pyproject.toml
@@ -49,6 +50,7 @@ $(MUTATION_VENV)/.installed: pyproject.toml
 	touch $@
 
 mutation: $(MUTATION_VENV)/.installed
+	rm -rf mutants
 	$(MUTATION_VENV)/bin/mutmut run --max-children 2 $(ARGS)
 	$(MUTATION_VENV)/bin/mutmut results
 

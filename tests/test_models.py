@@ -233,6 +233,7 @@ H = "https://out.segmind.com/r"
         ({"type": "audio/mpeg", "data": f"{H}/a"}, {"speech": f"{H}/a.mp3"}),
         ({"x": f"{H}/a.mp3"}, {"speech": f"{H}/a"}),
         ({"type": "audio", "data": f"{H}/a.png"}, {"speech": f"{H}/a.mp3"}),
+        ({"type": "audio", "data": f"{H}/a.mp3"}, {"type": "audio", "data": f"{H}/a"}),
         ({"speech": f"{H}/a.png"}, {"x": f"{H}/a"}),
     ],
 )
@@ -260,6 +261,11 @@ def test_walk_is_bounded_but_reaches_what_is_inside_the_bounds() -> None:
         assert find_audio_url(node) == AUDIO
         with pytest.raises(NoAudioInOutputError):
             find_audio_url(wrap(node))  # one level too deep: not walked
+    # A branch too deep to walk is skipped, not the end of the walk.
+    deep: object = "https://x.segmind.com/deep.mp3"
+    for _ in range(40):
+        deep = [deep]
+    assert find_audio_url([deep, {"speech": f"{H}/after"}]) == f"{H}/after"
     # Past the node budget nothing more is looked at, and it still ends.
     many: list[object] = [1] * 9_999 + [AUDIO]  # the list and 9,999 numbers: 10,000 nodes
     with pytest.raises(NoAudioInOutputError):
