@@ -1,24 +1,27 @@
 # syntax=docker/dockerfile:1
-# Stage 1: build wheels for the dependencies only, so source edits reuse this layer.
+# Stage 1: the dependencies, exactly as locked: every file's hash is checked (--require-hashes),
+# so a changed or substituted package fails the build. Only the lock is copied, so source
+# edits reuse this layer. Refresh the lock with `make lock` (see README, "Docker").
 FROM python:3.11-slim AS deps
-WORKDIR /build
-COPY pyproject.toml README.md ./
-RUN mkdir bot cogs && touch bot/__init__.py cogs/__init__.py \
-    && pip wheel --no-cache-dir --wheel-dir /wheels .
+COPY requirements.lock /tmp/requirements.lock
+RUN python -m venv /opt/venv \
+    && /opt/venv/bin/pip install --no-cache-dir --require-hashes -r /tmp/requirements.lock
 
 # Stage 2: the runtime image.
 FROM python:3.11-slim
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 BOT_DATA_DIR=/data
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 BOT_DATA_DIR=/data PATH=/opt/venv/bin:$PATH
 RUN useradd --create-home --uid 10001 voiceclone \
-    && mkdir /data && chown voiceclone /data
-COPY --from=deps /wheels /wheels
-RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels \
-    && pip uninstall -y voiceclone
+    && mkdir /data && chown voiceclone /data && chmod 700 /data
+COPY --from=deps /opt/venv /opt/venv
 WORKDIR /app
 COPY bot ./bot
 COPY cogs ./cogs
 USER voiceclone
 VOLUME ["/data"]
+# Healthy while a live bot process holds its job store's lock in /data (read from /proc;
+# takes no lock, opens no database, imports no discord.py): see bot/healthcheck.py.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+    CMD ["python", "-m", "bot.healthcheck"]
 # docker stop sends SIGTERM; the bot finishes in-flight calls and exits within 10 s.
 STOPSIGNAL SIGTERM
 CMD ["python", "-m", "bot"]

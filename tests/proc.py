@@ -79,6 +79,25 @@ async def stop(proc: asyncio.subprocess.Process, sig: int = signal.SIGTERM) -> t
     return proc.returncode, stderr.decode()
 
 
+async def log_until(proc: asyncio.subprocess.Process, needle: str, within: float = 15.0) -> str:
+    """Read the running bot's log (stderr) up to the first line containing `needle`; the
+    lines read are returned (`stop` then gives only the rest)."""
+    assert proc.stderr is not None
+    lines: list[str] = []
+
+    async def read() -> str:
+        assert proc.stderr is not None
+        while True:
+            line = (await proc.stderr.readline()).decode()
+            if not line:
+                raise AssertionError(f"the bot exited before logging {needle!r}: {lines}")
+            lines.append(line)
+            if needle in line:
+                return "".join(lines)
+
+    return await asyncio.wait_for(read(), within)
+
+
 async def kill(proc: asyncio.subprocess.Process) -> str:
     """`kill -9`: no chance to clean up."""
     _, log = await stop(proc, signal.SIGKILL)

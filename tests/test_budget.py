@@ -7,7 +7,7 @@ import itertools
 
 import pytest
 
-from bot.segmind.budget import Priority, RequestBudget
+from bot.segmind.budget import MIN_SLACK, Priority, RequestBudget, default_burst
 
 
 def max_in_window(times: list[float], window: float) -> int:
@@ -115,18 +115,17 @@ async def test_polls_go_to_the_job_most_likely_done() -> None:
     await budget.acquire()
     order: list[str] = []
 
-    async def poll(name: str, rank: float) -> None:
-        await budget.acquire(Priority.POLL, rank=lambda: rank)
+    async def poll(name: str, rank: float | None) -> None:
+        await budget.acquire(Priority.POLL, rank=None if rank is None else lambda: rank)
         order.append(name)
 
-    tasks = [
-        asyncio.create_task(poll(name, rank))
-        for name, rank in (("young", -1.0), ("overdue", 2.0), ("due", 0.5), ("unknown", 0.0))
-    ]
+    ranks = (("young", -1.0), ("overdue", 2.0), ("due", 0.5), ("unknown", 0.0), ("unranked", None))
+    tasks = [asyncio.create_task(poll(name, rank)) for name, rank in ranks]
     await asyncio.sleep(0)
     submit = asyncio.create_task(budget.acquire(Priority.SUBMIT))
     await asyncio.wait_for(asyncio.gather(*tasks, submit), 5)
-    assert order == ["overdue", "due", "unknown", "young"]
+    # No rank counts as 0 (FIFO among equals).
+    assert order == ["overdue", "due", "unknown", "unranked", "young"]
 
 
 async def test_has_room_and_a_pause_holds_downloads_without_a_grant() -> None:
@@ -144,3 +143,24 @@ async def test_has_room_and_a_pause_holds_downloads_without_a_grant() -> None:
     assert budget.granted_total == granted  # waiting out a pause spends nothing
     assert budget.paused_for == 0
     budget.close()
+
+
+def test_defaults_burst_and_spacing() -> None:
+    assert [default_burst(n) for n in (0, 5, 24, 25, 50, 100)] == [1, 1, 1, 2, 3, 5]
+    budget = RequestBudget(5)
+    assert budget.window == 60.0
+    assert budget.burst == 1
+    # A grant stays in the window 2 % (at least MIN_SLACK) longer than Segmind's minute.
+    assert budget.interval == pytest.approx(61.2 / 5)
+    assert RequestBudget(5, window=1.0, margin=0.0).interval == pytest.approx((1.0 + MIN_SLACK) / 5)
+    assert RequestBudget(0).interval == 0.0  # unlimited
+    assert RequestBudget(100, burst=0).burst == 1
+
+
+@pytest.mark.parametrize(
+    ("per_minute", "window", "margin"),
+    [(-1, 60.0, 0.02), (5, 0.0, 0.02), (5, -1.0, 0.02), (5, 60.0, -0.01)],
+)
+def test_nonsense_settings_are_refused(per_minute: int, window: float, margin: float) -> None:
+    with pytest.raises(ValueError, match=r"^per_minute must be >= 0, window > 0, margin >= 0$"):
+        RequestBudget(per_minute, window=window, margin=margin)

@@ -211,3 +211,117 @@ def test_pixelflow_output_prefers_the_audio_entry() -> None:
         ]
     )
     assert find_audio_url(output) == "https://images.segmind.com/out/speech"
+
+
+H = "https://out.segmind.com/r"
+
+
+@pytest.mark.parametrize(
+    ("winner", "loser"),
+    [
+        # Each clue alone beats no clue (the loser comes first: order alone would pick it).
+        ({"type": "audio", "data": f"{H}/a"}, None),
+        ({"x": f"{H}/a.mp3"}, None),
+        ({"x": f"{H}/A.WAV"}, None),  # the path is compared in lower case
+        *(({f"my{word}": f"{H}/a"}, None) for word in ("Audio", "speech", "VOICE", "sound", "tts")),
+        # A clue that it is not audio loses to no clue.
+        (None, {"type": "image", "data": f"{H}/a"}),
+        *((None, {"x": f"{H}/a{ext}"}) for ext in (".png", ".jpg", ".jpeg", ".gif", ".webp")),
+        *((None, {"x": f"{H}/a{ext}"}) for ext in (".json", ".txt", ".html")),
+        # The weights: a declared audio type beats an audio extension and name together;
+        # an audio extension beats an audio-sounding name; a name beats an image's penalty.
+        ({"type": "audio/mpeg", "data": f"{H}/a"}, {"speech": f"{H}/a.mp3"}),
+        ({"x": f"{H}/a.mp3"}, {"speech": f"{H}/a"}),
+        ({"type": "audio", "data": f"{H}/a.png"}, {"speech": f"{H}/a.mp3"}),
+        ({"type": "audio", "data": f"{H}/a.mp3"}, {"type": "audio", "data": f"{H}/a"}),
+        ({"speech": f"{H}/a.png"}, {"x": f"{H}/a"}),
+    ],
+)
+def test_audio_url_scoring(winner: dict[str, str] | None, loser: dict[str, str] | None) -> None:
+    """Pairs that differ in one clue (or weigh two against each other): the more
+    audio-like URL is taken, whichever comes first."""
+    plain = {"x": f"{H}/plain"}
+    win, lose = winner or plain, loser or plain
+    expected = next(v for v in win.values() if isinstance(v, str) and v.startswith(H))
+    for output in ([lose, win], [win, lose]):
+        assert find_audio_url(output) == expected
+
+
+def test_equal_scores_go_to_the_first_url() -> None:
+    assert find_audio_url([{"x": f"{H}/1.mp3"}, {"x": f"{H}/2.mp3"}]) == f"{H}/1.mp3"
+    assert find_audio_url(json.dumps([f"{H}/1", f"{H}/2", f"{H}/3"])) == f"{H}/1"
+
+
+def test_walk_is_bounded_but_reaches_what_is_inside_the_bounds() -> None:
+    # A URL at the deepest level still inside the bound is found, in lists and objects.
+    for wrap in (lambda n: [n], lambda n: {"k": n}):
+        node: object = AUDIO
+        for _ in range(32):
+            node = wrap(node)
+        assert find_audio_url(node) == AUDIO
+        with pytest.raises(NoAudioInOutputError):
+            find_audio_url(wrap(node))  # one level too deep: not walked
+    # A branch too deep to walk is skipped, not the end of the walk.
+    deep: object = "https://x.segmind.com/deep.mp3"
+    for _ in range(40):
+        deep = [deep]
+    assert find_audio_url([deep, {"speech": f"{H}/after"}]) == f"{H}/after"
+    # Past the node budget nothing more is looked at, and it still ends.
+    many: list[object] = [1] * 9_999 + [AUDIO]  # the list and 9,999 numbers: 10,000 nodes
+    with pytest.raises(NoAudioInOutputError):
+        find_audio_url(many)
+    assert find_audio_url(many[1:]) == AUDIO
+
+
+@pytest.mark.parametrize(
+    ("parse", "body", "message"),
+    [
+        (parse_submit, [], "submit answer is not a JSON object"),
+        (parse_submit, {"poll_url": "ftp://x/y"}, "submit answer has no usable poll_url"),
+        (parse_submit, {"poll_url": "https://api.segmind.com"}, "submit answer has no request_id"),
+        (parse_poll, "x", "status answer is not a JSON object"),
+        (parse_poll, {"status": 3}, "status answer has no status"),
+        (parse_poll, {"status": "COMPLETED"}, "COMPLETED without output"),
+        (parse_poll, {"status": "D" * 60}, "unknown job status " + repr("D" * 40)),
+        (find_audio_url, {"a": 1}, "no audio URL in the result"),
+    ],
+)
+def test_malformed_answers_say_what_was_wrong(parse: object, body: object, message: str) -> None:
+    """The message goes to the operator's log: it names what is missing."""
+    with pytest.raises(MalformedResponseError) as caught:
+        parse(body)  # type: ignore[operator]
+    assert caught.value.detail == message
+
+
+@pytest.mark.parametrize(
+    ("poll_url", "request_id"),
+    [
+        ("https://api.segmind.com/v1/requests/abc", "abc"),
+        ("https://api.segmind.com/v1/requests/abc/", "abc"),
+        ("https://api.segmind.com/v1/requests/REQX/", "REQX"),
+        ("https://api.segmind.com/abc", "abc"),
+    ],
+)
+def test_request_id_falls_back_to_the_poll_urls_last_segment(
+    poll_url: str, request_id: str
+) -> None:
+    assert parse_submit({"poll_url": poll_url}).request_id == request_id
+    assert parse_submit({"poll_url": poll_url, "request_id": " "}).request_id == request_id
+
+
+def test_request_id_is_capped() -> None:
+    long = "r" * 300
+    handle = parse_submit({"poll_url": "https://api.segmind.com/x", "request_id": long})
+    assert handle.request_id == "r" * 200
+
+
+@pytest.mark.parametrize("key", ["error", "error_message", "message", "detail"])
+def test_failure_reason_from_each_known_key(key: str) -> None:
+    result = parse_poll({"status": "FAILED", key: "noisy clip"})
+    assert result.status is JobStatus.FAILED
+    assert result.error == "noisy clip"
+
+
+def test_failure_without_a_reason_has_an_empty_one() -> None:
+    assert parse_poll({"status": "FAILED"}).error == ""
+    assert parse_poll({"status": "FAILED", "error": ""}).error == ""

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import random
-from datetime import UTC, datetime
+import time
 
 import pytest
 
 from bot.segmind.errors import SegmindConnectionError, error_for_status
 from bot.segmind.retry import (
-    MAX_PAUSE,
     RetryPolicy,
     get_retryable,
     parse_reset_at,
@@ -71,38 +71,59 @@ def test_parse_retry_after_http_date_in_past_is_zero() -> None:
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
 
 
-NOW = datetime(2027, 1, 15, 8, 0, 0, tzinfo=UTC).timestamp()  # "now" for the reset parser
+def test_backoff_jitter_spans_the_whole_upper_half() -> None:
+    policy = RetryPolicy(base_delay=1.0, max_delay=8.0)
+    rng = random.Random(7)
+    waits = [policy.delay(4, None, rng) for _ in range(500)]  # ceiling 8 s
+    assert min(waits) < 4.2
+    assert max(waits) > 7.8  # spread over [4, 8]: jobs retrying together drift apart
+
+
+NOW = 1_796_160_840.0  # 2026-12-01T21:34:00Z
 
 
 @pytest.mark.parametrize(
-    ("value", "seconds"),
+    ("header", "expected"),
     [
-        ("2027-01-15T08:00:10.500Z", 10.5),  # ISO 8601 with Z and milliseconds
-        ("2027-01-15T08:00:10+00:00", 10.0),
-        ("2027-01-15T08:00:10", 10.0),  # naive means UTC
-        (str(NOW + 7), 7.0),  # Unix seconds
-        (str(int((NOW + 3) * 1000)), 3.0),  # Unix milliseconds
-        ("Fri, 15 Jan 2027 08:00:04 GMT", 4.0),  # HTTP-date
-        ("2027-01-15T07:59:00Z", 0.0),  # in the past: no wait
+        ("2026-12-01T21:35:00.124Z", 60.124),
+        ("2026-12-01T21:35:00.124z", 60.124),
+        ("2026-12-01T21:35:00+00:00", 60.0),
+        ("2026-12-02T03:05:00+05:30", 60.0),  # an offset is kept, not taken for UTC
+        ("2026-12-01T21:35:00", 60.0),  # naive: UTC, whatever the host's time zone
+        ("1796160900", 60.0),  # Unix seconds
+        ("1796160900124", 60.124),  # Unix milliseconds
+        ("Tue, 01 Dec 2026 21:35:00 GMT", 60.0),  # an HTTP-date
+        ("  2026-12-01T21:35:00Z  ", 60.0),
+        ("2026-12-01T21:33:00Z", 0.0),  # already past
+        ("2027-12-01T21:35:00Z", 24 * 3600.0),  # capped
+        ("soon", None),
+        ("nan", None),
+        ("", None),
+        (None, None),
     ],
 )
-def test_reset_at_in_every_plausible_form(value: str, seconds: float) -> None:
-    assert parse_reset_at(value, now=NOW) == pytest.approx(seconds)
+def test_parse_reset_at(header: str | None, expected: float | None) -> None:
+    zone = os.environ.get("TZ")
+    os.environ["TZ"] = "Asia/Kolkata"  # a naive time must not be read as local time
+    time.tzset()
+    try:
+        result = parse_reset_at(header, now=NOW)
+    finally:
+        if zone is None:
+            del os.environ["TZ"]
+        else:
+            os.environ["TZ"] = zone
+        time.tzset()
+    if expected is None:
+        assert result is None
+    else:
+        assert result == pytest.approx(expected, abs=1e-6)
 
 
-@pytest.mark.parametrize("value", [None, "", "soon", "nan", "inf"])
-def test_unusable_reset_at_is_none(value: str | None) -> None:
-    assert parse_reset_at(value, now=NOW) is None
-
-
-def test_reset_at_is_bounded() -> None:
-    assert parse_reset_at(str(NOW + 10 * 24 * 3600), now=NOW) == MAX_PAUSE
-
-
-def test_a_429_pause_is_the_later_of_both_headers() -> None:
-    assert rate_limit_pause({"Retry-After": "2"}) == 2.0
+def test_rate_limit_pause_takes_the_later_of_both_headers() -> None:
+    now = time.time()
+    both = {"Retry-After": "5", "x-rate-limit-reset-at-utc": f"{now + 60:.3f}"}
+    assert rate_limit_pause(both) == pytest.approx(60, abs=2)
+    assert rate_limit_pause({"Retry-After": "90", "x-rate-limit-reset-at-utc": f"{now}"}) == 90
+    assert rate_limit_pause({"x-rate-limit-reset-at-utc": "garbage"}) is None
     assert rate_limit_pause({}) is None
-    reset = datetime.now(UTC).timestamp() + 30
-    pause = rate_limit_pause({"Retry-After": "2", "x-rate-limit-reset-at-utc": str(reset)})
-    assert pause is not None
-    assert 28 < pause <= 30

@@ -185,14 +185,19 @@ async def test_text_limit_is_in_the_schema_and_enforced(tmp_path: Path) -> None:
         assert text_option["max_length"] == 20
         language = next(o for o in speak["options"] if o["name"] == "language")
         assert language["autocomplete"] is True
+        clip = w.clip()
         options = [
-            {"name": "voice", "type": 11, "value": w.clip()["id"]},
+            {"name": "voice", "type": 11, "value": str(clip["id"])},
             {"name": "text", "type": 3, "value": "x" * 30},
         ]
-        interaction = await w.discord.slash("speak", options)
-        # Sent raw (as a modified client could): the bot still checks.
-        await w.discord.wait_for(lambda: interaction.original is not None)
+        # Sent raw, past the schema's max_length (as a modified client could), with the clip
+        # resolved as Discord sends it: only the bot's own check stands in the way.
+        interaction = await w.discord.slash("speak", options, attachments={"voice": clip})
+        content = await refused(w, interaction)
+        assert "The text is 30 characters; the limit is 20." in content
+        assert ack_seconds(interaction) < 3
         assert w.segmind.count("submit") == 0
+        assert await w.bot.store.get(str(interaction.id)) is None  # never became a job
 
 
 async def test_language_autocomplete(w: World) -> None:

@@ -1,17 +1,26 @@
-"""Past the 15-minute token: say so in time, then deliver in the channel, a DM, or log it."""
+"""Past the 15-minute token: say so in time, then deliver in the channel, a DM, or log it;
+and what a shutdown still accepts."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from tests.fakes.discord import DEFAULT_BOT_PERMISSIONS, SEND_MESSAGES, FakeMessage
-from tests.fakes.segmind import JobScript, fake_mp3
+from tests.fakes.discord import (
+    DEFAULT_BOT_PERMISSIONS,
+    SEND_MESSAGES,
+    FakeDiscord,
+    FakeInteraction,
+    FakeMessage,
+)
+from tests.fakes.segmind import FakeSegmind, Injection, JobScript, fake_mp3
 from tests.harness import World, world
+from tests.proc import job_state, log_until, start_bot, stop, until_state
 
 LIFETIME = 2.0
 OUTLASTS_TOKEN = JobScript(statuses=("PROCESSING",) * 150 + ("COMPLETED",))  # ~3 s
@@ -83,14 +92,70 @@ async def _settled(w: World, job_id: str) -> str | None:
     return None if record is None else record.state.value
 
 
-async def test_new_jobs_refused_while_restarting(w: World) -> None:
-    w.bot.accepting_jobs = False
-    interaction = await w.speak()
-    await w.discord.wait_for(lambda: interaction.original is not None)
-    assert interaction.original is not None
-    assert "restarting" in interaction.original.content
-    assert interaction.original.ephemeral
-    assert w.segmind.count("submit") == 0
+async def test_sigterm_refuses_new_jobs_and_starts_nothing_new(tmp_path: Path) -> None:
+    """A real shutdown: SIGTERM to `python -m bot`. While it waits for a submit already on
+    the wire, the bot is still connected: a new /speak is refused ("restarting"; nothing
+    stored or sent), and a job accepted in that instant (a consent "Yes") is stored but not
+    started. The next start runs it, once."""
+    data = tmp_path / "data"
+    async with FakeDiscord() as discord, FakeSegmind() as segmind:
+        proc = await start_bot(discord, segmind, data, REQUIRE_CONSENT="true")
+        try:
+            await discord.wait_for(lambda: discord.connected, 20)
+            # The first job's submit hangs: the shutdown waits for it (up to 5 s).
+            segmind.inject("submit", Injection(status=200, delay=30, create_job=True))
+            first = await _speak(discord, "on the wire")
+            await _consented(discord, first)
+            await segmind.wait_for(lambda: segmind.count("submit") == 1)
+            # Another member's consent prompt is open when the signal comes.
+            other = discord.add_user("other")
+            asked = await _speak(discord, "asked before", user_id=other)
+            await discord.wait_for(lambda: asked.original is not None)
+
+            proc.send_signal(signal.SIGTERM)
+            log = await log_until(proc, "Signal received")
+            again = await _speak(discord, "too late")  # consent given: no prompt
+            await discord.wait_for(lambda: again.original is not None)
+            assert again.original is not None
+            assert "restarting" in again.original.content
+            assert again.original.ephemeral
+            click = await _consented(discord, asked, user_id=other)
+            await discord.wait_for(lambda: click.acknowledged_at is not None)
+        finally:
+            code, rest = await stop(proc)
+        log += rest
+        assert code == 0
+        assert f"Not starting job-{asked.id}: shutting down" in log
+        assert segmind.count("submit") == 1  # only the first job's
+        assert job_state(data, asked.id) == "accepted"
+        assert job_state(data, again.id) is None
+
+        proc = await start_bot(discord, segmind, data, REQUIRE_CONSENT="true")
+        try:
+            await discord.wait_for(
+                lambda: click.original is not None and bool(click.original.attachments), 20
+            )
+            await until_state(data, asked.id, "delivered")
+            # The first one cannot know whether its submit landed: explained, never re-sent.
+            await until_state(data, first.id, "explained")
+        finally:
+            await stop(proc)
+        assert sorted(job.text for job in segmind.jobs.values()) == ["asked before", "on the wire"]
+        assert "too late" not in [job.text for job in segmind.jobs.values()]
+
+
+async def _speak(discord: FakeDiscord, text: str, user_id: int | None = None) -> FakeInteraction:
+    clip = discord.add_attachment("voice.mp3", fake_mp3(b"voice"), "audio/mpeg")
+    return await discord.slash("speak", {"voice": clip, "text": text}, user_id=user_id)
+
+
+async def _consented(
+    discord: FakeDiscord, asked: FakeInteraction, user_id: int | None = None
+) -> FakeInteraction:
+    """Click "Yes" on the consent prompt `asked` got; the click's message becomes the job's."""
+    await discord.wait_for(lambda: asked.original is not None)
+    assert asked.original is not None
+    return await discord.click(asked.original.id, f"vc:consent:yes:{asked.id}", user_id=user_id)
 
 
 async def test_a_command_too_late_to_acknowledge_never_runs(tmp_path: Path) -> None:
@@ -103,17 +168,3 @@ async def test_a_command_too_late_to_acknowledge_never_runs(tmp_path: Path) -> N
         assert record is not None
         assert record.state.value == "explained"
         assert w.segmind.count("submit") == 0
-
-
-async def test_nothing_new_starts_once_shutdown_began(w: World) -> None:
-    ran = False
-
-    async def job() -> None:
-        nonlocal ran
-        ran = True
-
-    w.bot.accepting_jobs = False  # what close() sets first
-    assert w.bot.spawn(job(), name="late") is None
-    await asyncio.sleep(0)
-    assert not ran
-    w.bot.accepting_jobs = True

@@ -75,45 +75,73 @@ def test_language_resolution_and_suggestions() -> None:
 
 
 async def test_progress_edits_are_throttled_and_final_is_last() -> None:
-    sent: list[str] = []
+    interval = 0.2
+    loop = asyncio.get_running_loop()
+    sent: list[tuple[str, float]] = []
+    order: list[str] = []
     edited = asyncio.Event()
+    in_flight = asyncio.Event()
+    gate = asyncio.Event()
+    gate.set()
 
     async def edit(text: str) -> None:
-        sent.append(text)
+        sent.append((text, loop.time()))
+        in_flight.set()
+        await gate.wait()
+        order.append(f"edited {text}")
         edited.set()
 
-    progress = ProgressMessage(edit, interval=0.2, job_ref="t")
+    progress = ProgressMessage(edit, interval=interval, job_ref="t")
     progress.start()
     progress.show("one")
     await asyncio.wait_for(edited.wait(), 2)
+    edited.clear()
     for i in range(20):
         progress.show(f"burst {i}")  # within the interval: only the newest is sent
-    await progress.stop()
-    assert sent == ["one"] or sent == ["one", "burst 19"]
-    assert progress.edits == len(sent)
+    await asyncio.wait_for(edited.wait(), 2)
+    assert [text for text, _ in sent] == ["one", "burst 19"]
+    assert sent[1][1] - sent[0][1] >= interval * 0.99  # not before the interval is up
+    # An edit in flight when the job stops: stop() waits for it, so the final answer,
+    # sent after stop(), is the last edit.
+    gate.clear()
+    in_flight.clear()
+    progress.show("three")
+    await asyncio.wait_for(in_flight.wait(), 2)
+
+    async def stopper() -> None:
+        await progress.stop()
+        order.append("stopped")
+
+    stopping = asyncio.create_task(stopper())
+    gate.set()
+    await asyncio.wait_for(stopping, 2)
+    assert order == ["edited one", "edited burst 19", "edited three", "stopped"]
+    assert progress.edits == 3
 
 
 async def test_progress_survives_discord_errors() -> None:
-    calls = 0
-    failed = asyncio.Event()
+    attempts: list[str] = []
+    tried = asyncio.Event()
 
     async def edit(text: str) -> None:
-        nonlocal calls
-        calls += 1
-        failed.set()
-        raise discord.HTTPException(
-            _Response(),  # type: ignore[arg-type]
-            {"code": 50027, "message": "Invalid Webhook Token"},
-        )
+        attempts.append(text)
+        tried.set()
+        if len(attempts) == 1:
+            raise discord.HTTPException(
+                _Response(),  # type: ignore[arg-type]
+                {"code": 50027, "message": "Invalid Webhook Token"},
+            )
 
     progress = ProgressMessage(edit, interval=0.01, job_ref="t")
     progress.start()
     progress.show("a")
-    await asyncio.wait_for(failed.wait(), 2)
-    progress.show("b")  # the editor is still alive after the failure
+    await asyncio.wait_for(tried.wait(), 2)
+    tried.clear()
+    progress.show("b")  # the editor is still alive after the failure: it sends this one
+    await asyncio.wait_for(tried.wait(), 2)
     await progress.stop()
-    assert calls >= 1
-    assert progress.edits == 0
+    assert attempts == ["a", "b"]
+    assert progress.edits == 1  # the failed edit is not counted
 
 
 class _Response:

@@ -89,7 +89,8 @@ class UserActions(InteractionBuilder):
         `add_attachment` for attachments) and is checked against the synced schema the way
         the Discord client would; a list of raw option dicts is sent verbatim instead.
         `attachments` maps attachment option names to attachment objects (same as putting
-        them in `options`). `subcommand` is "sub" or "group sub".
+        them in `options`; with a raw list they only fill `resolved`, which the raw list's
+        attachment options must name by id). `subcommand` is "sub" or "group sub".
 
         Raises PermissionError when the Discord client would not show the command to this
         user here (`default_member_permissions`, `contexts`/`dm_permission`, Use Application
@@ -101,6 +102,8 @@ class UserActions(InteractionBuilder):
         resolved: dict[str, dict[str, Any]] = {}
         if options is not None and not isinstance(options, Mapping):
             built = [dict(option) for option in options]
+            for attachment in (attachments or {}).values():
+                resolved.setdefault("attachments", {})[str(attachment["id"])] = dict(attachment)
         else:
             values = {**(options or {}), **(attachments or {})}
             schema, wrap = self._subcommand_schema(command, subcommand)
