@@ -454,3 +454,25 @@ async def test_without_history_a_short_budget_polls_at_every_free_request(
     fake_segmind.script_jobs(JobScript(duration=0.6))
     await asyncio.wait_for(runner.run(request(fake_segmind)), 5)
     assert fake_segmind.count("poll") >= 2
+
+
+async def test_jobs_alike_do_not_poll_in_lockstep(
+    fake_segmind: FakeSegmind, make_client: MakeClient
+) -> None:
+    # Fifty jobs with the same text, started together, on a roomy budget with history: each
+    # job's poll grid is shifted by its own phase. With one shared grid they all polled in
+    # the same loop iteration, and the bot stalled for everyone (ack p99 10x in the bench).
+    runner = make_runner(make_client, poll_interval=0.2, max_concurrent=50)
+    for _ in range(5):
+        runner.durations.observe(Observation(len("Hello world"), lower=0.25, upper=0.35))
+    fake_segmind.script_jobs(*(JobScript(duration=0.5) for _ in range(50)))
+    await asyncio.wait_for(
+        asyncio.gather(*(runner.run(request(fake_segmind)) for _ in range(50))), 10
+    )
+    first_polls: dict[str, float] = {}
+    for r in fake_segmind.requests:
+        if r.kind == "poll":
+            first_polls.setdefault(r.path, r.time)
+    times = sorted(first_polls.values())
+    assert len(times) == 50
+    assert times[-1] - times[0] > 0.05  # spread over half an interval, not one instant

@@ -75,6 +75,9 @@ class _Timing:
     started: float  # loop time the job was handed to the runner
     submitted_at: float  # loop time Segmind accepted it (earlier, for a resumed job)
     estimate: Estimate | None  # how long this workflow usually takes for this text
+    # This job's own offset of its poll grid: jobs alike (same text length, started
+    # together) would otherwise share one grid and poll in the same loop iteration.
+    phase: float = 0.0
 
 
 ProgressCallback = Callable[[Progress], None]
@@ -102,8 +105,8 @@ class _Report(Protocol):
 # the same loop iteration and stalling every other user's command.
 POLL_JITTER = 0.5
 
-# With history the polls keep a grid instead; a little jitter still keeps apart jobs whose
-# grids coincide.
+# With history the polls keep a grid instead, each job's shifted by its own phase (within
+# POLL_JITTER of an interval around its due time), plus a little jitter per poll.
 GRID_JITTER = 0.1
 
 # Consecutive unusable status answers tolerated before the job is given up: one garbled
@@ -212,7 +215,10 @@ class JobRunner:
             report(Phase.SUBMITTED, handle=handle)
             async with asyncio.timeout_at(submitted_at + self.timeout):
                 result = await self._finish(
-                    handle, request, _Timing(started, submitted_at, estimate), report
+                    handle,
+                    request,
+                    _Timing(started, submitted_at, estimate, self._grid_phase()),
+                    report,
                 )
             self.durations.observe(result.observation)
             return result
@@ -324,8 +330,9 @@ class JobRunner:
         Never sooner than `poll_interval` after the last one. With no history, polls come
         every interval, each wait stretched by up to POLL_JITTER at random (jobs started
         together would otherwise poll in lockstep). With history, they keep the interval
-        but on a grid that puts one poll at the job's due time (when most such jobs are
-        done), so a roomy budget finds the job soon after its end. When the budget has
+        but on a grid that puts one poll near the job's due time (when most such jobs are
+        done; each job's grid is shifted by its own phase, so jobs alike do not poll
+        together), so a roomy budget finds the job soon after its end. When the budget has
         no room for the poll, the job waits for its due time instead (later after each
         poll that found it still running) and the budget's queue gives the request to
         whichever waiting job is most likely done.
@@ -336,11 +343,16 @@ class JobRunner:
             await _sleep_until(last_poll + interval * (1 + POLL_JITTER * random.random()))
             return
         due = timing.submitted_at + estimate.due
+        grid = due + timing.phase
         earliest = last_poll + interval * (1 + GRID_JITTER * random.random())
-        await _sleep_until(due + math.ceil((earliest - due) / interval) * interval)
+        await _sleep_until(grid + math.ceil((earliest - grid) / interval) * interval)
         if self._budget_has_room():
             return
         await _sleep_until(due + self._after_due(estimate, misses))
+
+    def _grid_phase(self) -> float:
+        """Spread jobs' grids over POLL_JITTER of an interval, centred on their due time."""
+        return self.poll_interval * POLL_JITTER * (random.random() - 0.5)
 
     def _budget_has_room(self) -> bool:
         """Room now, and enough for every job in flight to poll each interval: one free
