@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from discord.ext import tasks
 
 from ..policy import Policy
-from ..store import JobRecord, JobStore
+from ..store import JobRecord, JobStore, StoreError
 from .delivery import Delivery
 from .driver import JobDriver
 from .journal import Spawn
@@ -96,10 +96,15 @@ class JobService:
 
     async def purge(self) -> None:
         days = self._retention_days
-        if days > 0:
+        if days <= 0:
+            return
+        try:
             removed = await self._store.purge(days * 86400)
-            if removed:
-                log.info("Removed %d finished job(s) older than %g days", removed, days)
+        except StoreError as exc:  # tried again tomorrow; the jobs themselves are fine
+            log.warning("Could not purge old jobs: %s", exc)
+            return
+        if removed:
+            log.info("Removed %d finished job(s) older than %g days", removed, days)
 
     def close(self) -> None:
         self._housekeeping.cancel()
