@@ -975,7 +975,8 @@ async def test_timed_job_on_the_real_clock(fake: FakeSegmind, http: aiohttp.Clie
         assert len(seen) < 100
     assert set(seen) <= {"PROCESSING", "COMPLETED"}
     finished, seen_finished = ends(job)
-    assert finished == pytest.approx(job.created_at + 0.2)
+    assert job.sample_done_at is not None  # a slow fetch (a loaded machine) ends it later
+    assert finished == max(job.created_at + 0.2, job.sample_done_at)
     assert seen_finished is not None
     assert seen_finished >= job.created_at + 0.2
     assert fake.requests[-1].time >= job.created_at + 0.2
