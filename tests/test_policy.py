@@ -3,8 +3,10 @@ boundary, and a rebuild from the store after a restart."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -481,8 +483,8 @@ async def test_setter_names_the_server_only_where_its_value_is_in_force(
 async def test_each_quota_refusal_carries_its_data(store: SqliteJobStore) -> None:
     clock = Clock()
     tomorrow = 20_001 * DAY
-    policy = await policy_with(store, clock, user_cooldown_seconds=30, user_max_in_flight=1)
-    await policy.set_limits(8, 77, {"user_cooldown_seconds": 40})
+    policy = await policy_with(store, clock, user_cooldown_seconds=30, user_max_in_flight=2)
+    await policy.set_limits(8, 77, {"user_cooldown_seconds": 40, "user_max_in_flight": 1})
     assert policy.reserve(ask(), "1") is None
     clock.now += 10
     assert policy.reserve(ask(), "2") == Refusal(
@@ -494,17 +496,24 @@ async def test_each_quota_refusal_carries_its_data(store: SqliteJobStore) -> Non
     )
     clock.now += 30
     assert policy.reserve(ask(), "2") == Refusal(
-        Reason.IN_FLIGHT, limit="user_max_in_flight", setter=OPERATOR, cap=1, running=1
+        Reason.IN_FLIGHT, limit="user_max_in_flight", setter=SERVER, cap=1, running=1
+    )
+    assert policy.reserve(ask(guild=5), "2") is None
+    clock.now += 30
+    assert policy.reserve(ask(guild=5), "3") is None
+    clock.now += 30
+    assert policy.reserve(ask(guild=5), "4") == Refusal(
+        Reason.IN_FLIGHT, limit="user_max_in_flight", setter=OPERATOR, cap=2, running=2
     )
 
-    await policy.set_limits(8, 77, {}, reset=True)  # the next policies load the store
-    policy = await policy_with(store, clock, user_daily_chars=100, guild_daily_jobs=3)
+    await policy.set_limits(8, 77, {"user_daily_chars": 100, "guild_daily_jobs": 3}, reset=True)
+    policy = await policy_with(store, clock, user_daily_chars=200, guild_daily_jobs=5)
     assert policy.reserve(ask(user=1, chars=100), "1") is None
     assert policy.reserve(ask(user=1, chars=1), "2") == Refusal(
         Reason.USER_DAILY_CHARS,
         retry_at=tomorrow,
         limit="user_daily_chars",
-        setter=OPERATOR,
+        setter=SERVER,
         cap=100,
         chars=1,
         left=0,
@@ -512,11 +521,21 @@ async def test_each_quota_refusal_carries_its_data(store: SqliteJobStore) -> Non
     assert policy.reserve(ask(user=2), "3") is None
     assert policy.reserve(ask(user=3), "4") is None
     assert policy.reserve(ask(user=4), "5") == Refusal(
-        Reason.GUILD_DAILY, retry_at=tomorrow, limit="guild_daily_jobs", setter=OPERATOR, cap=3
+        Reason.GUILD_DAILY, retry_at=tomorrow, limit="guild_daily_jobs", setter=SERVER, cap=3
+    )
+    assert policy.reserve(ask(user=1, chars=150, guild=5), "6") is None
+    assert policy.reserve(ask(user=1, chars=51, guild=5), "7") == Refusal(
+        Reason.USER_DAILY_CHARS,
+        retry_at=tomorrow,
+        limit="user_daily_chars",
+        setter=OPERATOR,
+        cap=200,
+        chars=51,
+        left=50,
     )
 
+    await policy.set_limits(8, 77, {"guild_daily_chars": 20}, reset=True)
     policy = await policy_with(store, clock, guild_daily_chars=25, global_daily_jobs=2)
-    await policy.set_limits(8, 77, {"guild_daily_chars": 20})
     assert policy.reserve(ask(user=1, chars=15), "1") is None
     assert policy.reserve(ask(user=2, chars=6), "2") == Refusal(
         Reason.GUILD_DAILY, retry_at=tomorrow, limit="guild_daily_chars", setter=SERVER, cap=20
@@ -562,6 +581,7 @@ async def test_credit_pause_ends_at_its_retry_at(store: SqliteJobStore) -> None:
     assert policy.check(ask()) is None
     paused[0] = NOON + 1
     assert policy.check(ask()) == Refusal(Reason.CREDITS, retry_at=NOON + 1)
+    assert policy.recheck(ask()) == Refusal(Reason.CREDITS, retry_at=NOON + 1)
 
 
 async def test_no_cooldown_even_when_the_clock_steps_back(store: SqliteJobStore) -> None:
@@ -727,3 +747,21 @@ async def test_consent_follows_the_guild_then_the_setting(store: SqliteJobStore)
     await on.update_member(0, 9, consent_at=NOON)
     assert not on.needs_consent(None, 9)
     assert not on.needs_consent(8, 9)  # guild 8's consent, stored above
+
+
+async def test_who_changed_a_servers_settings_is_stored(
+    store: SqliteJobStore, tmp_path: Path
+) -> None:
+    policy = await policy_with(store, Clock(), user_max_in_flight=3)
+
+    def changed_by() -> int:
+        with contextlib.closing(sqlite3.connect(tmp_path / "jobs.sqlite3")) as db:
+            row = db.execute("SELECT updated_by FROM guild_settings WHERE guild_id = 8").fetchone()
+        return int(row[0])
+
+    await policy.update_guild(8, 77, enabled=False)
+    assert changed_by() == 77
+    await policy.set_limits(8, 78, {"user_max_in_flight": 2})
+    assert changed_by() == 78
+    await policy.set_ceilings(8, 1, {"user_max_in_flight": 5})
+    assert changed_by() == 1
