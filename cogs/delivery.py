@@ -76,9 +76,6 @@ class Answer:
 
     # -- the job's progress ----------------------------------------------------------
 
-    def token_alive(self) -> bool:
-        return self.alive()
-
     def show(self, update: Progress) -> None:
         if not self._progress_started:
             self._progress_started = True

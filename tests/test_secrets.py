@@ -5,10 +5,10 @@ included); a job's interaction token leaves the store when the job ends."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import logging
 import sqlite3
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +21,7 @@ from tests.fakes.discord import FakeDiscord, FakeInteraction
 from tests.fakes.segmind import FAKE_API_KEY, FakeSegmind, JobScript, fake_mp3
 from tests.harness import World, world
 from tests.proc import start_bot, stop
+from tests.test_store import make_job
 
 BOT_TOKEN = "MTEwMDAwMDAwMDAwMDAwMDAwMQ.GfAkE1.bot-token-abcdefghijklmnop"
 API_KEY = "SG_0123456789abcdef"
@@ -139,20 +140,7 @@ async def test_a_debug_run_logs_no_interaction_token(tmp_path: Path) -> None:
 
 
 def job(job_id: str) -> JobRecord:
-    now = time.time()
-    return JobRecord(
-        id=job_id,
-        created_at=now,
-        sample_url="https://cdn.discordapp.com/attachments/1/2/voice.mp3",
-        text="Hello there",
-        language="en",
-        application_id=42,
-        interaction_token=INTERACTION_TOKEN,
-        token_expires_at=now + 900,
-        channel_id=7,
-        guild_id=8,
-        user_id=9,
-    )
+    return dataclasses.replace(make_job(job_id), interaction_token=INTERACTION_TOKEN)
 
 
 def stored_tokens(data_dir: Path) -> dict[str, tuple[str, str]]:

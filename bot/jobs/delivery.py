@@ -42,10 +42,6 @@ class Delivery(Protocol):
     """One job's way to its member. Built from the stored record alone, so it works the
     same after a restart."""
 
-    def token_alive(self) -> bool:
-        """The job's own message can still be edited (its interaction token lives)."""
-        ...
-
     def show(self, update: Progress) -> None:
         """The job moved (cheap, synchronous: the implementation edits on its own time)."""
         ...
