@@ -257,6 +257,39 @@ class Settings:
         "is kept)",
     )
 
+    voices_per_member: int = setting(
+        default=5,
+        kind=whole("voices", 0, 1000),
+        help="saved voices (`/voice save`) one member may keep; 0 turns saved voices off",
+        section=Section(
+            "Saved voices, the voice owner's consent and the result cache",
+            "A saved voice's clip is kept in the data directory and at Segmind's storage until "
+            "its owner deletes it or opts out.",
+        ),
+    )
+    require_owner_consent: bool = setting(
+        default=True,
+        kind=Flag(),
+        help='"Speak in this voice" on another member\'s clip waits for that member to allow '
+        "it (server admins can turn it off or on for their server with /voiceclone consent)",
+    )
+    owner_consent_timeout_seconds: float = setting(
+        default=600.0,
+        kind=decimal("seconds", 10, 86400),
+        help="how long a job waits for the voice owner's answer before it is dropped, at no cost",
+    )
+    result_cache_days: float = setting(
+        default=7.0,
+        kind=decimal("days (0 = off)", 0, 3650),
+        help="answer a request identical to an earlier one (same voice, text and language) "
+        "from the stored result, with no Segmind request, for this many days",
+    )
+    result_cache_mb: int = setting(
+        default=200,
+        kind=whole("MiB", 1, 1_000_000),
+        help="most disk space the result cache may use; the oldest results go first",
+    )
+
 
 def load_settings(
     environ: Mapping[str, str] | None = None, dotenv_path: str | os.PathLike[str] | None = ".env"

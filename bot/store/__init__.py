@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from .models import (
     DELIVERY_CHANNELS,
+    ORIGINS,
     SUBMIT_UNKNOWN,
     TERMINAL_STATES,
     InvalidTransition,
@@ -36,6 +37,7 @@ from .sqlite import SqliteJobStore
 
 __all__ = [
     "DELIVERY_CHANNELS",
+    "ORIGINS",
     "SUBMIT_UNKNOWN",
     "TERMINAL_STATES",
     "InvalidTransition",

@@ -100,6 +100,21 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # result re-used as a clip ("Speak in this voice" on the bot's own message) is held to
     # that member's opt-out.
     ("ALTER TABLE jobs ADD COLUMN voice_owner_id INTEGER",),
+    # 6: saved voices, the owner's consent, the result cache and provenance: how a job
+    # was asked for, the saved voice it used, its clip's hash, how long it waits for the
+    # voice owner, the earlier job it was answered from, and the hash of the delivered
+    # file (looked up by "Was this made by VoiceClone?"). An owner's "Always allow" is
+    # kept per server with the member's other answers.
+    (
+        "ALTER TABLE jobs ADD COLUMN origin TEXT NOT NULL DEFAULT 'speak'",
+        "ALTER TABLE jobs ADD COLUMN voice_id INTEGER",
+        "ALTER TABLE jobs ADD COLUMN sample_sha256 TEXT",
+        "ALTER TABLE jobs ADD COLUMN owner_pending_until REAL",
+        "ALTER TABLE jobs ADD COLUMN cached_from TEXT",
+        "ALTER TABLE jobs ADD COLUMN result_sha256 TEXT",
+        "CREATE INDEX jobs_by_result ON jobs (result_sha256) WHERE result_sha256 IS NOT NULL",
+        "ALTER TABLE members ADD COLUMN voice_allowed_at REAL",
+    ),
 )
 
 

@@ -20,6 +20,9 @@ from ..audio import AudioFile
 # we cannot know, and submitting again could pay twice, so the user is told it was lost.
 SUBMIT_UNKNOWN = "submit_unknown"
 DELIVERY_CHANNELS = ("interaction", "channel", "dm")
+# How a job was asked for: /speak, "Speak in this voice", /say, "Say this in my voice",
+# a result's Again and Edit text buttons.
+ORIGINS = ("speak", "message", "say", "say_message", "again", "edit")
 
 
 class JobState(enum.Enum):
@@ -98,6 +101,13 @@ class JobRecord:
     # When polls saw it finish, in seconds after the submit (what the ETA learns from).
     seen_running_s: float | None = None  # the last poll that found it unfinished
     seen_done_s: float | None = None  # the first poll that found it done
+    # Where the request came from and what it reuses (schema 6).
+    origin: str = "speak"  # one of ORIGINS
+    voice_id: int | None = None  # a saved voice (its clip's bytes are in the store)
+    sample_sha256: str | None = None  # of the clip's bytes, once known (the cache's key)
+    owner_pending_until: float | None = None  # waiting for the voice owner's answer
+    cached_from: str | None = None  # answered with the stored result of this job
+    result_sha256: str | None = None  # of the file as delivered (provenance)
 
     @property
     def next_step(self) -> NextStep:
@@ -203,6 +213,8 @@ class MemberRecord:
     blocked_at: float | None = None
     blocked_by: int | None = None
     block_reason: str | None = None
+    # The member, as a voice's owner, answered "Always allow" for this server.
+    voice_allowed_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ from ..buttons import DYNAMIC_ITEMS
 from ..delivery import Answer
 from ..refusals import refusal_text
 from ._consent import ConsentFlow, PendingConsent, role_ids
-from ._intake import SpeakModal, problem_with
+from ._intake import Clip, SpeakModal, problem_with
 
 if TYPE_CHECKING:
     from bot.bot import VoiceCloneBot
@@ -88,7 +88,7 @@ class Speak(ConsentFlow, commands.Cog):
         text: app_commands.Range[str, 1, 5000],
         language: app_commands.Range[str, 1, languages.MAX_INPUT_CHARS] | None = None,
     ) -> None:
-        await self._request(interaction, voice, text, language, None)
+        await self._request(interaction, Clip.attached(voice), text, language, "speak")
 
     async def speak_from_message(
         self, interaction: discord.Interaction[Any], message: discord.Message
@@ -114,7 +114,11 @@ class Speak(ConsentFlow, commands.Cog):
 
         async def submitted(modal_interaction: discord.Interaction[Any]) -> None:
             await self._request(
-                modal_interaction, clip, modal.text.value, modal.language.value or None, owner
+                modal_interaction,
+                Clip.attached(clip, owner),
+                modal.text.value,
+                modal.language.value or None,
+                "message",
             )
 
         modal.submitted = submitted
@@ -151,14 +155,16 @@ class Speak(ConsentFlow, commands.Cog):
     async def _request(
         self,
         interaction: discord.Interaction[Any],
-        voice: discord.Attachment,
+        clip: Clip,
         text: str,
         language: str | None,
-        voice_owner: int | None,
+        origin: str,
     ) -> None:
-        """Everything a request goes through before it is a job: checks, fair use, consent."""
+        """Everything a request goes through before it is a job: checks, fair use, consent.
+        `origin`: how it was asked for (one of `bot.store.ORIGINS`)."""
+        voice_owner = clip.owner_id
         code = languages.resolve(language, self.bot.settings.supported_languages)
-        problem = await problem_with(self.bot, voice, text, language, code)
+        problem = await problem_with(self.bot, clip, text, language, code)
         if problem is not None:
             await self._refuse(interaction, problem, problem)
             return
@@ -172,7 +178,7 @@ class Speak(ConsentFlow, commands.Cog):
         draft = JobRecord(
             id=job_id,
             created_at=time.time(),
-            sample_url=voice.url,
+            sample_url=clip.url,
             text=text.strip(),
             language=code,
             application_id=interaction.application_id,
@@ -182,6 +188,9 @@ class Speak(ConsentFlow, commands.Cog):
             guild_id=interaction.guild_id,
             user_id=interaction.user.id,
             voice_owner_id=interaction.user.id if voice_owner is None else voice_owner,
+            origin=origin,
+            voice_id=clip.voice_id,
+            sample_sha256=clip.sha256,
         )
         if self.bot.policy.needs_consent(interaction.guild_id, interaction.user.id):
             await self._ask_consent(interaction, draft, ask)

@@ -5,6 +5,7 @@ clip comes from a message."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -24,6 +25,31 @@ SNIFF_TIMEOUT = aiohttp.ClientTimeout(total=1.5)  # well inside Discord's 3 s to
 MODAL_TIMEOUT = 300.0
 LANGUAGE_ECHO_CHARS = 40  # of an unknown language, in the refusal
 EMPTY_TEXT = "The text is empty (or only invisible characters). Type what the voice should say."
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Clip:
+    """The voice a request uses: an attachment of this request or of a message, a saved
+    voice, or the clip of an earlier job."""
+
+    url: str  # where Segmind fetches it
+    filename: str
+    content_type: str | None
+    size: int
+    owner_id: int | None = None  # whose voice it is, when not the requester's
+    voice_id: int | None = None  # a saved voice
+    sha256: str | None = None  # of its bytes, when known
+    checked: bool = False  # checked already (a saved voice): no metadata or head check
+
+    @classmethod
+    def attached(cls, attachment: discord.Attachment, owner_id: int | None = None) -> Clip:
+        return cls(
+            url=attachment.url,
+            filename=attachment.filename,
+            content_type=attachment.content_type,
+            size=attachment.size,
+            owner_id=owner_id,
+        )
 
 
 class SpeakModal(discord.ui.Modal, title="Speak in this voice"):
@@ -51,7 +77,7 @@ class SpeakModal(discord.ui.Modal, title="Speak in this voice"):
 
 async def problem_with(
     bot: VoiceCloneBot,
-    voice: discord.Attachment,
+    clip: Clip,
     text: str,
     language: str | None,
     code: str | None,
@@ -60,11 +86,12 @@ async def problem_with(
     settings = bot.settings
     if not bot.accepting_jobs:
         return bot.closed_text
-    problem = clip_problem(
-        voice.filename, voice.content_type, voice.size, settings.max_sample_bytes
-    )
-    if problem:
-        return problem
+    if not clip.checked:
+        problem = clip_problem(
+            clip.filename, clip.content_type, clip.size, settings.max_sample_bytes
+        )
+        if problem:
+            return problem
     stripped = text.strip()
     if not has_visible(stripped):
         # Spaces, line breaks or invisible characters alone: nothing to say or bill.
@@ -79,17 +106,19 @@ async def problem_with(
             f"I don't know the language “{neutralise(language or '', LANGUAGE_ECHO_CHARS)}”."
             " Pick one from the list (start typing its name)."
         )
-    return head_problem(await clip_head(bot.session, voice))
+    if clip.checked:
+        return None
+    return head_problem(await clip_head(bot.session, clip.url))
 
 
-async def clip_head(session: aiohttp.ClientSession, voice: discord.Attachment) -> bytes:
+async def clip_head(session: aiohttp.ClientSession, url: str) -> bytes:
     """The clip's first bytes (up to SNIFF_BYTES, however many reads they take), to catch a
     renamed non-audio file before it costs a job. Best effort: if the CDN is slow, we let
     Segmind judge."""
     head = b""
     try:
         async with session.get(
-            voice.url, headers={"Range": f"bytes=0-{SNIFF_BYTES - 1}"}, timeout=SNIFF_TIMEOUT
+            url, headers={"Range": f"bytes=0-{SNIFF_BYTES - 1}"}, timeout=SNIFF_TIMEOUT
         ) as resp:
             if resp.status not in (200, 206):
                 return b""
