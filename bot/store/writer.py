@@ -179,13 +179,17 @@ class GroupCommitter:
             busy = len(batch) >= BUSY_BATCH
             if alone:
                 self._running = alone + batch
+                # Idle again before the answers are handed over: a caller that has its
+                # answer must not find the writer still "busy" (a false stall).
                 self._busy_since = time.monotonic()
-                self._loop.call_soon_threadsafe(_resolve, [self._outside(item) for item in alone])
+                outcomes = [self._outside(item) for item in alone]
                 self._busy_since = None
+                self._loop.call_soon_threadsafe(_resolve, outcomes)
             if batch:
                 self._busy_since = time.monotonic()
-                self._loop.call_soon_threadsafe(_resolve, self._commit(batch))
+                outcomes = self._commit(batch)
                 self._busy_since = None
+                self._loop.call_soon_threadsafe(_resolve, outcomes)
             self._running = []
             if closing:
                 return  # nothing can be queued once closing is set: that was the last
