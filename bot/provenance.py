@@ -143,7 +143,7 @@ def _tagged(data: bytes, stamp: Stamp) -> bytes | None:
     kind = identify_audio(data)
     if kind is None or kind[0] not in _TAGGABLE:
         log.warning(
-            "Job %s: a %s file cannot carry provenance tags; delivered untagged",
+            "Job %s: the %s file cannot carry provenance tags; delivered untagged",
             stamp.job_id,
             kind[0] if kind else "unrecognised",
         )
