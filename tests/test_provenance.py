@@ -122,7 +122,8 @@ async def delivered_and_checked(w: World, guild: int, elsewhere: int) -> None:
     assert claim is not None
     assert claim.job_id == str(interaction.id)
     assert claim.application_id == w.bot.application_id
-    assert claim.values["VOICECLONE_BOT"] == w.bot.user.name if w.bot.user else False
+    assert w.bot.user is not None
+    assert claim.values["VOICECLONE_BOT"] == w.bot.user.name
     record = await w.bot.store.get(str(interaction.id))
     assert record is not None
     assert record.result_sha256 == hashlib.sha256(data).hexdigest()
