@@ -25,7 +25,7 @@ from .tree import VoiceCloneTree
 log = logging.getLogger(__name__)
 
 # Extensions are named, not imported: the core never depends on the cogs' code.
-DEFAULT_EXTENSIONS = ("cogs.speak", "cogs.members", "cogs.admin")
+DEFAULT_EXTENSIONS = ("cogs.speak", "cogs.members", "cogs.admin", "cogs.provenance")
 OUT_OF_CREDITS_DM = (
     "⚠️ VoiceClone: Segmind answered that the account is out of credits. New voice jobs "
     "are refused until a submit succeeds again; top up the account at segmind.com. "
@@ -144,6 +144,8 @@ class VoiceCloneBot(commands.Bot):
             accepting=lambda: self.accepting_jobs,
             ready=self.wait_until_ready,
         )
+        if self.user is not None:  # logged in before setup_hook: the name files are tagged with
+            self._service.driver.provenance.bot_name = self.user.name
         for name in self._extensions:
             await self.load_extension(name)
         # Once per process, not per cog load: a reload must not drive the same jobs twice.

@@ -7,6 +7,7 @@ mark and not post again: the member gets exactly one result message.
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -104,6 +105,14 @@ async def test_crash_during_channel_post(fakes: Fakes, tmp_path: Path) -> None:
     assert delivery(data, interaction) == ("channel", posted.id)
     assert "delivered before the restart (channel)" in log
     assert segmind.count("submit") == 1
+    # The restarted bot recorded the hash of the file the killed one posted: the
+    # provenance tags are built from stored values only, so they give the same bytes.
+    uri = f"file:{data / 'jobs.sqlite3'}?mode=ro"
+    with sqlite3.connect(uri, uri=True, timeout=5) as db:
+        [recorded] = db.execute(
+            "SELECT result_sha256 FROM jobs WHERE id = ?", (str(interaction.id),)
+        ).fetchone()
+    assert recorded == hashlib.sha256(posted.attachments[0].data).hexdigest()
 
 
 async def test_crash_during_dm_post(fakes: Fakes, tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 
 from ..audio import AudioFile
+from ..provenance import Provenance
 from ..segmind.errors import SegmindError
 from ..segmind.models import JobHandle
 from ..store import (
@@ -67,6 +68,7 @@ class JobDriver:
         self._accepting = accepting  # False once shutdown has begun
         self._producing: dict[str, asyncio.Task[None]] = {}  # jobs a Cancel click can stop
         self._cancelled: dict[str, int] = {}  # job id -> who clicked Cancel
+        self.provenance = Provenance()  # tags every delivered file; the Bot names itself
 
     def cancel(self, job_id: str, by: int) -> bool:
         """Stop a job that is waiting in line or for Segmind. False if it is not (any
@@ -246,15 +248,20 @@ class JobDriver:
                     record.id,
                     found.channel,
                 )
-                return await store.mark_delivered(record.id, found.channel, found.message_id)
+                hashes = await self.provenance.hashes(record, await store.read_audio(record))
+                return await store.mark_delivered(
+                    record.id, found.channel, found.message_id, hashes=hashes
+                )
             audio = await store.read_audio(record)
             if audio is None:
                 log.error("Job %s: spooled audio is missing", record.id)
                 text = delivery.ending_text(Ending.AUDIO_LOST)
                 return await store.mark_failed(record.id, Ending.AUDIO_LOST.value, text)
             record = await store.mark_delivering(record.id)
+        # Provenance tags on every delivery path; the same bytes again on a retry.
+        stamped = await self.provenance.stamp(record, audio)
         try:
-            sent = await delivery.send_result(record, audio)
+            sent = await delivery.send_result(record, stamped.audio)
         except Undeliverable as exc:
             log.error("Job %s (request %s) is undeliverable: %s", record.id, record.request_id, exc)
             await store.mark_failed(record.id, "undeliverable", str(exc))
@@ -266,6 +273,7 @@ class JobDriver:
                 sent.channel,
                 sent.message_id,
                 from_memory=record.state is not JobState.DELIVERING,
+                hashes=(stamped.sha256, stamped.audio_sha256),
             )
         except (StoreError, InvalidTransition) as exc:
             # The member has it: nothing may undo that, least of all an error message.

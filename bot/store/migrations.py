@@ -115,6 +115,14 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX jobs_by_result ON jobs (result_sha256) WHERE result_sha256 IS NOT NULL",
         "ALTER TABLE members ADD COLUMN voice_allowed_at REAL",
     ),
+    # 7: provenance: the hash of the delivered file's audio without its tags, which
+    # recognises a result whose metadata was stripped (bot/audio_payload.py says what
+    # "without its tags" means per format).
+    (
+        "ALTER TABLE jobs ADD COLUMN result_audio_sha256 TEXT",
+        "CREATE INDEX jobs_by_result_audio ON jobs (result_audio_sha256) "
+        "WHERE result_audio_sha256 IS NOT NULL",
+    ),
 )
 
 

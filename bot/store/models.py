@@ -108,6 +108,7 @@ class JobRecord:
     owner_pending_until: float | None = None  # waiting for the voice owner's answer
     cached_from: str | None = None  # answered with the stored result of this job
     result_sha256: str | None = None  # of the file as delivered (provenance)
+    result_audio_sha256: str | None = None  # of its audio without the tags (schema 7)
 
     @property
     def next_step(self) -> NextStep:
@@ -186,7 +187,13 @@ class JobStore(Protocol):
     ) -> JobRecord: ...
     async def mark_delivering(self, job_id: str) -> JobRecord: ...
     async def mark_delivered(
-        self, job_id: str, channel: str, message_id: int | None, *, from_memory: bool = False
+        self,
+        job_id: str,
+        channel: str,
+        message_id: int | None,
+        *,
+        from_memory: bool = False,
+        hashes: tuple[str | None, str | None] = (None, None),
     ) -> JobRecord: ...
     async def mark_failed(self, job_id: str, cause: str, message: str) -> JobRecord: ...
     async def mark_explained(self, job_id: str) -> JobRecord: ...
@@ -233,6 +240,9 @@ class PolicyStore(Protocol):
 
     async def usage(self, since: float, guild_id: int | None = None) -> list[UsageRow]: ...
     async def recent_jobs(self, guild_id: int, limit: int) -> list[JobRecord]: ...
+    async def delivered_matching(
+        self, file_sha256: str, audio_sha256: str | None
+    ) -> list[JobRecord]: ...
     async def guild_settings(self) -> dict[int, dict[str, object]]: ...
     async def save_guild_settings(
         self, guild_id: int, settings: dict[str, object], by: int | None

@@ -41,6 +41,7 @@ from .models import (
     JobState,
     StoreError,
 )
+from .provenance import ProvenanceQueries
 from .queries import JobQueries, marks, state_values
 from .records import (
     COLUMNS,
@@ -88,7 +89,7 @@ Synchronous = Literal["FULL", "NORMAL"]
 T = TypeVar("T")
 
 
-class SqliteJobStore(JobQueries, FairUseQueries):
+class SqliteJobStore(JobQueries, FairUseQueries, ProvenanceQueries):
     """Jobs in `data_dir/jobs.sqlite3`, their audio under `data_dir/audio/`, and an
     exclusive `data_dir/jobs.lock` held while open."""
 
@@ -366,17 +367,24 @@ class SqliteJobStore(JobQueries, FairUseQueries):
         return await self._transition(job_id, DELIVERING, ())
 
     async def mark_delivered(
-        self, job_id: str, channel: str, message_id: int | None, *, from_memory: bool = False
+        self,
+        job_id: str,
+        channel: str,
+        message_id: int | None,
+        *,
+        from_memory: bool = False,
+        hashes: tuple[str | None, str | None] = (None, None),
     ) -> JobRecord:
         """The result reached the member. `from_memory`: it was delivered although the
         store could not record it complete (a failed write): the job ends from whatever
-        open state it has, so a restart neither posts it again nor explains it away."""
+        open state it has, so a restart neither posts it again nor explains it away.
+        `hashes`: (result_sha256, result_audio_sha256) of the file as delivered."""
         if channel not in DELIVERY_CHANNELS:
             raise ValueError(f"delivery channel must be one of {DELIVERY_CHANNELS}")
         machine = self._machine
         change = machine.delivered_from_memory if from_memory else machine.delivered
         record = await self._transition(
-            job_id, change, (self._clock(), channel, message_id, *machine.wipe)
+            job_id, change, (self._clock(), channel, message_id, *hashes, *machine.wipe)
         )
         await self._audio.drop(record)
         return record

@@ -170,7 +170,14 @@ class Transitions:
                 "mark_delivered",
                 sources,
                 JobState.DELIVERED,
-                ("delivered_at", "delivery_channel", "delivery_message_id", *self.wiped),
+                (
+                    "delivered_at",
+                    "delivery_channel",
+                    "delivery_message_id",
+                    "result_sha256",
+                    "result_audio_sha256",
+                    *self.wiped,
+                ),
                 more="audio = NULL",
             )
 

@@ -35,6 +35,7 @@ SHOWN_IN_STATUS = 15
 TOP_USERS = 5
 USAGE_DAYS = 7
 AUDIT_TEXT_CHARS = 100
+RESULT_HASH_CHARS = 12  # enough to tell files apart by eye; the store keeps all 64
 EMBED_BUDGET = 4000  # an embed description holds 4,096 characters
 MESSAGE_BUDGET = 1900  # a message holds 2,000
 
@@ -161,6 +162,8 @@ def audit_entry(record: JobRecord, *, show_text: bool) -> str:
         f"{_code(record.language)} · {outcome(record)} · request {request} · "
         f"clip from {_code(record.sample_host)}"
     )
+    if record.result_sha256:  # provenance: what "Was this made by VoiceClone?" matches
+        line += f" · file sha256 {_code(record.result_sha256[:RESULT_HASH_CHARS])}…"
     if show_text and record.text:
         line += "\n> " + neutralise(one_line(record.text, AUDIT_TEXT_CHARS))
     return line

@@ -9,6 +9,7 @@ shapes"), so the server module only decides *which* shape a request gets.
 from __future__ import annotations
 
 import enum
+import hashlib
 import json
 import math
 import struct
@@ -60,16 +61,20 @@ def standard_error(status: int) -> str:
 
 
 def fake_mp3(tag: bytes = b"") -> bytes:
-    """Small bytes that pass for an MP3 file: an ID3v2.4 tag whose body is `tag`, then three
-    MPEG-1 Layer III frames (32 kbit/s, 44.1 kHz, 104 bytes each, silent payload).
+    """Small bytes that pass for an MP3 file (mutagen reads and tags them): an ID3v2.4 tag
+    whose body is `tag`, then three MPEG-1 Layer III frames (32 kbit/s, 44.1 kHz, 104
+    bytes each) whose payload starts with a digest of `tag` (bytes below 0x80, so no
+    false frame sync).
 
-    Distinct tags give distinct bytes, so a test can tell which job's audio it received.
+    Distinct tags give distinct bytes, even with the ID3 tag stripped or rewritten (as
+    the bot's provenance tags do), so a test can tell which job's audio it received.
     """
     size = len(tag)
     if size >= 1 << 28:
         raise ValueError("tag too large for an ID3 header")
     syncsafe = bytes((size >> shift) & 0x7F for shift in (21, 14, 7, 0))
-    frame = b"\xff\xfb\x10\xc4" + bytes(100)
+    mark = bytes(b & 0x7F for b in hashlib.sha256(tag).digest())
+    frame = b"\xff\xfb\x10\xc4" + mark + bytes(100 - len(mark))
     return b"ID3\x04\x00\x00" + syncsafe + tag + frame * 3
 
 
