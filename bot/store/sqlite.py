@@ -52,6 +52,7 @@ from .records import (
     exact,
     field_values,
 )
+from .replays import ReplayQueries
 from .transitions import (
     COMPLETED,
     COMPLETED_DELIVERING,
@@ -88,7 +89,7 @@ Synchronous = Literal["FULL", "NORMAL"]
 T = TypeVar("T")
 
 
-class SqliteJobStore(JobQueries, FairUseQueries):
+class SqliteJobStore(JobQueries, FairUseQueries, ReplayQueries):
     """Jobs in `data_dir/jobs.sqlite3`, their audio under `data_dir/audio/`, and an
     exclusive `data_dir/jobs.lock` held while open."""
 
@@ -375,6 +376,7 @@ class SqliteJobStore(JobQueries, FairUseQueries):
             raise ValueError(f"delivery channel must be one of {DELIVERY_CHANNELS}")
         machine = self._machine
         change = machine.delivered_from_memory if from_memory else machine.delivered
+        await self.keep_replay(job_id)  # before the wipe: the result's buttons replay it
         record = await self._transition(
             job_id, change, (self._clock(), channel, message_id, *machine.wipe)
         )
@@ -423,6 +425,7 @@ class SqliteJobStore(JobQueries, FairUseQueries):
         )
         if rows:
             self._writes += 1
+        await self._purge_replays(now - older_than_seconds)
         needed = await self._query(
             f"SELECT audio_path FROM jobs WHERE state IN ({marks(len(OPEN_STATES))}) "
             "AND audio_path IS NOT NULL",
