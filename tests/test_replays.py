@@ -8,7 +8,7 @@ import dataclasses
 import time
 from pathlib import Path
 
-from bot.store import SqliteJobStore
+from bot.store import MemberRecord, SqliteJobStore
 from tests.test_store import AUDIO, Clock, make_job
 
 
@@ -75,3 +75,12 @@ async def test_the_purge_drops_replays_past_the_retention(tmp_path: Path) -> Non
         await store.purge(86400)
         assert await store.replay("old") is None
         assert await store.replay("recent") is not None
+
+
+async def test_a_job_delivered_after_an_optout_keeps_nothing(tmp_path: Path) -> None:
+    async with SqliteJobStore(tmp_path) as store:
+        await store.save_member(MemberRecord(guild_id=8, user_id=77, opted_out_at=1.0))
+        await delivered(store, "owner-out", voice_owner_id=77)
+        await delivered(store, "fine", voice_owner_id=78)
+        assert await store.replay("owner-out") is None
+        assert await store.replay("fine") is not None

@@ -198,3 +198,24 @@ async def test_limits_apply_to_again(tmp_path: Path) -> None:
         again = await w.discord.click(msg.id, f"vc:again:{msg.interaction_id}")
         assert "Slow down" in await ephemeral_text(w, again)
         assert w.segmind.count("submit") == 1
+
+
+async def test_again_in_someone_elses_voice_keeps_them_as_its_owner(w: World) -> None:
+    author = w.discord.add_user("author")
+    clip = w.clip(data=fake_mp3(b"the author's voice"))
+    post = await w.discord.user_message(user_id=author, attachments=[clip])
+    opened = await w.discord.context_menu("Speak in this voice", post.id)
+    await w.discord.wait_for(lambda: opened.modal is not None)
+    submitted = await w.discord.submit_modal(opened, {"text": "Bonjour"})
+    msg = await w.answered(submitted)
+    await job_ended(w, submitted)
+    again = await w.discord.click(msg.id, f"vc:again:{submitted.id}")
+    assert (await w.answered(again)).attachments
+    record = await w.bot.store.get(str(again.id))
+    assert record is not None
+    assert (record.voice_owner_id, record.user_id) == (author, w.discord.user_id)
+    # The author's /optout forgets the replay: no Again in their voice after it.
+    await ephemeral_text(w, await w.discord.slash("optout", user_id=author))
+    refused = await w.discord.click(msg.id, f"vc:again:{submitted.id}")
+    assert await ephemeral_text(w, refused) == REPLAY_GONE
+    assert w.segmind.count("submit") == 2

@@ -30,7 +30,11 @@ class ReplayQueries:
             "voice_owner_id, text, language, sample_url, voice_id, sample_sha256) "
             "SELECT id, ?, guild_id, user_id, voice_owner_id, text, language, sample_url, "
             "voice_id, sample_sha256 FROM jobs WHERE id = ? AND text != '' "
-            "AND (sample_url != '' OR voice_id IS NOT NULL)",
+            "AND (sample_url != '' OR voice_id IS NOT NULL) "
+            # Delivered after an /optout of its requester or voice owner: keep nothing.
+            "AND NOT EXISTS (SELECT 1 FROM members WHERE members.guild_id = jobs.guild_id "
+            "AND members.user_id IN (jobs.user_id, jobs.voice_owner_id) "
+            "AND members.opted_out_at IS NOT NULL)",
             (self._clock(), job_id),
         )
 
