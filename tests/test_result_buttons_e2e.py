@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from cogs.speak._replay import CLIP_GONE
-from cogs.speak._results import MAY_NOT_DELETE, NOT_YOURS, REPLAY_GONE
+from cogs.speak._results import MAY_NOT_DELETE, NOT_HERE, NOT_YOURS, REPLAY_GONE
 from tests.fakes.discord import MANAGE_GUILD, FakeDiscord, FakeInteraction, FakeMessage
 from tests.fakes.segmind import FakeSegmind, fake_mp3
 from tests.harness import World, bot_settings, running_bot, world
@@ -137,6 +137,8 @@ async def test_buttons_on_a_channel_reply_and_a_dm(w: World) -> None:
         f"vc:edit:{again.id}",
         f"vc:delete:{again.id}",
     ]
+    in_dm = await w.discord.click(dm.id, f"vc:again:{again.id}")
+    assert await ephemeral_text(w, in_dm) == NOT_HERE
     await w.discord.click(dm.id, f"vc:delete:{again.id}")
     await w.discord.wait_for(lambda: dm.deleted)
 
@@ -166,6 +168,9 @@ async def test_again_refreshes_an_expired_clip_url(w: World) -> None:
     w.discord.expire_attachment(int(clip["id"]))
     again = await w.discord.click(msg.id, f"vc:again:{msg.interaction_id}")
     assert (await w.answered(again)).attachments
+    # The refresh and the check fit in Discord's 3 s to answer the click.
+    assert again.acknowledged_at is not None
+    assert again.acknowledged_at - again.dispatched_at < 3
     job = list(w.segmind.jobs.values())[-1]
     assert job.voice_samples != clip["url"]
     assert job.sample_bytes == fake_mp3(b"kept a while")
