@@ -376,7 +376,10 @@ class SqliteJobStore(JobQueries, FairUseQueries, ReplayQueries):
             raise ValueError(f"delivery channel must be one of {DELIVERY_CHANNELS}")
         machine = self._machine
         change = machine.delivered_from_memory if from_memory else machine.delivered
-        await self.keep_replay(job_id)  # before the wipe: the result's buttons replay it
+        try:  # before the wipe: the result's buttons replay it
+            await self.keep_replay(job_id)
+        except StoreError as exc:  # the buttons then say it is gone; the delivery counts
+            log.warning("Job %s: could not keep what its buttons replay: %s", job_id, exc)
         record = await self._transition(
             job_id, change, (self._clock(), channel, message_id, *machine.wipe)
         )
