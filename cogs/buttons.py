@@ -20,6 +20,10 @@ class ButtonHandler(Protocol):
 
     async def cancel_clicked(self, interaction: discord.Interaction[Any], job_id: str) -> None: ...
 
+    async def result_clicked(
+        self, interaction: discord.Interaction[Any], job_id: str, action: str
+    ) -> None: ...
+
 
 def _handler(interaction: discord.Interaction[Any]) -> ButtonHandler:
     cog = interaction.client.get_cog("Speak")
@@ -96,33 +100,64 @@ def cancel_view(job_id: str) -> discord.ui.View:
     return _view(CancelButton(job_id))
 
 
+RESULT_ACTIONS = {"again": "🔁 Again", "edit": "✏️ Edit text", "delete": "🗑️ Delete"}
+
+
+class ResultButton(
+    discord.ui.DynamicItem[discord.ui.Button[Any]],
+    template=r"vc:(?P<action>again|edit|delete):(?P<job>\d+)",
+):
+    """Again, Edit text and Delete on a result (handled by `cogs/speak/_results.py`)."""
+
+    def __init__(self, job_id: str, action: str) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label=RESULT_ACTIONS[action],
+                style=discord.ButtonStyle.secondary,
+                custom_id=f"vc:{action}:{job_id}",
+            )
+        )
+        self.job_id = job_id
+        self.action = action
+
+    @classmethod
+    async def from_custom_id(
+        cls,
+        interaction: discord.Interaction[Any],
+        item: discord.ui.Item[Any],
+        match: re.Match[str],
+    ) -> ResultButton:
+        return cls(match["job"], match["action"])
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        await _handler(interaction).result_clicked(interaction, self.job_id, self.action)
+
+
 def result_custom_id(job_id: str) -> str:
+    """The mark of results posted before they had buttons (a disabled button)."""
     return f"vc:result:{job_id}"
 
 
 def result_view(job_id: str) -> discord.ui.View:
-    """The mark on every message that carries a job's result: a disabled button whose
-    custom id holds the job id. Only the bot can put components on its messages, so after
-    a crash it finds an earlier post of the result by this mark, long after Discord forgot
-    the post's nonce (see `Answer.posted_before`). Never clickable, so nothing handles it."""
-    return _view(
-        discord.ui.Button(
-            label="🤖 AI voice",
-            style=discord.ButtonStyle.secondary,
-            custom_id=result_custom_id(job_id),
-            disabled=True,
-        )
-    )
+    """The buttons on every message that carries a job's result. Their custom ids hold
+    the job id, and only the bot can put components on its messages, so they are also the
+    mark by which it finds an earlier post of the result after a crash, long after Discord
+    forgot the post's nonce (see `Answer.posted_before`)."""
+    return _view(*(ResultButton(job_id, action) for action in RESULT_ACTIONS))
 
 
 def carries_result(message: discord.Message, job_id: str) -> bool:
     """The message holds `job_id`'s result mark (the caller checks who wrote it)."""
-    wanted = result_custom_id(job_id)
+    wanted = {result_custom_id(job_id), *(f"vc:{action}:{job_id}" for action in RESULT_ACTIONS)}
     for row in message.components:
         children = row.children if isinstance(row, discord.ActionRow) else [row]
-        if any(getattr(child, "custom_id", None) == wanted for child in children):
+        if any(getattr(child, "custom_id", None) in wanted for child in children):
             return True
     return False
 
 
-DYNAMIC_ITEMS: tuple[type[discord.ui.DynamicItem[Any]], ...] = (ConsentButton, CancelButton)
+DYNAMIC_ITEMS: tuple[type[discord.ui.DynamicItem[Any]], ...] = (
+    ConsentButton,
+    CancelButton,
+    ResultButton,
+)

@@ -44,6 +44,8 @@ class Members(commands.Cog):
         await self.bot.policy.update_member(
             interaction.guild_id, interaction.user.id, opted_out_at=opted_out_at
         )
+        if opted_out_at:  # what their results' Again buttons would replay goes too
+            await self.bot.store.drop_replays_of(interaction.guild_id, interaction.user.id)
         log.info(
             "User %s %s in guild %s",
             interaction.user.id,

@@ -119,7 +119,8 @@ async def test_queue_is_round_robin_and_shows_positions(tmp_path: Path) -> None:
             msg = await w.answered(interaction)
             assert msg.attachments
             # The Cancel button is gone with the result; the result's mark came with it.
-            assert custom_ids(msg) == [f"vc:result:{interaction.id}"]
+            ids = [f"vc:{action}:{interaction.id}" for action in ("again", "edit", "delete")]
+            assert custom_ids(msg) == ids
         order = [job.text for job in w.segmind.jobs.values()]
         assert order == ["a1", "a2", "b1", "c1", "a3", "a4"]
 

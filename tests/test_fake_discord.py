@@ -796,3 +796,28 @@ async def test_ephemeral_buttons_answered_in_public(synced: EchoBot, fake: FakeD
     # The panel itself was edited through the slash command's token.
     assert (panel.content, panel.components) == ("Working…", [])
     assert [e["message_id"] for e in opened.edits] == [panel.id]
+
+
+async def test_expired_cdn_urls_refresh_but_deleted_attachments_stay_gone(
+    bot: EchoBot, fake: FakeDiscord
+) -> None:
+    clip = fake.add_attachment("clip.mp3", b"ID3fake", "audio/mpeg")
+    gone = fake.add_attachment("gone.mp3", b"ID3gone", "audio/mpeg")
+    fake.expire_attachment(int(clip["id"]))
+    fake.delete_attachment(int(gone["id"]))
+    route = Route("POST", "/attachments/refresh-urls")
+    answer = await bot.http.request(route, json={"attachment_urls": [clip["url"], gone["url"]]})
+    [fresh, dead] = answer["refreshed_urls"]
+    assert (fresh["original"], dead["original"]) == (clip["url"], gone["url"])
+    assert fresh["refreshed"] != clip["url"]
+    async with aiohttp.ClientSession() as session:
+        async with session.get(clip["url"]) as expired:
+            assert expired.status == 404  # the old URL stays expired
+        async with session.get(fresh["refreshed"]) as response:
+            assert response.status == 200
+            assert await response.read() == b"ID3fake"
+        async with session.get(dead["refreshed"]) as response:
+            assert response.status == 404
+    with pytest.raises(discord.HTTPException) as refused:
+        await bot.http.request(route, json={})
+    assert refused.value.status == 400

@@ -123,6 +123,25 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX jobs_by_result_audio ON jobs (result_audio_sha256) "
         "WHERE result_audio_sha256 IS NOT NULL",
     ),
+    # 8: what a result's Again and Edit text buttons need after its job ended (the job row
+    # loses its text and clip URL then): one row per delivered result, removed when the
+    # result is deleted, on the requester's or the voice owner's /optout, and by the purge.
+    (
+        """
+        CREATE TABLE replays (
+            job_id TEXT PRIMARY KEY NOT NULL,
+            created_at REAL NOT NULL,
+            guild_id INTEGER,
+            user_id INTEGER NOT NULL,
+            voice_owner_id INTEGER,
+            text TEXT NOT NULL,
+            language TEXT NOT NULL,
+            sample_url TEXT NOT NULL,
+            voice_id INTEGER,
+            sample_sha256 TEXT
+        )
+        """,
+    ),
 )
 
 

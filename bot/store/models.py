@@ -253,5 +253,31 @@ class PolicyStore(Protocol):
     async def set_flag(self, key: str, value: str) -> None: ...
 
 
-class Store(JobStore, PolicyStore, Protocol):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Replay:
+    """What the Again and Edit text buttons of a delivered result need (`replays` table)."""
+
+    job_id: str
+    created_at: float
+    guild_id: int | None
+    user_id: int
+    voice_owner_id: int | None
+    text: str
+    language: str
+    sample_url: str  # the clip's CDN URL as last known ("" for a saved voice)
+    voice_id: int | None
+    sample_sha256: str | None
+
+
+class ReplayStore(Protocol):
+    """Replays of delivered results (`bot/store/replays.py`)."""
+
+    async def keep_replay(self, job_id: str) -> None: ...
+    async def replay(self, job_id: str) -> Replay | None: ...
+    async def update_replay_url(self, job_id: str, sample_url: str) -> None: ...
+    async def drop_replay(self, job_id: str) -> None: ...
+    async def drop_replays_of(self, guild_id: int, user_id: int) -> int: ...
+
+
+class Store(JobStore, PolicyStore, ReplayStore, Protocol):
     """Everything the bot keeps."""

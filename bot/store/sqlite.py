@@ -53,6 +53,7 @@ from .records import (
     exact,
     field_values,
 )
+from .replays import ReplayQueries
 from .transitions import (
     COMPLETED,
     COMPLETED_DELIVERING,
@@ -89,7 +90,7 @@ Synchronous = Literal["FULL", "NORMAL"]
 T = TypeVar("T")
 
 
-class SqliteJobStore(JobQueries, FairUseQueries, ProvenanceQueries):
+class SqliteJobStore(JobQueries, FairUseQueries, ProvenanceQueries, ReplayQueries):
     """Jobs in `data_dir/jobs.sqlite3`, their audio under `data_dir/audio/`, and an
     exclusive `data_dir/jobs.lock` held while open."""
 
@@ -383,6 +384,10 @@ class SqliteJobStore(JobQueries, FairUseQueries, ProvenanceQueries):
             raise ValueError(f"delivery channel must be one of {DELIVERY_CHANNELS}")
         machine = self._machine
         change = machine.delivered_from_memory if from_memory else machine.delivered
+        try:  # before the wipe: the result's buttons replay it
+            await self.keep_replay(job_id)
+        except StoreError as exc:  # the buttons then say it is gone; the delivery counts
+            log.warning("Job %s: could not keep what its buttons replay: %s", job_id, exc)
         record = await self._transition(
             job_id, change, (self._clock(), channel, message_id, *hashes, *machine.wipe)
         )
@@ -431,6 +436,7 @@ class SqliteJobStore(JobQueries, FairUseQueries, ProvenanceQueries):
         )
         if rows:
             self._writes += 1
+        await self._purge_replays(now - older_than_seconds)
         needed = await self._query(
             f"SELECT audio_path FROM jobs WHERE state IN ({marks(len(OPEN_STATES))}) "
             "AND audio_path IS NOT NULL",

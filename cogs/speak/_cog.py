@@ -24,6 +24,7 @@ from ..delivery import Answer
 from ..refusals import refusal_text
 from ._consent import ConsentFlow, PendingConsent, role_ids
 from ._intake import Clip, SpeakModal, problem_with
+from ._results import ResultButtons
 
 if TYPE_CHECKING:
     from bot.bot import VoiceCloneBot
@@ -54,7 +55,7 @@ STORE_TROUBLE_TEXT = (
 )
 
 
-class Speak(ConsentFlow, commands.Cog):
+class Speak(ConsentFlow, ResultButtons, commands.Cog):
     def __init__(self, bot: VoiceCloneBot) -> None:
         self.bot = bot
         # The text limit is a setting, so it is applied to the command's schema here.

@@ -185,6 +185,7 @@ class FakeDiscord(World, UserActions, RestCommands, RestInteractions, RestChanne
                 r"/media/attachments/{channel_id:\d+}/{attachment_id:\d+}/{filename}",
                 self._cdn,
             ),
+            ("POST", api + "/attachments/refresh-urls", self._refresh_urls),
             ("GET", api + "/users/@me", self._get_me),
             ("POST", api + "/users/@me/channels", self._create_dm),
             ("GET", api + r"/users/{user_id:\d+}", self._get_user),

@@ -85,6 +85,7 @@ class Messages(Payloads):
     def _cdn_signature(self, attachment: FakeAttachment, expires: int, issued: int) -> str:
         signed = (
             f"{attachment.channel_id}/{attachment.id}/{attachment.filename}:{expires:x}:{issued:x}"
+            f":{attachment.generation}"
         )
         return hmac.new(self._cdn_secret, signed.encode(), hashlib.sha256).hexdigest()
 

@@ -196,6 +196,8 @@ class FakeAttachment:
     waveform: str | None = None
     ephemeral: bool = False
     expires_at: float = 0.0  # wall clock; the CDN answers 404 afterwards
+    generation: int = 0  # signed into its URLs: expiring them bumps it
+    deleted: bool = False  # removed by Discord: no URL serves it, refreshed or not
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property

@@ -207,7 +207,14 @@ class World(Messages):
 
     def expire_attachment(self, attachment_id: int) -> None:
         """Make the CDN refuse this attachment's URLs from now on (signed URL expiry)."""
-        self._attachments[attachment_id].expires_at = 0.0
+        attachment = self._attachments[attachment_id]
+        attachment.expires_at = 0.0
+        attachment.generation += 1  # a refreshed URL is signed anew, and works
+
+    def delete_attachment(self, attachment_id: int) -> None:
+        """Remove the file from the CDN, as Discord does with slash-command uploads after a
+        while: its URLs answer 404 and refreshing them does not bring it back."""
+        self._attachments[attachment_id].deleted = True
 
     def inject_error(
         self,
