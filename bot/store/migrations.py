@@ -115,6 +115,21 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX jobs_by_result ON jobs (result_sha256) WHERE result_sha256 IS NOT NULL",
         "ALTER TABLE members ADD COLUMN voice_allowed_at REAL",
     ),
+    # 7: saved voices (/voice save). The clip's bytes are kept here because Discord's
+    # attachment URLs expire and slash-command uploads are removed: Segmind storage's URL
+    # is re-made from them when it stops working. A name is unique per owner whatever
+    # its case; shares say which servers may use a voice besides its owner.
+    (
+        "CREATE TABLE voices (id INTEGER PRIMARY KEY AUTOINCREMENT, "
+        "owner_id INTEGER NOT NULL, name TEXT NOT NULL, sample BLOB NOT NULL, "
+        "sha256 TEXT NOT NULL, content_type TEXT NOT NULL, filename TEXT NOT NULL, "
+        "storage_url TEXT, uploaded_at REAL, is_default INTEGER NOT NULL DEFAULT 0, "
+        "created_at REAL NOT NULL)",
+        "CREATE UNIQUE INDEX voices_by_owner_name ON voices (owner_id, name COLLATE NOCASE)",
+        "CREATE TABLE voice_shares (voice_id INTEGER NOT NULL, guild_id INTEGER NOT NULL, "
+        "shared_at REAL NOT NULL, PRIMARY KEY (voice_id, guild_id))",
+        "CREATE INDEX voice_shares_by_guild ON voice_shares (guild_id)",
+    ),
 )
 
 

@@ -12,9 +12,12 @@ import enum
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Protocol, Self
+from typing import TYPE_CHECKING, Protocol, Self
 
 from ..audio import AudioFile
+
+if TYPE_CHECKING:
+    from .voices import VoiceRecord
 
 # Failure cause recorded for a job whose submit may have reached Segmind before a crash:
 # we cannot know, and submitting again could pay twice, so the user is told it was lost.
@@ -243,5 +246,34 @@ class PolicyStore(Protocol):
     async def set_flag(self, key: str, value: str) -> None: ...
 
 
-class Store(JobStore, PolicyStore, Protocol):
+class VoiceStore(Protocol):
+    """Saved voices (`voices.VoiceQueries`): kept bytes, names, defaults, shares."""
+
+    async def add_voice(
+        self,
+        owner_id: int,
+        name: str,
+        sample: bytes,
+        *,
+        sha256: str,
+        content_type: str,
+        filename: str,
+        storage_url: str | None,
+        limit: int,
+    ) -> int: ...
+    async def own_voices(self, owner_id: int) -> list[VoiceRecord]: ...
+    async def voice_named(self, owner_id: int, name: str) -> VoiceRecord | None: ...
+    async def usable_voices(self, guild_id: int | None, user_id: int) -> list[VoiceRecord]: ...
+    async def voice_sample(self, voice_id: int) -> bytes | None: ...
+    async def get_voice(self, voice_id: int) -> VoiceRecord | None: ...
+    async def rename_voice(self, owner_id: int, voice_id: int, name: str) -> bool: ...
+    async def delete_voice(self, owner_id: int, voice_id: int) -> bool: ...
+    async def set_default_voice(self, owner_id: int, voice_id: int) -> bool: ...
+    async def share_voice(
+        self, owner_id: int, voice_id: int, guild_id: int, share: bool
+    ) -> bool: ...
+    async def set_voice_url(self, voice_id: int, storage_url: str) -> None: ...
+
+
+class Store(JobStore, PolicyStore, VoiceStore, Protocol):
     """Everything the bot keeps."""

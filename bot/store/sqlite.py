@@ -67,6 +67,7 @@ from .transitions import (
     Transitions,
     refusal,
 )
+from .voices import VoiceQueries
 from .writer import GroupCommitter
 
 log = logging.getLogger(__name__)
@@ -88,7 +89,7 @@ Synchronous = Literal["FULL", "NORMAL"]
 T = TypeVar("T")
 
 
-class SqliteJobStore(JobQueries, FairUseQueries):
+class SqliteJobStore(JobQueries, FairUseQueries, VoiceQueries):
     """Jobs in `data_dir/jobs.sqlite3`, their audio under `data_dir/audio/`, and an
     exclusive `data_dir/jobs.lock` held while open."""
 
