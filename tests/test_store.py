@@ -1030,6 +1030,7 @@ async def test_schema_1_database_is_migrated_and_its_audio_file_still_delivered(
             "owner_pending_until",
             "cached_from",
             "result_sha256",
+            "sample_retries",
         ):
             del row[later]
         row.update(

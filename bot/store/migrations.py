@@ -129,6 +129,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE TABLE voice_shares (voice_id INTEGER NOT NULL, guild_id INTEGER NOT NULL, "
         "shared_at REAL NOT NULL, PRIMARY KEY (voice_id, guild_id))",
         "CREATE INDEX voice_shares_by_guild ON voice_shares (guild_id)",
+        # A job re-submitted after its saved voice was re-uploaded: once at most.
+        "ALTER TABLE jobs ADD COLUMN sample_retries INTEGER NOT NULL DEFAULT 0",
     ),
 )
 

@@ -59,6 +59,7 @@ from .transitions import (
     FAILED,
     OPEN_STATES,
     REFUSAL,
+    RESUBMIT,
     SET_MESSAGE_ID,
     SUBMIT_STARTED,
     SUBMIT_STARTED_WITH_MESSAGE,
@@ -321,6 +322,12 @@ class SqliteJobStore(JobQueries, FairUseQueries, VoiceQueries):
         return await self._transition(
             job_id, SUBMITTED, (request_id, poll_url, self._clock() if at is None else at)
         )
+
+    async def mark_resubmit(self, job_id: str, sample_url: str) -> JobRecord:
+        """A SUBMITTED job whose saved voice's sample Segmind could not fetch goes back to
+        ACCEPTED with `sample_url`, to be submitted once more; refused the second time."""
+        host = urlsplit(sample_url).hostname or ""
+        return await self._transition(job_id, RESUBMIT, (sample_url, host, None, None, None, None))
 
     async def mark_completed(
         self,
