@@ -18,6 +18,7 @@ from bot.segmind.errors import SegmindError
 from bot.store import StoreError, VoiceLimitReached, VoiceNameTaken, VoiceRecord
 from bot.voices import clean_name, forget_voice_results, sample_sha256, voice_name_problem
 
+from .plain_text import message_words
 from .refusals import clip_problem, head_problem
 from .speak import Speak
 from .speak._intake import Clip
@@ -31,6 +32,8 @@ log = logging.getLogger(__name__)
 NO_MENTIONS = discord.AllowedMentions.none()
 CLIP_TIMEOUT = aiohttp.ClientTimeout(total=30, connect=10)
 AUTOCOMPLETE_LIMIT = 25  # Discord shows at most 25 choices
+SAY_MESSAGE_COMMAND = "Say this in my voice"
+NOTHING_TO_SAY = "That message has no text I could say."
 FEATURE_OFF = "Saved voices are turned off on this bot."
 NO_VOICE = "You have no saved voice here. Save one with /voice save."
 UNKNOWN_VOICE = "You have no voice called “{name}”. /voice list shows yours."
@@ -55,6 +58,15 @@ class Voices(commands.Cog):
     def __init__(self, bot: VoiceCloneBot) -> None:
         self.bot = bot
         self.say._params["text"].max_value = bot.settings.max_text_chars  # as /speak's
+        # Message commands cannot be declared in a cog class (Discord allows 5 per app).
+        self.menu = app_commands.ContextMenu(name=SAY_MESSAGE_COMMAND, callback=self.say_message)
+        self.menu.guild_only = True
+
+    async def cog_load(self) -> None:
+        self.bot.tree.add_command(self.menu)
+
+    async def cog_unload(self) -> None:
+        self.bot.tree.remove_command(self.menu.name, type=self.menu.type)
 
     async def _reply(self, interaction: discord.Interaction[Any], text: str) -> None:
         if interaction.response.is_done():
@@ -281,6 +293,16 @@ class Voices(commands.Cog):
         voice: app_commands.Range[str, 1, 64] | None = None,
         language: app_commands.Range[str, 1, languages.MAX_INPUT_CHARS] | None = None,
     ) -> None:
+        await self._say(interaction, text, voice, language, "say")
+
+    async def _say(
+        self,
+        interaction: discord.Interaction[Any],
+        text: str,
+        voice: str | None,
+        language: str | None,
+        origin: str,
+    ) -> None:
         if self._off():
             await self._reply(interaction, FEATURE_OFF)
             return
@@ -301,7 +323,18 @@ class Voices(commands.Cog):
             sha256=found.sha256,
             checked=True,
         )
-        await speak._request(interaction, clip, text, language, "say")
+        await speak._request(interaction, clip, text, language, origin)
+
+    async def say_message(
+        self, interaction: discord.Interaction[Any], message: discord.Message
+    ) -> None:
+        """ "Say this in my voice": the message's text, as plain words, in the invoker's
+        default voice."""
+        text = message_words(message, self.bot.settings.max_text_chars)
+        if not text:
+            await self._reply(interaction, NOTHING_TO_SAY)
+            return
+        await self._say(interaction, text, None, None, "say_message")
 
     async def _pick(
         self, interaction: discord.Interaction[Any], name: str | None

@@ -8,7 +8,16 @@ from tests.fakes.discord import FakeDiscord
 from tests.fakes.segmind import FakeSegmind
 from tests.harness import bot_settings, running_bot
 
-COMMANDS = ["Speak in this voice", "optin", "optout", "say", "speak", "voice", "voiceclone"]
+COMMANDS = [
+    "Say this in my voice",
+    "Speak in this voice",
+    "optin",
+    "optout",
+    "say",
+    "speak",
+    "voice",
+    "voiceclone",
+]
 
 
 async def test_sync_only_when_the_command_set_changes(tmp_path: Path) -> None:

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from cogs.plain_text import plain_words
+from cogs.voices import SAY_MESSAGE_COMMAND
 from tests.fakes.discord import FakeInteraction
 from tests.fakes.segmind import Injection, fake_mp3
 from tests.harness import World, world
@@ -142,3 +144,33 @@ async def test_a_failed_upload_saves_nothing(w: World) -> None:
     w.segmind.inject("upload", Injection(status=400, times=1))
     assert "was not saved" in await save(w)
     assert await w.bot.store.own_voices(w.discord.user_id) == []
+
+
+async def test_say_this_in_my_voice_speaks_a_message_as_plain_words(w: World) -> None:
+    await save(w)
+    author = w.discord.add_user("author")
+    post = await w.discord.user_message(
+        "**Hello** <:wave_hand:123> _there_ <@&999> ~~old~~", user_id=author
+    )
+    msg = await w.answered(await w.discord.context_menu(SAY_MESSAGE_COMMAND, post.id))
+    assert msg.attachments
+    [job] = w.segmind.jobs.values()
+    assert job.text == "Hello wave hand there a role old"
+    [record] = await w.bot.store.recent_jobs(w.discord.guild_id, 5)
+    assert record.origin == "say_message"
+
+
+async def test_say_this_in_my_voice_without_a_voice(w: World) -> None:
+    post = await w.discord.user_message("hello", user_id=w.discord.add_user("author"))
+    opened = await w.discord.context_menu(SAY_MESSAGE_COMMAND, post.id)
+    assert "/voice save" in await reply(w, opened)
+    assert w.segmind.count("submit") == 0
+
+
+def test_plain_words() -> None:
+    users, roles, channels = {1: "Ann"}, {2: "Mods"}, {3: "general"}
+    text = "# Hi <@1> and <@!4>, <@&2> in <#3> at <t:0:R> @everyone `code` ||spoiler||"
+    assert plain_words(text, users, roles, channels, 200) == (
+        "Hi Ann and someone, Mods in general at a time everyone code spoiler"
+    )
+    assert plain_words("one two three", {}, {}, {}, 9) == "one two"
