@@ -3,14 +3,24 @@ hiding) and the core decisions (names, the once-only re-upload)."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from bot.segmind.errors import JobFailedError, JobTimeoutError
-from bot.store import MemberRecord, SqliteJobStore, VoiceLimitReached, VoiceNameTaken
+from bot.store import (
+    InvalidTransition,
+    JobState,
+    MemberRecord,
+    NextStep,
+    SqliteJobStore,
+    VoiceLimitReached,
+    VoiceNameTaken,
+)
 from bot.voices import clean_name, sample_sha256, should_reupload, voice_name_problem
+from tests.test_store import make_job
 
 OWNER, OTHER, GUILD = 11, 22, 500
 CLIP = b"ID3 pretend audio"
@@ -130,3 +140,27 @@ def test_reupload_once_only_for_a_saved_voice_whose_sample_could_not_be_fetched(
     assert not should_reupload(None, dead, 0)  # a one-off clip has no kept bytes
     assert not should_reupload(7, JobFailedError("text too long"), 0)
     assert not should_reupload(7, JobTimeoutError("Failed to download voice sample"), 0)
+
+
+async def test_resubmit_is_allowed_once_and_only_after_a_submit(store: SqliteJobStore) -> None:
+    job = await store.add(dataclasses.replace(make_job("r1"), voice_id=1))
+    with pytest.raises(InvalidTransition):  # never sent: nothing to retry
+        await store.mark_resubmit(job.id, "https://example.invalid/new.mp3")
+    await store.mark_submit_started(job.id)
+    await store.mark_submitted(job.id, "req-1", "https://api.segmind.com/workflows/request/1")
+    again = await store.mark_resubmit(job.id, "https://example.invalid/new.mp3")
+    assert (again.state, again.next_step, again.sample_retries) == (
+        JobState.ACCEPTED,
+        NextStep.SUBMIT,
+        1,
+    )
+    assert (again.request_id, again.submit_started_at, again.sample_host) == (
+        None,
+        None,
+        "example.invalid",
+    )
+    assert await store.get(job.id) == again
+    await store.mark_submit_started(job.id)
+    await store.mark_submitted(job.id, "req-2", "https://api.segmind.com/workflows/request/2")
+    with pytest.raises(InvalidTransition):  # a third submit is refused by the store
+        await store.mark_resubmit(job.id, "https://example.invalid/newer.mp3")
