@@ -117,6 +117,12 @@ class Voices(commands.Cog):
             await self._reply(interaction, problem)
             return
         name = clean_name(name)
+        # Refused before the download and the upload (a Segmind request); the store
+        # checks both again as it inserts, where two saves cannot race.
+        refusal = await self._save_refusal(interaction.user.id, name)
+        if refusal is not None:
+            await self._reply(interaction, refusal)
+            return
         await interaction.response.defer(ephemeral=True, thinking=True)
         data = await self._download(clip, settings.max_sample_bytes)
         if data is None:
@@ -144,15 +150,8 @@ class Voices(commands.Cog):
                 storage_url=url,
                 limit=settings.voices_per_member,
             )
-        except VoiceLimitReached:
-            await self._reply(
-                interaction,
-                f"You already keep {settings.voices_per_member} voices, the most allowed. "
-                "Delete one with /voice delete first.",
-            )
-            return
-        except VoiceNameTaken:
-            await self._reply(interaction, f"You already have a voice called “{_echo(name)}”.")
+        except (VoiceLimitReached, VoiceNameTaken) as exc:
+            await self._reply(interaction, self._refusal_text(exc, name))
             return
         except StoreError as exc:
             log.error("User %s: could not store a voice: %s", interaction.user.id, exc)
@@ -168,6 +167,22 @@ class Voices(commands.Cog):
             interaction,
             f"✅ Saved “{_echo(name)}”. Use it with /say; it is private until you /voice share it.",
         )
+
+    async def _save_refusal(self, user_id: int, name: str) -> str | None:
+        own = await self.bot.store.own_voices(user_id)
+        if len(own) >= self.bot.settings.voices_per_member:
+            return self._refusal_text(VoiceLimitReached(), name)
+        if any(v.name.casefold() == name.casefold() for v in own):
+            return self._refusal_text(VoiceNameTaken(), name)
+        return None
+
+    def _refusal_text(self, exc: Exception, name: str) -> str:
+        if isinstance(exc, VoiceLimitReached):
+            return (
+                f"You already keep {self.bot.settings.voices_per_member} voices, the most "
+                "allowed. Delete one with /voice delete first."
+            )
+        return f"You already have a voice called “{_echo(name)}”."
 
     async def _download(self, clip: discord.Attachment, cap: int) -> bytes | None:
         """The clip's bytes, at most `cap`, within CLIP_TIMEOUT; None if they can't be had."""
@@ -229,8 +244,8 @@ class Voices(commands.Cog):
             return
         try:
             await self.bot.store.rename_voice(interaction.user.id, found.id, clean_name(new_name))
-        except VoiceNameTaken:
-            await self._reply(interaction, f"You already have a voice called “{_echo(new_name)}”.")
+        except VoiceNameTaken as exc:
+            await self._reply(interaction, self._refusal_text(exc, new_name))
             return
         await self._reply(interaction, f"✅ Renamed to “{_echo(clean_name(new_name))}”.")
 

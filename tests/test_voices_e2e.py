@@ -71,6 +71,8 @@ async def test_say_without_a_voice_says_how_to_save_one(w: World) -> None:
 async def test_list_rename_default_delete(w: World) -> None:
     await save(w, "Me")
     await save(w, "Radio")
+    assert "already have a voice called" in await save(w, "ME")
+    assert w.segmind.count("upload") == 2  # the taken name was refused before uploading
     listed = await voice(w, "list")
     assert "**Me** (default)" in listed
     assert "**Radio**" in listed
@@ -86,7 +88,7 @@ async def test_the_limit_refuses_before_any_upload(tmp_path: Path) -> None:
     async with world(tmp_path, VOICES_PER_MEMBER="1") as w:
         await save(w, "one")
         assert "the most allowed" in await save(w, "two")
-        # The upload happened before the store refused: one per save attempt.
+        assert w.segmind.count("upload") == 1  # refused before any download or upload
         assert len(await w.bot.store.own_voices(w.discord.user_id)) == 1
 
 
