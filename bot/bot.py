@@ -16,6 +16,7 @@ from .config import Settings
 from .credits import CreditPause
 from .durations import HISTORY, Observation
 from .jobs import JobRunner, JobService
+from .jobs.resample import Resampler
 from .policy import Policy
 from .segmind.budget import RequestBudget
 from .segmind.client import SegmindClient
@@ -25,7 +26,13 @@ from .tree import VoiceCloneTree
 log = logging.getLogger(__name__)
 
 # Extensions are named, not imported: the core never depends on the cogs' code.
-DEFAULT_EXTENSIONS = ("cogs.speak", "cogs.members", "cogs.admin", "cogs.provenance")
+DEFAULT_EXTENSIONS = (
+    "cogs.speak",
+    "cogs.members",
+    "cogs.admin",
+    "cogs.provenance",
+    "cogs.voices",
+)
 OUT_OF_CREDITS_DM = (
     "⚠️ VoiceClone: Segmind answered that the account is out of credits. New voice jobs "
     "are refused until a submit succeeds again; top up the account at segmind.com. "
@@ -143,6 +150,7 @@ class VoiceCloneBot(commands.Bot):
             spawn=self.spawn,
             accepting=lambda: self.accepting_jobs,
             ready=self.wait_until_ready,
+            resampler=Resampler(self._store, self._store, self._jobs.client),
         )
         if self.user is not None:  # logged in before setup_hook: the name files are tagged with
             self._service.driver.provenance.bot_name = self.user.name

@@ -10,6 +10,8 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.voices import forget_voice_results
+
 if TYPE_CHECKING:
     from bot.bot import VoiceCloneBot
 
@@ -31,6 +33,8 @@ class Members(commands.Cog):
     @app_commands.guild_only()
     async def optout(self, interaction: discord.Interaction[Any]) -> None:
         await self._set(interaction, time.time(), OPTED_OUT_TEXT)
+        # Their saved voices are hidden here by the store's query; cached results go too.
+        await forget_voice_results(interaction.user.id, None, interaction.guild_id)
 
     @app_commands.command(name="optin", description="Undo /optout in this server")
     @app_commands.guild_only()

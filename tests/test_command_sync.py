@@ -9,11 +9,14 @@ from tests.fakes.segmind import FakeSegmind
 from tests.harness import bot_settings, running_bot
 
 COMMANDS = [
+    "Say this in my voice",
     "Speak in this voice",
     "Was this made by VoiceClone?",
     "optin",
     "optout",
+    "say",
     "speak",
+    "voice",
     "voiceclone",
 ]
 

@@ -4,6 +4,7 @@ benchmark trust it to behave like the real service, so its protocol must be pinn
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import re
@@ -1117,3 +1118,55 @@ def test_command_line_refuses_bad_flags(
         main(argv)
     assert exit_info.value.code == 2
     assert "error" in capsys.readouterr().err
+
+
+# -- storage upload (upload-asset) and stored assets ------------------------------------------
+
+
+def data_url(data: bytes, mime: str = "audio/mpeg") -> str:
+    return f"data:{mime};base64,{base64.b64encode(data).decode()}"
+
+
+@pytest.mark.parametrize("form", ["urls", "file_urls"])
+async def test_upload_answers_either_form_and_serves_the_asset(
+    fake: FakeSegmind, http: aiohttp.ClientSession, form: str
+) -> None:
+    fake.upload_form = form
+    clip = fake_mp3(b"kept")
+    status, answer, _ = await call(
+        http, "POST", fake.base_url + "/upload-asset", json={"data_urls": [data_url(clip)]}
+    )
+    assert status == 200
+    assert list(answer) == [form]
+    (url,) = answer[form]
+    status, body, response = await call(http, "GET", url, headers={})
+    assert (status, body, response.headers["Content-Type"]) == (200, clip, "audio/mpeg")
+    assert fake.count("upload") == 1
+    assert fake.count("asset") == 1
+
+
+async def test_upload_needs_the_key_and_data_urls(
+    fake: FakeSegmind, http: aiohttp.ClientSession
+) -> None:
+    url = fake.base_url + "/upload-asset"
+    body = {"data_urls": [data_url(b"x")]}
+    assert (await call(http, "POST", url, headers={}, json=body))[0] == 401
+    assert (await call(http, "POST", url, json={"data_urls": []}))[0] == 400
+    assert (await call(http, "POST", url, json={"data_urls": ["not a data url"]}))[0] == 400
+    assert not fake.assets
+
+
+@pytest.mark.parametrize("dead", [403, 404])
+async def test_expired_asset_fails_the_jobs_that_use_it(
+    fake: FakeSegmind, http: aiohttp.ClientSession, dead: int
+) -> None:
+    _, answer, _ = await call(
+        http, "POST", fake.base_url + "/upload-asset", json={"data_urls": [data_url(b"v")]}
+    )
+    (url,) = answer["urls"]
+    fake.expire_asset(url, dead)
+    assert (await call(http, "GET", url, headers={}))[0] == dead
+    request_id = await submit_fetched(fake, http, url)
+    failed = await poll(fake, http, request_id)
+    assert failed["status"] == "FAILED"
+    assert f"Failed to download voice sample (HTTP {dead})" in json.dumps(failed)

@@ -519,3 +519,51 @@ async def test_a_submit_never_queues_behind_polls(
     await submit(client, fake_segmind)
     assert loop.time() - t0 < 0.5  # not behind a poll slot (each takes 1 s)
     await asyncio.gather(*polls)
+
+
+# -- Segmind storage (upload-asset) ------------------------------------------------------
+
+
+def test_upload_url_is_segminds_storage_host_or_the_workflows_origin() -> None:
+    from bot.segmind.client import upload_url_for
+
+    assert upload_url_for(DEFAULT_WORKFLOW_URL) == "https://workflows-api.segmind.com/upload-asset"
+    assert upload_url_for("http://127.0.0.1:8080/workflows/x") == (
+        "http://127.0.0.1:8080/upload-asset"
+    )
+
+
+@pytest.mark.parametrize("form", ["urls", "file_urls"])
+async def test_upload_sends_a_data_url_and_accepts_both_answer_forms(
+    fake_segmind: FakeSegmind, make_client: MakeClient, form: str
+) -> None:
+    fake_segmind.upload_form = form
+    clip = fake_mp3(b"kept")
+    url = await make_client().upload(clip, "audio/mpeg")
+    (sent,) = [r for r in fake_segmind.requests if r.kind == "upload"]
+    assert sent.headers["x-api-key"] == FAKE_API_KEY
+    assert isinstance(sent.json, dict)
+    assert sent.json["data_urls"][0].startswith("data:audio/mpeg;base64,")
+    assert fake_segmind.assets[url.rsplit("/", 1)[-1]] == (clip, "audio/mpeg")
+
+
+async def test_upload_errors_are_typed(fake_segmind: FakeSegmind, make_client: MakeClient) -> None:
+    fake_segmind.inject("upload", Injection(status=200, body={"urls": []}))
+    with pytest.raises(MalformedResponseError, match="no file URL"):
+        await make_client().upload(b"x", "audio/mpeg")
+    fake_segmind.inject("upload", Injection(status=200, body={"urls": ["https://evil.example/a"]}))
+    with pytest.raises(MalformedResponseError, match="outside Segmind"):
+        await make_client().upload(b"x", "audio/mpeg")
+    fake_segmind.inject("upload", Injection(status=406))
+    with pytest.raises(InsufficientCreditsError):
+        await make_client().upload(b"x", "audio/mpeg")
+
+
+async def test_upload_spends_the_request_budget(
+    fake_segmind: FakeSegmind, make_client: MakeClient
+) -> None:
+    from bot.segmind.budget import RequestBudget
+
+    budget = RequestBudget(0)
+    await make_client(budget=budget).upload(b"x", "audio/mpeg")
+    assert budget.granted_total == 1

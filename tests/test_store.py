@@ -1031,6 +1031,7 @@ async def test_schema_1_database_is_migrated_and_its_audio_file_still_delivered(
             "cached_from",
             "result_sha256",
             "result_audio_sha256",
+            "sample_retries",
         ):
             del row[later]
         row.update(

@@ -39,6 +39,7 @@ from ..store import (
 from ..tree import error_reference
 from .delivery import Delivery, Ending, Undeliverable
 from .journal import Spawn, StoreJournal
+from .resample import Resampler
 from .runner import JobRequest, JobRunner
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,9 @@ class JobDriver:
         runner: JobRunner,
         spawn: Spawn,
         accepting: Callable[[], bool],
+        resampler: Resampler | None = None,
     ) -> None:
+        self._resampler = resampler  # saved voices: a dead storage URL is re-made once
         self._store = store
         self._runner = runner
         self._spawn = spawn
@@ -119,6 +122,8 @@ class JobDriver:
             made = await self._store.mark_failed(record.id, SUBMIT_UNKNOWN, text)
         elif step in (NextStep.SUBMIT, NextStep.POLL):
             made = await self._produce(record, delivery)
+            if isinstance(made, JobRecord) and made.state is JobState.ACCEPTED:
+                made = await self._produce(made, delivery)  # resubmitted (resample.py)
         if isinstance(made, _Made):  # delivered from memory, recorded complete or not
             record = await self._deliver(made.record, delivery, made.audio)
         else:
@@ -221,6 +226,10 @@ class JobDriver:
                 type(exc).__name__,
                 exc,
             )
+            if self._resampler is not None and (journal is None or await journal.settle()):
+                again = await self._resampler.resubmission(record, exc)
+                if again is not None:
+                    return again  # ACCEPTED with a fresh sample URL: _drive submits once more
             return await store.mark_failed(
                 record.id, type(exc).__name__, delivery.failure_text(exc)
             )

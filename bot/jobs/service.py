@@ -19,6 +19,7 @@ from ..store import JobRecord, JobStore, StoreError
 from .delivery import Delivery
 from .driver import JobDriver
 from .journal import Spawn
+from .resample import Resampler
 from .runner import JobRunner
 
 log = logging.getLogger(__name__)
@@ -40,13 +41,14 @@ class JobService:
         spawn: Spawn,
         accepting: Callable[[], bool],
         ready: Callable[[], Awaitable[object]],
+        resampler: Resampler | None = None,
     ) -> None:
         self._store = store
         self._policy = policy
         self._retention_days = retention_days
         self._spawn = spawn
         self._ready = ready
-        self.driver = JobDriver(store, runner, spawn, accepting)
+        self.driver = JobDriver(store, runner, spawn, accepting, resampler)
         self._deliveries: DeliveryFactory | None = None
         self._housekeeping = tasks.loop(hours=PURGE_HOURS)(self._daily_purge)
 

@@ -7,10 +7,11 @@ as a typed `SegmindError` whose text is safe to show (see `errors.py`).
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import random
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 from urllib.parse import urljoin, urlsplit
@@ -53,6 +54,18 @@ DEFAULT_DOWNLOAD_TIMEOUT = aiohttp.ClientTimeout(total=120, connect=10, sock_rea
 # origin and the hosts the operator names with SEGMIND_OUTPUT_HOSTS.
 SEGMIND_DOMAINS = ("segmind.com",)
 POLL_PATH = "/workflows/request/"
+# Segmind storage: an upload goes to its own host, not the workflow API's. Elsewhere (a
+# fake, a proxy) the upload is on the workflow URL's own origin.
+SEGMIND_API_HOST = "api.segmind.com"
+UPLOAD_HOST = "workflows-api.segmind.com"
+UPLOAD_PATH = "/upload-asset"
+
+
+def upload_url_for(workflow_url: str) -> str:
+    """Where `upload-asset` lives for this workflow URL."""
+    api = urlsplit(workflow_url)
+    host = UPLOAD_HOST if (api.hostname or "").lower() == SEGMIND_API_HOST else api.netloc
+    return f"{api.scheme}://{host}{UPLOAD_PATH}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +85,7 @@ class SegmindClient:
         *,
         api_key: str,
         workflow_url: str,
+        upload_url: str | None = None,
         budget: RequestBudget | None = None,
         retry: RetryPolicy | None = None,
         output_hosts: Sequence[HostPort] = (),
@@ -99,6 +113,7 @@ class SegmindClient:
         self._api_origin = (api.scheme, (api.hostname or "").lower(), api.port)
         self.credits_url = f"{api.scheme}://{api.netloc}/v1/get-user-credits"
         self._output_hosts = tuple(output_hosts)
+        self.upload_url = upload_url or upload_url_for(workflow_url)
 
     @classmethod
     def from_settings(
@@ -165,6 +180,26 @@ class SegmindClient:
             return Credits(float(body.get("credits", 0)), float(body.get("free-credits", 0)))
         except (TypeError, ValueError):
             raise MalformedResponseError("credits answer holds no numbers") from None
+
+    async def upload(self, data: bytes, content_type: str) -> str:
+        """Put a voice sample in Segmind storage; the lasting URL Segmind answers. Costs
+        no job: a retry after a lost answer at worst leaves one unused file there."""
+        encoded = base64.b64encode(data).decode("ascii")
+        payload = {"data_urls": [f"data:{content_type};base64,{encoded}"]}
+        body = await self._with_retries(
+            lambda: self._call("POST", self.upload_url, Priority.SUBMIT, payload),
+            get_retryable,
+            "upload",
+        )
+        urls = body.get("urls") or body.get("file_urls") if isinstance(body, dict) else None
+        if not isinstance(urls, list) or not urls or not isinstance(urls[0], str):
+            raise MalformedResponseError("the upload answer names no file URL")
+        url = urls[0]
+        try:
+            self._check_output_url(url)  # only a Segmind (or named) host is handed on
+        except UnsafeOutputURLError:
+            raise MalformedResponseError("the upload answer names a URL outside Segmind") from None
+        return url
 
     async def download(self, url: str, *, request_id: str | None = None) -> AudioFile:
         """Fetch the result's audio: allowed hosts only, capped, checked to be audio."""
@@ -233,10 +268,10 @@ class SegmindClient:
         method: str,
         url: str,
         priority: Priority,
-        payload: dict[str, str] | None,
+        payload: Mapping[str, object] | None,
         rank: Rank | None = None,
     ) -> object:
-        if not self._is_api_origin(url):
+        if not (self._is_api_origin(url) or self._is_upload_url(url)):
             # The key goes to the API's own origin only, whatever an answer named.
             raise UnsafeOutputURLError("a request URL points outside the Segmind API")
         await self.budget.acquire(priority, rank)
@@ -334,6 +369,9 @@ class SegmindClient:
         except ValueError:
             return False
         return origin == self._api_origin and not (parts.username or parts.password)
+
+    def _is_upload_url(self, url: str) -> bool:
+        return url == self.upload_url  # exactly the one configured, nothing near it
 
     def _is_poll_url(self, url: str) -> bool:
         """Segmind's status URLs live on the API's own origin under /workflows/request/."""

@@ -8,7 +8,7 @@ The package, one job per module: `models` (records, states, errors, the protocol
 `sqlite` (the store class: open, close, the lock, the public methods), `writer` (the one
 thread that talks to SQLite, group-committing), `transitions` (the state machine: each
 transition's SQL and the record it commits), `records` (rows <-> `JobRecord`), `queries`
-and `fair_use` (reads; fair use's settings and flags), `errors` (sqlite3 errors as
+`fair_use` and `voices` (reads; fair use's settings and flags), `errors` (sqlite3 errors as
 `StoreError`, the retry while locked), `migrations` (the schema's versions), `spool`
 (blocking file work: the data directory, the lock, audio files), `audio_files` (audio
 files seen from the event loop).
@@ -34,8 +34,10 @@ from .models import (
     StoreError,
     StoreUnavailable,
     UsageRow,
+    VoiceStore,
 )
 from .sqlite import SqliteJobStore
+from .voices import VoiceLimitReached, VoiceNameTaken, VoiceRecord
 
 __all__ = [
     "DELIVERY_CHANNELS",
@@ -56,4 +58,8 @@ __all__ = [
     "StoreError",
     "StoreUnavailable",
     "UsageRow",
+    "VoiceLimitReached",
+    "VoiceNameTaken",
+    "VoiceRecord",
+    "VoiceStore",
 ]

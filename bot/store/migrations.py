@@ -142,6 +142,23 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )
         """,
     ),
+    # 9: saved voices (/voice save). The clip's bytes are kept here because Discord's
+    # attachment URLs expire and slash-command uploads are removed: Segmind storage's URL
+    # is re-made from them when it stops working. A name is unique per owner whatever
+    # its case; shares say which servers may use a voice besides its owner.
+    (
+        "CREATE TABLE voices (id INTEGER PRIMARY KEY AUTOINCREMENT, "
+        "owner_id INTEGER NOT NULL, name TEXT NOT NULL, sample BLOB NOT NULL, "
+        "sha256 TEXT NOT NULL, content_type TEXT NOT NULL, filename TEXT NOT NULL, "
+        "storage_url TEXT, uploaded_at REAL, is_default INTEGER NOT NULL DEFAULT 0, "
+        "created_at REAL NOT NULL)",
+        "CREATE UNIQUE INDEX voices_by_owner_name ON voices (owner_id, name COLLATE NOCASE)",
+        "CREATE TABLE voice_shares (voice_id INTEGER NOT NULL, guild_id INTEGER NOT NULL, "
+        "shared_at REAL NOT NULL, PRIMARY KEY (voice_id, guild_id))",
+        "CREATE INDEX voice_shares_by_guild ON voice_shares (guild_id)",
+        # A job re-submitted after its saved voice was re-uploaded: once at most.
+        "ALTER TABLE jobs ADD COLUMN sample_retries INTEGER NOT NULL DEFAULT 0",
+    ),
 )
 
 

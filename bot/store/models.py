@@ -12,9 +12,12 @@ import enum
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Protocol, Self
+from typing import TYPE_CHECKING, Protocol, Self
 
 from ..audio import AudioFile
+
+if TYPE_CHECKING:
+    from .voices import VoiceRecord
 
 # Failure cause recorded for a job whose submit may have reached Segmind before a crash:
 # we cannot know, and submitting again could pay twice, so the user is told it was lost.
@@ -109,6 +112,8 @@ class JobRecord:
     cached_from: str | None = None  # answered with the stored result of this job
     result_sha256: str | None = None  # of the file as delivered (provenance)
     result_audio_sha256: str | None = None  # of its audio without the tags (schema 7)
+    # Deliberate second submits after the saved voice's sample was re-uploaded (0 or 1).
+    sample_retries: int = 0
 
     @property
     def next_step(self) -> NextStep:
@@ -198,6 +203,7 @@ class JobStore(Protocol):
     async def mark_failed(self, job_id: str, cause: str, message: str) -> JobRecord: ...
     async def mark_explained(self, job_id: str) -> JobRecord: ...
     async def set_original_message_id(self, job_id: str, message_id: int) -> JobRecord: ...
+    async def mark_resubmit(self, job_id: str, sample_url: str) -> JobRecord: ...
 
     async def get(self, job_id: str) -> JobRecord | None: ...
     async def job_for_message(self, guild_id: int, message_id: int) -> JobRecord | None: ...
@@ -279,5 +285,34 @@ class ReplayStore(Protocol):
     async def drop_replays_of(self, guild_id: int, user_id: int) -> int: ...
 
 
-class Store(JobStore, PolicyStore, ReplayStore, Protocol):
+class VoiceStore(Protocol):
+    """Saved voices (`voices.VoiceQueries`): kept bytes, names, defaults, shares."""
+
+    async def add_voice(
+        self,
+        owner_id: int,
+        name: str,
+        sample: bytes,
+        *,
+        sha256: str,
+        content_type: str,
+        filename: str,
+        storage_url: str | None,
+        limit: int,
+    ) -> int: ...
+    async def own_voices(self, owner_id: int) -> list[VoiceRecord]: ...
+    async def voice_named(self, owner_id: int, name: str) -> VoiceRecord | None: ...
+    async def usable_voices(self, guild_id: int | None, user_id: int) -> list[VoiceRecord]: ...
+    async def voice_sample(self, voice_id: int) -> bytes | None: ...
+    async def get_voice(self, voice_id: int) -> VoiceRecord | None: ...
+    async def rename_voice(self, owner_id: int, voice_id: int, name: str) -> bool: ...
+    async def delete_voice(self, owner_id: int, voice_id: int) -> bool: ...
+    async def set_default_voice(self, owner_id: int, voice_id: int) -> bool: ...
+    async def share_voice(
+        self, owner_id: int, voice_id: int, guild_id: int, share: bool
+    ) -> bool: ...
+    async def set_voice_url(self, voice_id: int, storage_url: str) -> None: ...
+
+
+class Store(JobStore, PolicyStore, ReplayStore, VoiceStore, Protocol):
     """Everything the bot keeps."""

@@ -61,6 +61,7 @@ from .transitions import (
     FAILED,
     OPEN_STATES,
     REFUSAL,
+    RESUBMIT,
     SET_MESSAGE_ID,
     SUBMIT_STARTED,
     SUBMIT_STARTED_WITH_MESSAGE,
@@ -69,6 +70,7 @@ from .transitions import (
     Transitions,
     refusal,
 )
+from .voices import VoiceQueries
 from .writer import GroupCommitter
 
 log = logging.getLogger(__name__)
@@ -90,7 +92,7 @@ Synchronous = Literal["FULL", "NORMAL"]
 T = TypeVar("T")
 
 
-class SqliteJobStore(JobQueries, FairUseQueries, ProvenanceQueries, ReplayQueries):
+class SqliteJobStore(JobQueries, FairUseQueries, ProvenanceQueries, ReplayQueries, VoiceQueries):
     """Jobs in `data_dir/jobs.sqlite3`, their audio under `data_dir/audio/`, and an
     exclusive `data_dir/jobs.lock` held while open."""
 
@@ -322,6 +324,12 @@ class SqliteJobStore(JobQueries, FairUseQueries, ProvenanceQueries, ReplayQuerie
         return await self._transition(
             job_id, SUBMITTED, (request_id, poll_url, self._clock() if at is None else at)
         )
+
+    async def mark_resubmit(self, job_id: str, sample_url: str) -> JobRecord:
+        """A SUBMITTED job whose saved voice's sample Segmind could not fetch goes back to
+        ACCEPTED with `sample_url`, to be submitted once more; refused the second time."""
+        host = urlsplit(sample_url).hostname or ""
+        return await self._transition(job_id, RESUBMIT, (sample_url, host, None, None, None, None))
 
     async def mark_completed(
         self,

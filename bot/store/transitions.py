@@ -108,6 +108,16 @@ SUBMITTED = change(
     ("request_id", "poll_url", "submitted_at"),
     condition=" AND submit_started_at IS NOT NULL",
 )
+# A saved voice's storage URL had died (Segmind could not fetch the sample, so the job
+# cost nothing): back to ACCEPTED with a fresh URL, for one deliberate second submit.
+RESUBMIT = change(
+    "mark_resubmit",
+    (JobState.SUBMITTED,),
+    JobState.ACCEPTED,
+    ("sample_url", "sample_host", "submit_started_at", "request_id", "poll_url", "submitted_at"),
+    increments=("sample_retries",),
+    condition=" AND sample_retries = 0",
+)
 _RESULT_COLUMNS = (
     "audio",
     "audio_path",

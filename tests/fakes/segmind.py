@@ -9,7 +9,8 @@ bodies. The shapes themselves are built in `tests/fakes/segmind_shapes.py`.
 Request pipeline, for every request:
 1. it is recorded in `FakeSegmind.requests` on arrival (`count` is right from then on);
 2. a queued `Injection` for its kind replaces all further handling (no auth, no rate limit);
-3. downloads (`/files/...`) and fake-only voice samples (`/samples/...`) are public: no auth,
+3. downloads (`/files/...`), stored assets (`/assets/...`, from `/upload-asset`) and
+   fake-only voice samples (`/samples/...`) are public: no auth,
    no rate limit (the real results live on another host);
 4. otherwise: auth (401), then the rolling rate limit (429), then the endpoint; with a rate
    limit set, these answers carry `x-rate-limit-remaining`;
@@ -57,6 +58,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import dataclasses
 import ipaddress
@@ -101,9 +103,12 @@ CREDITS_PATH = "/v1/get-user-credits"
 POLL_PREFIX = "/workflows/request/"
 FILES_PREFIX = "/files/"
 SAMPLES_PREFIX = "/samples/"
+UPLOAD_PATH = "/upload-asset"
+ASSETS_PREFIX = "/assets/"
+UPLOAD_FORMS: Final = ("urls", "file_urls")  # the docs' answer and older SDK examples'
 
-KINDS: Final = ("submit", "poll", "download", "credits", "sample", "other")
-INJECTABLE_KINDS: Final = ("submit", "poll", "download", "credits")
+KINDS: Final = ("submit", "poll", "download", "credits", "sample", "upload", "asset", "other")
+INJECTABLE_KINDS: Final = ("submit", "poll", "download", "credits", "upload")
 FINISHED: Final = ("COMPLETED", "FAILED")
 
 SAMPLE_FETCH_TIMEOUT = 10.0
@@ -296,6 +301,12 @@ class FakeSegmind:
         self.samples: dict[str, tuple[bytes, str]] = {
             "voice.mp3": (fake_mp3(b"voice-sample"), "audio/mpeg")
         }
+        self.upload_form: str = "urls"
+        """Which key the upload answer uses: "urls" (docs) or "file_urls" (older SDK)."""
+        # Segmind storage (upload-asset): name -> (bytes, content type); an expired name
+        # answers `expired` (its status) as a dead storage URL would.
+        self.assets: dict[str, tuple[bytes, str]] = {}
+        self.expired: dict[str, int] = {}
         self._counts: Counter[str] = Counter()
         self._answered: Counter[tuple[str, int]] = Counter()
         self._scripted: deque[JobScript] = deque()
@@ -385,6 +396,10 @@ class FakeSegmind:
         """A loopback voice sample URL the fake can fetch (served from `samples`)."""
         return f"{self.base_url}{SAMPLES_PREFIX}voice.mp3"
 
+    def expire_asset(self, url: str, status: int = 403) -> None:
+        """Make a stored asset's URL stop working (403 like a lapsed signed URL, or 404)."""
+        self.expired[url.rsplit("/", 1)[-1]] = status
+
     def script_jobs(self, *scripts: JobScript) -> None:
         """The next jobs created use these scripts, in order; then `default_script`."""
         self._scripted.extend(scripts)
@@ -453,11 +468,15 @@ class FakeSegmind:
             return "submit"
         if method == "GET" and path.startswith(POLL_PREFIX):
             return "poll"
+        if method == "POST" and path == UPLOAD_PATH:
+            return "upload"
         if method in ("GET", "HEAD"):
             if path.startswith(FILES_PREFIX):
                 return "download"
             if path.startswith(SAMPLES_PREFIX):
                 return "sample"
+            if path.startswith(ASSETS_PREFIX):
+                return "asset"
             if path == CREDITS_PATH:
                 return "credits"
         return "other"
@@ -541,6 +560,8 @@ class FakeSegmind:
             return await self._download(request)
         if kind == "sample":
             return self._sample(request)
+        if kind == "asset":
+            return self._asset(request)
         if kind != "other" and not self._authorized(request):
             answer = _error(401, "Invalid API key")
         else:
@@ -556,6 +577,8 @@ class FakeSegmind:
             return await self._poll(request)
         if kind == "credits":
             return _json_answer(200, {"credits": self.credits, "free-credits": self.free_credits})
+        if kind == "upload":
+            return self._upload(parsed)
         known = (FILES_PREFIX, SAMPLES_PREFIX, "/workflows/", CREDITS_PATH)
         if request.path.startswith(known):
             return _error(405, "Method not allowed")
@@ -776,6 +799,41 @@ class FakeSegmind:
         if sample is None:
             return dataclasses.replace(_error(404, "Not found"), pieces=1, transfer="length")
         return _Answer(200, sample[0], {"Content-Type": sample[1]}, pieces=1, transfer="length")
+
+    def _upload(self, parsed: object | None) -> _Answer:
+        """Segmind storage: each `data:<mime>;base64,...` becomes a file at a URL."""
+        data_urls = parsed.get("data_urls") if isinstance(parsed, dict) else None
+        if not isinstance(data_urls, list) or not data_urls:
+            return _error(400, "data_urls is required")
+        urls: list[str] = []
+        for item in data_urls:
+            head, comma, encoded = str(item).partition(",")
+            if not (comma and head.startswith("data:") and head.endswith(";base64")):
+                return _error(400, "data_urls must hold base64 data URLs")
+            try:
+                data = base64.b64decode(encoded, validate=True)
+            except ValueError:
+                return _error(400, "invalid base64")
+            name = f"{uuid.uuid4().hex}.bin"
+            self.assets[name] = (
+                data,
+                head[len("data:") : -len(";base64")] or "application/octet-stream",
+            )
+            urls.append(f"{self.base_url}{ASSETS_PREFIX}{name}")
+        return _json_answer(200, {self.upload_form: urls})
+
+    def _asset(self, request: web.Request) -> _Answer:
+        name = request.path[len(ASSETS_PREFIX) :]
+        asset = self.assets.get(name)
+        if name in self.expired:
+            asset = None
+            status = self.expired[name]
+        else:
+            status = 404
+        if asset is None:
+            message = "Access Denied" if status == 403 else "Not found"
+            return dataclasses.replace(_error(status, message), pieces=1, transfer="length")
+        return _Answer(200, asset[0], {"Content-Type": asset[1]}, pieces=1, transfer="length")
 
 
 # -- command line ----------------------------------------------------------------------------
