@@ -10,6 +10,8 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.store import StoreError
+
 if TYPE_CHECKING:
     from bot.bot import VoiceCloneBot
 
@@ -50,6 +52,12 @@ class Members(commands.Cog):
             "opted out" if opted_out_at else "opted back in",
             interaction.guild_id,
         )
+        if opted_out_at is not None:
+            # Results already made in their voice go too, in every server (see README).
+            try:
+                await self.bot.result_cache.forget_owner(interaction.user.id)
+            except StoreError as exc:  # the opt-out stands: no new job uses their voice
+                log.error("User %s: cached results not deleted (%s)", interaction.user.id, exc)
         await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
 
 

@@ -52,6 +52,7 @@ from .records import (
     exact,
     field_values,
 )
+from .result_cache import ResultCacheQueries
 from .transitions import (
     COMPLETED,
     COMPLETED_DELIVERING,
@@ -88,7 +89,7 @@ Synchronous = Literal["FULL", "NORMAL"]
 T = TypeVar("T")
 
 
-class SqliteJobStore(JobQueries, FairUseQueries):
+class SqliteJobStore(JobQueries, FairUseQueries, ResultCacheQueries):
     """Jobs in `data_dir/jobs.sqlite3`, their audio under `data_dir/audio/`, and an
     exclusive `data_dir/jobs.lock` held while open."""
 
