@@ -12,7 +12,9 @@ import pytest
 
 from bot.audio import MIB, AudioFile
 from bot.jobs.cache import ResultCache, cache_key
+from bot.policy import Policy
 from bot.store import CachedResult, InvalidTransition, JobState, SqliteJobStore
+from tests import test_policy
 from tests.test_store import Clock, make_job
 
 NOW = 1_800_000_000.0
@@ -157,3 +159,21 @@ async def test_answer_then_remember_then_answer(store: SqliteJobStore) -> None:
         cache.days = 0
         assert (await cache.answer(await store.add(dataclasses.replace(second, id="4"))))[1] is None
         assert await cache.expire() == 1
+
+
+async def test_a_cached_answer_counts_for_fair_use_like_any_request(
+    store: SqliteJobStore,
+) -> None:
+    """Counted when asked for (before the cache is looked up), and not refunded when it
+    ends delivered without a submit; a job that ends undelivered without one still is."""
+    policy = Policy(test_policy.settings(user_daily_chars=10, global_daily_jobs=2), store)
+    await policy.load([])
+    job = dataclasses.replace(make_job("1"), text="12345")
+    assert policy.reserve(test_policy.ask(chars=5), job.id) is None
+    policy.job_ended(dataclasses.replace(job, state=JobState.DELIVERED, cached_from="0"))
+    assert policy.reserve(test_policy.ask(chars=5), "2") is None
+    policy.job_ended(dataclasses.replace(job, id="2", state=JobState.EXPLAINED))  # refunded
+    assert policy.reserve(test_policy.ask(chars=5), "3") is None
+    refusal = policy.reserve(test_policy.ask(chars=5), "4")
+    assert refusal is not None
+    assert refusal.code == "user_daily_chars"
