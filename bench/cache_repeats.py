@@ -152,10 +152,10 @@ def floors(runs: list[RepeatRun]) -> list[Floor]:
         return []
     return [
         Floor(
-            "ours, result cache, 30 % repeats: submits per delivered job",
+            "ours, result cache, repeats: Segmind submits per delivered job",
             1.0,
             on[0].per_job(on[0].submits),
-            "",
+            "submits",
             "<",
         )
     ]
@@ -163,8 +163,9 @@ def floors(runs: list[RepeatRun]) -> list[Floor]:
 
 NOTES = (
     f"Result cache: {JOBS} requests on RPM {RPM}, one every {ARRIVAL_S:g} real seconds, "
-    f"{REPEAT_SHARE * 100:g} % of them (drawn at random) repeating an earlier request's "
-    "voice, text and language, through `ResultCache` over a real SQLite store in front of "
-    "our runner; a repeat whose original is still running misses, as in the bot. "
+    f"each repeating an earlier request's voice, text and language with probability "
+    f"{REPEAT_SHARE:g} (the earlier one drawn at random), through `ResultCache` over a "
+    "real SQLite store in front of our runner; a repeat whose original is still running "
+    "misses, as in the bot. "
     "Submits are the requests Segmind bills; requests count the status checks too."
 )
