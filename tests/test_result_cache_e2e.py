@@ -56,6 +56,9 @@ async def test_an_identical_request_is_answered_from_the_cache(w: World) -> None
     record = await job_of(w, again)
     assert (record.state, record.cached_from) == (JobState.DELIVERED, str(made.id))
     assert record.submit_started_at is None
+    # The interaction's message id (known in memory until then) is kept by both writes.
+    assert record.original_message_id == second.id
+    assert (await job_of(w, made)).original_message_id == first.id
     assert record.sample_sha256 == (await job_of(w, made)).sample_sha256 is not None
 
 

@@ -100,7 +100,9 @@ class ResultCache:
                 sha = await self._clip_sha256(record)
                 if sha is None:
                     return record, None
-                record = await self._store.set_sample_sha256(record.id, sha)
+                record = await self._store.set_sample_sha256(
+                    record.id, sha, record.original_message_id
+                )
             sha = record.sample_sha256
             assert sha is not None
             entry = await self._store.cache_lookup(
@@ -109,7 +111,9 @@ class ResultCache:
             if entry is None:
                 return record, None
             audio = AudioFile(entry.audio, entry.content_type, entry.extension)
-            record = await self._store.mark_cached(record.id, entry.source_job, audio, sha)
+            record = await self._store.mark_cached(
+                record.id, entry.source_job, audio, sha, record.original_message_id
+            )
         except (StoreError, InvalidTransition) as exc:
             log.warning("Job %s: result cache skipped (%s)", record.id, exc)
             return record, None

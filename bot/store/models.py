@@ -278,9 +278,16 @@ class ResultCacheStore(Protocol):
     ) -> int: ...
     async def cache_usage(self) -> tuple[int, int]: ...
     async def mark_cached(
-        self, job_id: str, source_job: str, audio: AudioFile, sample_sha256: str
+        self,
+        job_id: str,
+        source_job: str,
+        audio: AudioFile,
+        sample_sha256: str,
+        original_message_id: int | None = None,
     ) -> JobRecord: ...
-    async def set_sample_sha256(self, job_id: str, sample_sha256: str) -> JobRecord: ...
+    async def set_sample_sha256(
+        self, job_id: str, sample_sha256: str, original_message_id: int | None = None
+    ) -> JobRecord: ...
 
 
 class Store(JobStore, PolicyStore, ResultCacheStore, Protocol):

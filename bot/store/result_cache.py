@@ -42,11 +42,16 @@ CACHED = change(
         "audio_size",
         "cached_from",
         "sample_sha256",
+        "original_message_id",
     ),
     increments=("attempts",),
     condition=" AND submit_started_at IS NULL",
 )
-SAMPLE_SHA256 = change("set_sample_sha256", OPEN_STATES, None, ("sample_sha256",))
+# The interaction's message id rides along: until the submit-started mark it is known
+# only in memory (see `StoreJournal`), and the record these return replaces the caller's.
+SAMPLE_SHA256 = change(
+    "set_sample_sha256", OPEN_STATES, None, ("sample_sha256", "original_message_id")
+)
 
 
 def _entry(row: Sequence[Any]) -> CachedResult:
@@ -133,7 +138,12 @@ class ResultCacheQueries:
         return int(rows[0][0]), int(rows[0][1])
 
     async def mark_cached(
-        self, job_id: str, source_job: str, audio: AudioFile, sample_sha256: str
+        self,
+        job_id: str,
+        source_job: str,
+        audio: AudioFile,
+        sample_sha256: str,
+        original_message_id: int | None = None,
     ) -> JobRecord:
         """The job is answered with `source_job`'s stored result: DELIVERING, with the
         audio in its row (so a crash before the delivery resumes like any other job)."""
@@ -149,9 +159,12 @@ class ResultCacheQueries:
                 audio.size,
                 source_job,
                 sample_sha256,
+                original_message_id,
             ),
         )
 
-    async def set_sample_sha256(self, job_id: str, sample_sha256: str) -> JobRecord:
+    async def set_sample_sha256(
+        self, job_id: str, sample_sha256: str, original_message_id: int | None = None
+    ) -> JobRecord:
         """Record the hash of a one-off clip's bytes, fetched for the cache's key."""
-        return await self._transition(job_id, SAMPLE_SHA256, (sample_sha256,))
+        return await self._transition(job_id, SAMPLE_SHA256, (sample_sha256, original_message_id))
