@@ -27,7 +27,7 @@ from bot.segmind.client import SegmindClient
 from bot.segmind.retry import RetryPolicy
 from tests.fakes.segmind import FAKE_API_KEY, FakeSegmind
 
-from . import docs
+from . import cache_repeats, docs
 from .core_report import floors_table
 from .noise import OtherLoad
 from .peers import requests_peer, sdk_peer
@@ -295,9 +295,20 @@ def run(options: Options) -> SectionReport:
                     continue
                 runs.append(result)
                 print("  " + " | ".join(_row(result)), flush=True)
+    repeats: list[cache_repeats.RepeatRun] = []
+    for cache_on in (True, False):
+        try:
+            repeats.append(asyncio.run(cache_repeats.measure(cache_on)))
+        except Exception as exc:  # a crash is a finding, reported, not raised
+            crashed.append(f"result cache {cache_on}: {type(exc).__name__}: {exc}")
+            continue
+        print("  " + " | ".join(cache_repeats.row(repeats[-1])), flush=True)
     load = others.share()
     table = docs.table(HEADERS, [_row(r) for r in runs])
-    floors = check_floors(runs)
+    if repeats:
+        rows = [cache_repeats.row(r) for r in repeats]
+        table += "\n\n" + docs.table(cache_repeats.HEADERS, rows)
+    floors = check_floors(runs) + cache_repeats.floors(repeats)
     floor_text = floors_table(floors)
     notes = (
         f"Time runs {SCALE:g}× faster than real; figures are in real seconds and minutes. "
@@ -309,7 +320,7 @@ def run(options: Options) -> SectionReport:
         f"{OUR_POLL_S:g} s until it has some). Detection delay: from the moment the job "
         "finished at the fake Segmind to the moment the client had the audio. The peers "
         "treat a 429 as a failure, as the docs sample and the SDK do: a job lost that way "
-        "may still have been billed."
+        "may still have been billed. " + cache_repeats.NOTES
     )
     markdown = "\n\n".join(
         part

@@ -15,7 +15,7 @@ from .command_sync import sync_commands
 from .config import Settings
 from .credits import CreditPause
 from .durations import HISTORY, Observation
-from .jobs import JobRunner, JobService
+from .jobs import JobRunner, JobService, ResultCache
 from .jobs.resample import Resampler
 from .policy import Policy
 from .segmind.budget import RequestBudget
@@ -76,6 +76,7 @@ class VoiceCloneBot(commands.Bot):
         self._store = store
         self._policy: Policy | None = None
         self._service: JobService | None = None
+        self._cache: ResultCache | None = None
         # Jobs the last run left unfinished, read once in setup_hook (before the gateway
         # connects): the policy counts them and the speak cog resumes them.
         self.unfinished_at_start: list[JobRecord] = []
@@ -119,6 +120,12 @@ class VoiceCloneBot(commands.Bot):
         assert self._service is not None, "setup_hook has not run"
         return self._service
 
+    @property
+    def result_cache(self) -> ResultCache:
+        """Results kept for identical requests; `forget_*` delete a voice's from it."""
+        assert self._cache is not None, "setup_hook has not run"
+        return self._cache
+
     async def setup_hook(self) -> None:
         settings = self.settings
         if self._store is None:
@@ -142,6 +149,13 @@ class VoiceCloneBot(commands.Bot):
         for chars, running, done in await self._store.finish_times(HISTORY):
             self._jobs.durations.observe(Observation(chars, running, done))
         self.spawn(self._watch_store(self._store), name="store-watchdog")
+        self._cache = ResultCache(
+            self._store,
+            self._session,
+            days=settings.result_cache_days,
+            max_mb=settings.result_cache_mb,
+            max_sample_bytes=settings.max_sample_bytes,
+        )
         self._service = JobService(
             store=self._store,
             runner=self._jobs,
@@ -151,6 +165,7 @@ class VoiceCloneBot(commands.Bot):
             accepting=lambda: self.accepting_jobs,
             ready=self.wait_until_ready,
             resampler=Resampler(self._store, self._store, self._jobs.client),
+            cache=self._cache,
         )
         if self.user is not None:  # logged in before setup_hook: the name files are tagged with
             self._service.driver.provenance.bot_name = self.user.name

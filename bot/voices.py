@@ -58,10 +58,3 @@ def should_reupload(voice_id: int | None, error: SegmindError, reuploads_done: i
     return (
         voice_id is not None and reuploads_done < REUPLOADS_PER_JOB and sample_fetch_failed(error)
     )
-
-
-async def forget_voice_results(owner_id: int, voice_id: int | None, guild_id: int | None) -> None:
-    """Called when a voice is deleted (`voice_id`) or its owner opts out (`guild_id`):
-    the place for the result cache to drop audio made with that voice. Nothing is cached
-    yet; the cache's owner adds its call here."""
-    del owner_id, voice_id, guild_id

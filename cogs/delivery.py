@@ -27,6 +27,7 @@ from bot.store import JobRecord
 from .buttons import cancel_view, carries_result, result_view
 from .progress import ProgressMessage
 from .wording import (
+    CACHED_NOTE,
     audio_filename,
     ending_text,
     failure_text,
@@ -114,6 +115,8 @@ class Answer:
 
     async def send_result(self, record: JobRecord, audio: AudioFile) -> Sent:
         content = result_text(record.text, record.language, record.user_id)
+        if record.cached_from is not None:
+            content += f"\n{CACHED_NOTE}"
         link = too_large_text(audio.size, record.audio_url or "")
         return await self.send(content, audio, audio_filename(record.text, audio.extension), link)
 

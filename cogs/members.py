@@ -10,7 +10,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.voices import forget_voice_results
+from bot.store import StoreError
 
 if TYPE_CHECKING:
     from bot.bot import VoiceCloneBot
@@ -32,9 +32,8 @@ class Members(commands.Cog):
     @app_commands.command(name="optout", description="Don't let anyone clone your voice here")
     @app_commands.guild_only()
     async def optout(self, interaction: discord.Interaction[Any]) -> None:
-        await self._set(interaction, time.time(), OPTED_OUT_TEXT)
         # Their saved voices are hidden here by the store's query; cached results go too.
-        await forget_voice_results(interaction.user.id, None, interaction.guild_id)
+        await self._set(interaction, time.time(), OPTED_OUT_TEXT)
 
     @app_commands.command(name="optin", description="Undo /optout in this server")
     @app_commands.guild_only()
@@ -56,6 +55,12 @@ class Members(commands.Cog):
             "opted out" if opted_out_at else "opted back in",
             interaction.guild_id,
         )
+        if opted_out_at is not None:
+            # Results already made in their voice go too, in every server (see README).
+            try:
+                await self.bot.result_cache.forget_owner(interaction.user.id)
+            except StoreError as exc:  # the opt-out stands: no new job uses their voice
+                log.error("User %s: cached results not deleted (%s)", interaction.user.id, exc)
         await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
 
 

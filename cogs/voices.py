@@ -16,7 +16,7 @@ from discord.ext import commands
 from bot import languages
 from bot.segmind.errors import SegmindError
 from bot.store import StoreError, VoiceLimitReached, VoiceNameTaken, VoiceRecord
-from bot.voices import clean_name, forget_voice_results, sample_sha256, voice_name_problem
+from bot.voices import clean_name, sample_sha256, voice_name_problem
 
 from .plain_text import message_words
 from .refusals import clip_problem, head_problem
@@ -257,7 +257,11 @@ class Voices(commands.Cog):
         if found is None:
             return
         await self.bot.store.delete_voice(interaction.user.id, found.id)
-        await forget_voice_results(interaction.user.id, found.id, None)
+        try:  # results made with it are someone's voice too: they go with it
+            await self.bot.result_cache.forget_voice(found.id)
+            await self.bot.result_cache.forget_clip(found.sha256)
+        except StoreError as exc:  # the voice is gone; the purge ages the rest out
+            log.error("Voice %s: cached results not deleted (%s)", found.id, exc)
         log.info("User %s deleted voice %s", interaction.user.id, found.id)
         await self._reply(interaction, f"🗑️ Deleted “{_echo(found.name)}” and its clip.")
 
@@ -325,19 +329,10 @@ class Voices(commands.Cog):
         if found is None:
             return
         speak = self.bot.get_cog("Speak")
-        if not isinstance(speak, Speak) or found.storage_url is None:
+        clip = Clip.saved(found)
+        if not isinstance(speak, Speak) or clip is None:
             await self._reply(interaction, "❌ /say is not available right now.")
             return
-        clip = Clip(
-            url=found.storage_url,
-            filename=found.filename,
-            content_type=found.content_type,
-            size=found.size,
-            owner_id=found.owner_id,
-            voice_id=found.id,
-            sha256=found.sha256,
-            checked=True,
-        )
         await speak._request(interaction, clip, text, language, origin)
 
     async def say_message(

@@ -71,6 +71,9 @@ def result_text(text: str, language: str, user_id: int) -> str:
     return f"{quote(text)}\n-# 🌐 {label(language)} · 🤖 {AI_LABEL} · requested by <@{user_id}>"
 
 
+CACHED_NOTE = "-# ♻️ From an earlier identical request: no new voice job was made."
+
+
 def too_large_text(size: int, url: str) -> str:
     return (
         f"The audio is {size / MIB:.1f} MiB, over this channel's upload limit, so here is "

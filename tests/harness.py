@@ -84,6 +84,9 @@ def bot_settings(
         "BOT_DATA_DIR": str(data_dir),
         "DISCORD_GUILD_IDS": str(discord.guild_id),
         **NO_FAIR_USE,
+        # Off unless a test turns it on: tests of other features repeat one request and
+        # count its submits (tests/test_result_cache*.py turn it on).
+        "RESULT_CACHE_DAYS": "0",
         **extra,
     }
     return load_settings(env, dotenv_path=None)

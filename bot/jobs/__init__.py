@@ -3,6 +3,7 @@ download), the journal (what costs money, recorded first), the driver (one store
 its end), the service (hands jobs over, resumes, purges) and the delivery protocol the
 Discord layer implements."""
 
+from .cache import ResultCache
 from .delivery import Delivery, Ending, Sent, Undeliverable
 from .driver import JobDriver
 from .journal import StoreJournal
@@ -21,6 +22,7 @@ __all__ = [
     "JobService",
     "Phase",
     "Progress",
+    "ResultCache",
     "Sent",
     "StoreJournal",
     "Undeliverable",

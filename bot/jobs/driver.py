@@ -37,6 +37,7 @@ from ..store import (
     StoreUnavailable,
 )
 from ..tree import error_reference
+from .cache import ResultCache
 from .delivery import Delivery, Ending, Undeliverable
 from .journal import Spawn, StoreJournal
 from .resample import Resampler
@@ -63,9 +64,11 @@ class JobDriver:
         spawn: Spawn,
         accepting: Callable[[], bool],
         resampler: Resampler | None = None,
+        cache: ResultCache | None = None,
     ) -> None:
         self._resampler = resampler  # saved voices: a dead storage URL is re-made once
         self._store = store
+        self._cache = cache
         self._runner = runner
         self._spawn = spawn
         self._accepting = accepting  # False once shutdown has begun
@@ -160,6 +163,10 @@ class JobDriver:
                 text = delivery.ending_text(Ending.RESULT_EXPIRED)
                 return await store.mark_failed(record.id, Ending.RESULT_EXPIRED.value, text)
             resume = JobHandle(record.request_id, record.poll_url)
+        elif self._cache is not None:  # an identical earlier request: no Segmind request
+            record, cached = await self._cache.answer(record)
+            if cached is not None:
+                return _Made(record, cached)
 
         watch = asyncio.create_task(delivery.watch_token(), name=f"token-{record.id}")
         task = asyncio.current_task()
@@ -194,6 +201,8 @@ class JobDriver:
                         delivering=True,
                         seen=(seen.lower, seen.upper),
                     )
+                    if self._cache is not None:
+                        await self._cache.remember(completed, audio)
                     return _Made(completed, audio)
                 except (StoreError, InvalidTransition) as exc:
                     problem = exc

@@ -16,6 +16,7 @@ from discord.ext import tasks
 
 from ..policy import Policy
 from ..store import JobRecord, JobStore, StoreError
+from .cache import ResultCache
 from .delivery import Delivery
 from .driver import JobDriver
 from .journal import Spawn
@@ -42,13 +43,15 @@ class JobService:
         accepting: Callable[[], bool],
         ready: Callable[[], Awaitable[object]],
         resampler: Resampler | None = None,
+        cache: ResultCache | None = None,
     ) -> None:
         self._store = store
+        self._cache = cache
         self._policy = policy
         self._retention_days = retention_days
         self._spawn = spawn
         self._ready = ready
-        self.driver = JobDriver(store, runner, spawn, accepting, resampler)
+        self.driver = JobDriver(store, runner, spawn, accepting, resampler, cache)
         self._deliveries: DeliveryFactory | None = None
         self._housekeeping = tasks.loop(hours=PURGE_HOURS)(self._daily_purge)
 
@@ -97,6 +100,8 @@ class JobService:
             await self.purge()
 
     async def purge(self) -> None:
+        if self._cache is not None:
+            await self._cache.expire()
         days = self._retention_days
         if days <= 0:
             return

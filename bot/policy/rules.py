@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from ..config import Settings
-from ..store import JobRecord, MemberRecord, PolicyStore
+from ..store import JobRecord, JobState, MemberRecord, PolicyStore
 from .ledger import DAY, Counts, Job, Ledger, day_of, utc_day_start
 from .limits import (
     GLOBAL_DAILY_JOBS,
@@ -185,7 +185,10 @@ class Policy:
                 self._last_start[job.key] = job.previous_start
 
     def job_ended(self, record: JobRecord) -> None:
-        self.release(record.id, refund=record.submit_started_at is None)
+        # Refunded: a job that never started a submit and was not delivered. A result
+        # answered from the cache (delivered, no submit) counts like any other request.
+        free = record.submit_started_at is None and record.state is not JobState.DELIVERED
+        self.release(record.id, refund=free)
 
     def _track(self, job_id: str, job: Job) -> None:
         if job_id not in self._jobs:

@@ -8,7 +8,8 @@ The package, one job per module: `models` (records, states, errors, the protocol
 `sqlite` (the store class: open, close, the lock, the public methods), `writer` (the one
 thread that talks to SQLite, group-committing), `transitions` (the state machine: each
 transition's SQL and the record it commits), `records` (rows <-> `JobRecord`), `queries`
-`fair_use` and `voices` (reads; fair use's settings and flags), `errors` (sqlite3 errors as
+`fair_use` and `voices` (reads; fair use's settings and flags), `result_cache` (results
+kept for identical requests), `errors` (sqlite3 errors as
 `StoreError`, the retry while locked), `migrations` (the schema's versions), `spool`
 (blocking file work: the data directory, the lock, audio files), `audio_files` (audio
 files seen from the event loop).
@@ -21,6 +22,7 @@ from .models import (
     ORIGINS,
     SUBMIT_UNKNOWN,
     TERMINAL_STATES,
+    CachedResult,
     InvalidTransition,
     JobRecord,
     JobState,
@@ -30,6 +32,7 @@ from .models import (
     PolicyStore,
     Replay,
     ReplayStore,
+    ResultCacheStore,
     Store,
     StoreError,
     StoreUnavailable,
@@ -44,6 +47,7 @@ __all__ = [
     "ORIGINS",
     "SUBMIT_UNKNOWN",
     "TERMINAL_STATES",
+    "CachedResult",
     "InvalidTransition",
     "JobRecord",
     "JobState",
@@ -53,6 +57,7 @@ __all__ = [
     "PolicyStore",
     "Replay",
     "ReplayStore",
+    "ResultCacheStore",
     "SqliteJobStore",
     "Store",
     "StoreError",

@@ -159,6 +159,32 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # A job re-submitted after its saved voice was re-uploaded: once at most.
         "ALTER TABLE jobs ADD COLUMN sample_retries INTEGER NOT NULL DEFAULT 0",
     ),
+    # 10: the result cache (`result_cache`): a delivered result kept under a hash of its
+    # clip's bytes, language and text (not the text itself), with whose voice it is so
+    # that it can be deleted with the voice and on the owner's /optout.
+    (
+        """
+        CREATE TABLE result_cache (
+            key TEXT PRIMARY KEY NOT NULL,
+            sample_sha256 TEXT NOT NULL,
+            language TEXT NOT NULL,
+            source_job TEXT NOT NULL,
+            voice_owner_id INTEGER,
+            voice_id INTEGER,
+            guild_id INTEGER,
+            audio BLOB NOT NULL,
+            content_type TEXT NOT NULL,
+            extension TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            created_at REAL NOT NULL,
+            last_used_at REAL NOT NULL
+        )
+        """,
+        "CREATE INDEX result_cache_by_clip ON result_cache (sample_sha256)",
+        "CREATE INDEX result_cache_by_voice ON result_cache (voice_id) WHERE voice_id IS NOT NULL",
+        "CREATE INDEX result_cache_by_owner ON result_cache (voice_owner_id)",
+        "CREATE INDEX result_cache_by_use ON result_cache (last_used_at)",
+    ),
 )
 
 

@@ -314,5 +314,52 @@ class VoiceStore(Protocol):
     async def set_voice_url(self, voice_id: int, storage_url: str) -> None: ...
 
 
-class Store(JobStore, PolicyStore, ReplayStore, VoiceStore, Protocol):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CachedResult:
+    """A delivered result kept for identical requests (`key`: a hash of the clip's bytes,
+    the language and the normalised text; the text itself is not kept)."""
+
+    key: str
+    sample_sha256: str
+    language: str
+    source_job: str  # the job that made it
+    voice_owner_id: int | None  # whose voice it is (deleted on their /optout)
+    voice_id: int | None  # the saved voice it was made with, if any
+    guild_id: int | None
+    audio: bytes = field(repr=False)
+    content_type: str
+    extension: str
+    size: int
+    created_at: float
+    last_used_at: float
+
+
+class ResultCacheStore(Protocol):
+    """Results kept to answer identical requests without paying Segmind again."""
+
+    async def cache_lookup(self, key: str, made_since: float) -> CachedResult | None: ...
+    async def cache_put(self, entry: CachedResult, max_bytes: int) -> int: ...
+    async def cache_expire(self, older_than_seconds: float) -> int: ...
+    async def cache_forget(
+        self,
+        *,
+        sample_sha256: str | None = None,
+        voice_id: int | None = None,
+        voice_owner_id: int | None = None,
+    ) -> int: ...
+    async def cache_usage(self) -> tuple[int, int]: ...
+    async def mark_cached(
+        self,
+        job_id: str,
+        source_job: str,
+        audio: AudioFile,
+        sample_sha256: str,
+        original_message_id: int | None = None,
+    ) -> JobRecord: ...
+    async def set_sample_sha256(
+        self, job_id: str, sample_sha256: str, original_message_id: int | None = None
+    ) -> JobRecord: ...
+
+
+class Store(JobStore, PolicyStore, ReplayStore, ResultCacheStore, VoiceStore, Protocol):
     """Everything the bot keeps."""

@@ -54,6 +54,7 @@ from .records import (
     field_values,
 )
 from .replays import ReplayQueries
+from .result_cache import ResultCacheQueries
 from .transitions import (
     COMPLETED,
     COMPLETED_DELIVERING,
@@ -92,7 +93,9 @@ Synchronous = Literal["FULL", "NORMAL"]
 T = TypeVar("T")
 
 
-class SqliteJobStore(JobQueries, FairUseQueries, ProvenanceQueries, ReplayQueries, VoiceQueries):
+class SqliteJobStore(
+    JobQueries, FairUseQueries, ProvenanceQueries, ReplayQueries, ResultCacheQueries, VoiceQueries
+):
     """Jobs in `data_dir/jobs.sqlite3`, their audio under `data_dir/audio/`, and an
     exclusive `data_dir/jobs.lock` held while open."""
 

@@ -12,6 +12,7 @@ import aiohttp
 import discord
 
 from bot import languages
+from bot.store import VoiceRecord
 
 from ..echo import has_visible
 from ..refusals import clip_problem, head_problem
@@ -49,6 +50,22 @@ class Clip:
             content_type=attachment.content_type,
             size=attachment.size,
             owner_id=owner_id,
+        )
+
+    @classmethod
+    def saved(cls, voice: VoiceRecord) -> Clip | None:
+        """A saved voice's clip, at its Segmind storage URL; None if it has none yet."""
+        if voice.storage_url is None:
+            return None
+        return cls(
+            url=voice.storage_url,
+            filename=voice.filename,
+            content_type=voice.content_type,
+            size=voice.size,
+            owner_id=voice.owner_id,
+            voice_id=voice.id,
+            sha256=voice.sha256,
+            checked=True,  # checked when it was saved
         )
 
 

@@ -33,8 +33,11 @@ CHECK_TIMEOUT = aiohttp.ClientTimeout(total=0.8)
 async def replay_clip(bot: VoiceCloneBot, replay: Replay) -> Clip | str:
     """The Clip that replays `replay`'s voice, or what to tell the member when it is gone."""
     if replay.voice_id is not None:
-        # A saved voice: the voices API answers this (wired at merge); until then, gone.
-        return SAVED_VOICE_GONE
+        # Still there, still the requester's or shared here, its owner not opted out.
+        usable = await bot.store.usable_voices(replay.guild_id, replay.user_id)
+        voice = next((v for v in usable if v.id == replay.voice_id), None)
+        clip = None if voice is None else Clip.saved(voice)
+        return SAVED_VOICE_GONE if clip is None else clip
     url = replay.sample_url
     refreshed = False
     if _expired(url):

@@ -18,12 +18,19 @@ _CDN_PATH = re.compile(r"/(?:media/)?attachments/(\d+)/(\d+)/([^/?]+)")
 class Cdn(Rest):
     """The CDN: attachment bytes behind signed, expiring URLs."""
 
+    # The next this many whole-file fetches (not Range requests) answer 503, as a CDN
+    # edge does in an outage: a test's way to fail one download and not the next.
+    cdn_outages: int = 0
+
     async def _cdn(self, request: web.Request) -> web.StreamResponse:
         """Signed attachment URLs: 404 "no longer available" when unknown, forged, expired
         or deleted."""
         attachment = self._attachments.get(self._path_int(request, "attachment_id"))
         query = request.query
         gone = web.Response(status=404, text="This content is no longer available.")
+        if self.cdn_outages > 0 and "Range" not in request.headers:
+            self.cdn_outages -= 1
+            return web.Response(status=503, text="upstream connect error")
         if (
             attachment is None
             or attachment.deleted
