@@ -51,6 +51,14 @@ class World:
         assert interaction.original is not None
         return interaction.original
 
+    async def job_ended(self, interaction: FakeInteraction, within: float = 10.0) -> None:
+        """Wait for the bot's task driving this job to end: its last store write is done
+        (delivered or explained recorded) and its place and budget are settled."""
+        name = f"job-{interaction.id}"
+        tasks = [t for t in self.bot.owned_tasks if t.get_name() == name]
+        if tasks:
+            await asyncio.wait(tasks, timeout=within)
+
 
 def is_final(message: FakeMessage) -> bool:
     return bool(message.attachments) or message.content.startswith(

@@ -6,7 +6,6 @@ what /speak does for members.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Mapping
@@ -90,19 +89,11 @@ async def speak_refused(w: World, **kwargs: Any) -> str:
     return msg.content
 
 
-async def job_done(w: World, interaction: FakeInteraction) -> None:
-    """Wait until the bot's task for this job has ended (after its answer came, the job is
-    marked delivered or explained and leaves the policy's in-flight count)."""
-    tasks = [t for t in w.bot.owned_tasks if t.get_name() == f"job-{interaction.id}"]
-    if tasks:
-        await asyncio.wait(tasks, timeout=10)
-
-
 async def speak_delivered(w: World, **kwargs: Any) -> None:
     interaction = await w.speak(**kwargs)
     msg = await w.answered(interaction)
     assert msg.attachments, msg.content
-    await job_done(w, interaction)
+    await w.job_ended(interaction)
 
 
 # -- who may run what -------------------------------------------------------------------
@@ -524,7 +515,7 @@ async def test_audit_lists_jobs_without_text_by_default(w: World) -> None:
     w.segmind.inject("submit", Injection(status=406))
     failing = await w.speak("never made")
     assert "out of credits" in (await w.answered(failing)).content
-    await job_done(w, failing)
+    await w.job_ended(failing)
     embed = audit_embed(await run(w, "audit"))
     lines = embed["description"].splitlines()
     assert len(lines) == 2

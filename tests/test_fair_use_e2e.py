@@ -41,13 +41,6 @@ async def message_of(w: World, interaction: FakeInteraction) -> FakeMessage:
     return interaction.original
 
 
-async def job_ended(w: World, interaction: FakeInteraction) -> None:
-    """Wait for the bot's task driving this job to end (its place and budget are settled)."""
-    tasks = [t for t in w.bot.owned_tasks if t.get_name() == f"job-{interaction.id}"]
-    if tasks:
-        await asyncio.wait(tasks, timeout=10)
-
-
 def custom_ids(message: FakeMessage) -> list[str]:
     return [
         component["custom_id"]
@@ -81,7 +74,7 @@ async def test_two_commands_at_once_cannot_pass_the_in_flight_limit(tmp_path: Pa
         await w.answered(accepted)
         assert w.segmind.count("submit") == 1
         # Finished: the place is free again.
-        await job_ended(w, accepted)
+        await w.job_ended(accepted)
         await w.answered(await w.speak("three"))
 
 
@@ -147,7 +140,7 @@ async def test_cancel_while_queued_is_free_and_after_submit_may_be_billed(
         assert custom_ids(msg) == []
 
         # The cancelled job gave its place back: a new one is accepted at the limit of 2.
-        await job_ended(w, waiting)
+        await w.job_ended(waiting)
         third = await w.speak("third")
         assert not (await message_of(w, third)).ephemeral
 
@@ -460,12 +453,12 @@ async def test_a_result_reused_as_a_clip_belongs_to_the_voice_it_was_made_from(
         )
         first = await speak_from(w, post.id, requester, "In your voice")
         result = await w.answered(first)
-        await job_ended(w, first)
+        await w.job_ended(first)
         assert result.author_id == w.discord.bot_user_id
         # Re-used while the author allows it: the new job's clip is the bot's result...
         second = await speak_from(w, result.id, reuser, "Again")
         again = await w.answered(second)
-        await job_ended(w, second)
+        await w.job_ended(second)
         [job] = [j for j in w.segmind.jobs.values() if j.text == "Again"]
         assert job.sample_bytes == result.attachments[0].data
         # ...and once the author opts out, neither result can be used, by anyone.
@@ -483,7 +476,7 @@ async def test_a_speak_result_reused_as_a_clip_belongs_to_whoever_attached_the_c
     async with world(tmp_path) as w:
         interaction = await w.speak("my own voice")
         result = await w.answered(interaction)
-        await job_ended(w, interaction)
+        await w.job_ended(interaction)
         await refusal(w, await w.discord.slash("optout"))
         text = await refused_at_once(w, result.id, w.discord.add_user("reuser"))
         assert "asked not to have their voice cloned" in text
@@ -499,7 +492,7 @@ async def test_a_result_posted_in_the_channel_is_found_by_its_delivery(tmp_path:
             return [m for m in w.discord.channel_messages(w.discord.channel_id) if m.attachments]
 
         await w.discord.wait_for(lambda: bool(posted_files()), 15)
-        await job_ended(w, interaction)  # its delivery is recorded
+        await w.job_ended(interaction)  # its delivery is recorded
         [posted] = posted_files()
         assert posted.webhook_id is None  # a channel message of the bot, not the interaction's
         await refusal(w, await w.discord.slash("optout"))
@@ -530,7 +523,7 @@ async def test_a_result_whose_voice_owner_is_unknown_is_refused(
                 w = World(discord, segmind, bot, config)
                 interaction = await w.speak("soon forgotten")
                 result = await w.answered(interaction)
-                await job_ended(w, interaction)
+                await w.job_ended(interaction)
             config = bot_settings(tmp_path, segmind, discord, **forget(tmp_path))
             async with running_bot(discord, config) as bot:
                 w = World(discord, segmind, bot, config)
@@ -589,7 +582,7 @@ async def test_consent_yes_after_a_restart_records_consent_and_starts_nothing(
                 again = await w.speak("hello again")
                 assert not (await message_of(w, again)).ephemeral  # no second prompt
                 assert (await w.answered(again)).attachments
-                await job_ended(w, again)
+                await w.job_ended(again)
             # The consent was stored, not only remembered.
             async with running_bot(discord, config) as bot:
                 w = World(discord, segmind, bot, config)

@@ -21,7 +21,7 @@ from tests.audio_files import fake_opus, untagged
 from tests.fakes.discord import FakeDiscord, FakeInteraction
 from tests.fakes.segmind import FakeSegmind, fake_mp3
 from tests.harness import World, bot_settings, running_bot, world
-from tests.test_admin_e2e import audit_embed, job_done, run
+from tests.test_admin_e2e import audit_embed, run
 
 STAMP = Stamp("Bot", 42, "1234", 1764680000.5)
 
@@ -116,7 +116,7 @@ async def test_a_delivered_result_carries_tags_its_hash_is_recorded_and_checkabl
 async def delivered_and_checked(w: World, guild: int, elsewhere: int) -> None:
     interaction = await w.speak("Hello there")
     result = await w.answered(interaction)
-    await job_done(w, interaction)
+    await w.job_ended(interaction)
     data = result.attachments[0].data
     claim = read_claim(data)
     assert claim is not None

@@ -3,7 +3,6 @@ the fake Discord and the fake Segmind."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -38,18 +37,11 @@ async def ephemeral_text(w: World, interaction: FakeInteraction) -> str:
     return interaction.original.content
 
 
-async def job_ended(w: World, interaction: FakeInteraction) -> None:
-    """Wait for the bot's task driving this job to end (its result recorded delivered)."""
-    tasks = [t for t in w.bot.owned_tasks if t.get_name() == f"job-{interaction.id}"]
-    if tasks:
-        await asyncio.wait(tasks, timeout=10)
-
-
 async def a_result(w: World, text: str = "Hello there", **kwargs: object) -> FakeMessage:
     asked = await w.speak(text, "fr", **kwargs)
     msg = await w.answered(asked)
     assert msg.attachments
-    await job_ended(w, asked)  # recorded delivered, with what its buttons replay
+    await w.job_ended(asked)  # recorded delivered, with what its buttons replay
     return msg
 
 
@@ -151,7 +143,7 @@ async def test_buttons_work_after_a_restart(tmp_path: Path) -> None:
                 before = World(discord, segmind, bot, config)
                 first = await before.speak("before the restart")
                 msg = await before.answered(first)
-                await job_ended(before, first)
+                await before.job_ended(first)
             async with running_bot(discord, config) as bot:
                 w = World(discord, segmind, bot, config)
                 again = await discord.click(msg.id, f"vc:again:{msg.interaction_id}")
@@ -213,7 +205,7 @@ async def test_again_in_someone_elses_voice_keeps_them_as_its_owner(w: World) ->
     await w.discord.wait_for(lambda: opened.modal is not None)
     submitted = await w.discord.submit_modal(opened, {"text": "Bonjour"})
     msg = await w.answered(submitted)
-    await job_ended(w, submitted)
+    await w.job_ended(submitted)
     again = await w.discord.click(msg.id, f"vc:again:{submitted.id}")
     assert (await w.answered(again)).attachments
     record = await w.bot.store.get(str(again.id))

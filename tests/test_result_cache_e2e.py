@@ -15,6 +15,7 @@ import pytest
 
 from bot.store import JobState
 from cogs.wording import CACHED_NOTE
+from tests.audio_files import untagged
 from tests.fakes.discord import FakeDiscord, FakeInteraction
 from tests.fakes.segmind import FakeSegmind, fake_mp3
 from tests.harness import World, bot_settings, running_bot, world
@@ -45,14 +46,14 @@ async def test_an_identical_request_is_answered_from_the_cache(w: World) -> None
     first = await w.answered(made)
     assert CACHED_NOTE not in first.content
     # The same bytes uploaded again (another attachment, another URL): no new submit.
-    with logged("bot.jobs.driver", "delivered via") as delivered:
-        again = await w.speak("Good  morning ", "en", clip=clip(w))
-        second = await w.answered(again)
-        await asyncio.wait_for(delivered.wait(), 5)  # recorded, a moment after the post
+    again = await w.speak("Good  morning ", "en", clip=clip(w))
+    second = await w.answered(again)
+    await w.job_ended(again)  # recorded delivered, a moment after the post
     assert w.segmind.count("submit") == 1
     assert CACHED_NOTE in second.content
     assert "AI-generated" in second.content
-    assert second.attachments[0].data == first.attachments[0].data
+    # The same audio, stamped for each job (provenance tags name the job).
+    assert untagged(second.attachments[0].data) == untagged(first.attachments[0].data)
     record = await job_of(w, again)
     assert (record.state, record.cached_from) == (JobState.DELIVERED, str(made.id))
     assert record.submit_started_at is None
@@ -93,10 +94,9 @@ async def test_optout_drops_the_members_cached_results(w: World) -> None:
 
 async def test_a_clip_the_bot_cannot_fetch_runs_as_usual(w: World) -> None:
     w.discord.cdn_outages = 1  # the cache's fetch fails; Segmind's, next, works
-    with logged("bot.jobs.driver", "delivered via") as delivered:
-        interaction = await w.speak("unhashed", "en", clip=clip(w))
-        msg = await w.answered(interaction)
-        await asyncio.wait_for(delivered.wait(), 5)
+    interaction = await w.speak("unhashed", "en", clip=clip(w))
+    msg = await w.answered(interaction)
+    await w.job_ended(interaction)
     assert msg.attachments
     assert CACHED_NOTE not in msg.content
     [job] = w.segmind.jobs.values()
@@ -129,12 +129,15 @@ async def test_a_crash_between_the_hit_and_its_delivery(tmp_path: Path) -> None:
             with logged("bot.jobs.driver", "delivered before the restart") as found:
                 async with running_bot(discord, config) as bot:
                     await asyncio.wait_for(found.wait(), 10)
+                    await World(discord, segmind, bot, config).job_ended(cached)
                     record = await bot.store.get(str(cached.id))
             assert record is not None
             assert record.state is JobState.DELIVERED
             assert cached.original is not None
             assert CACHED_NOTE in cached.original.content
-            assert cached.original.attachments[0].data == first.attachments[0].data
+            assert untagged(cached.original.attachments[0].data) == untagged(
+                first.attachments[0].data
+            )
             posts = [m for m in discord.channel_messages(discord.channel_id) if m.attachments]
             assert len(posts) == 2  # the first job's and the cached one's: once each
             assert segmind.count("submit") == 1

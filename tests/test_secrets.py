@@ -4,7 +4,6 @@ included); a job's interaction token leaves the store when the job ends."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import io
 import logging
@@ -17,9 +16,9 @@ import yarl
 
 from bot.logs import RedactSecrets
 from bot.store import JobRecord, SqliteJobStore
-from tests.fakes.discord import FakeDiscord, FakeInteraction
+from tests.fakes.discord import FakeDiscord
 from tests.fakes.segmind import FAKE_API_KEY, FakeSegmind, JobScript, fake_mp3
-from tests.harness import World, world
+from tests.harness import world
 from tests.proc import start_bot, stop
 from tests.test_store import make_job
 
@@ -174,13 +173,6 @@ async def test_store_wipes_the_token_in_the_final_transition(
     }
 
 
-async def job_ended(w: World, interaction: FakeInteraction) -> None:
-    """Wait for the bot's task driving this job to end (its last store write is done)."""
-    tasks = [t for t in w.bot.owned_tasks if t.get_name() == f"job-{interaction.id}"]
-    if tasks:
-        await asyncio.wait(tasks, timeout=10)
-
-
 async def test_interaction_token_is_wiped_when_the_job_ends(tmp_path: Path) -> None:
     """End to end: the row of a delivered job and of an explained failure keeps no token."""
     async with world(tmp_path) as w:
@@ -196,8 +188,8 @@ async def test_interaction_token_is_wiped_when_the_job_ends(tmp_path: Path) -> N
         assert stored_tokens(tmp_path)[str(running.id)][1] == running.token
         await w.answered(running)
         await w.answered(failed)
-        await job_ended(w, running)
-        await job_ended(w, failed)
+        await w.job_ended(running)
+        await w.job_ended(failed)
     assert stored_tokens(tmp_path) == {
         str(running.id): ("delivered", ""),
         str(failed.id): ("explained", ""),
