@@ -20,6 +20,10 @@ class ButtonHandler(Protocol):
 
     async def cancel_clicked(self, interaction: discord.Interaction[Any], job_id: str) -> None: ...
 
+    async def owner_clicked(
+        self, interaction: discord.Interaction[Any], job_id: str, answer: str
+    ) -> None: ...
+
     async def result_clicked(
         self, interaction: discord.Interaction[Any], job_id: str, action: str
     ) -> None: ...
@@ -133,6 +137,44 @@ class ResultButton(
         await _handler(interaction).result_clicked(interaction, self.job_id, self.action)
 
 
+OWNER_ANSWERS = {
+    "once": ("Allow once", discord.ButtonStyle.success),
+    "always": ("Always allow", discord.ButtonStyle.primary),
+    "deny": ("Deny", discord.ButtonStyle.danger),
+}
+
+
+class OwnerButton(
+    discord.ui.DynamicItem[discord.ui.Button[Any]],
+    template=r"vc:owner:(?P<answer>once|always|deny):(?P<job>\d+)",
+):
+    """The voice owner's answer to a request to use their voice (`cogs/speak/_owner.py`)."""
+
+    def __init__(self, job_id: str, answer: str) -> None:
+        label, style = OWNER_ANSWERS[answer]
+        super().__init__(
+            discord.ui.Button(label=label, style=style, custom_id=f"vc:owner:{answer}:{job_id}")
+        )
+        self.job_id = job_id
+        self.answer = answer
+
+    @classmethod
+    async def from_custom_id(
+        cls,
+        interaction: discord.Interaction[Any],
+        item: discord.ui.Item[Any],
+        match: re.Match[str],
+    ) -> OwnerButton:
+        return cls(match["job"], match["answer"])
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        await _handler(interaction).owner_clicked(interaction, self.job_id, self.answer)
+
+
+def owner_view(job_id: str) -> discord.ui.View:
+    return _view(*(OwnerButton(job_id, answer) for answer in OWNER_ANSWERS))
+
+
 def result_custom_id(job_id: str) -> str:
     """The mark of results posted before they had buttons (a disabled button)."""
     return f"vc:result:{job_id}"
@@ -160,4 +202,5 @@ DYNAMIC_ITEMS: tuple[type[discord.ui.DynamicItem[Any]], ...] = (
     ConsentButton,
     CancelButton,
     ResultButton,
+    OwnerButton,
 )

@@ -44,8 +44,10 @@ class Members(commands.Cog):
         self, interaction: discord.Interaction[Any], opted_out_at: float | None, text: str
     ) -> None:
         assert interaction.guild_id is not None  # guild_only
+        # An opt-out withdraws the owner's "Always allow" too (it is not given back).
+        withdrawn = {"voice_allowed_at": None} if opted_out_at else {}
         await self.bot.policy.update_member(
-            interaction.guild_id, interaction.user.id, opted_out_at=opted_out_at
+            interaction.guild_id, interaction.user.id, opted_out_at=opted_out_at, **withdrawn
         )
         if opted_out_at:  # what their results' Again buttons would replay goes too
             await self.bot.store.drop_replays_of(interaction.guild_id, interaction.user.id)

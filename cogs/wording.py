@@ -109,6 +109,17 @@ ENDINGS = {
         "be billed; the bot stopped waiting for it."
     ),
     Ending.BUG: "Something went wrong on the bot's side (ref `{ref}`). Please try again.",
+    Ending.OWNER_DENIED: (
+        "🚫 The voice's owner said no, so nothing was sent to the voice service and it costs "
+        "nothing."
+    ),
+    Ending.OWNER_TIMED_OUT: (
+        "⌛ The voice's owner did not answer in time, so nothing was sent and it costs nothing."
+    ),
+    Ending.OWNER_UNREACHABLE: (
+        "🚫 I couldn't ask the voice's owner (their DMs are closed and I can't post in this "
+        "channel), so nothing was sent and it costs nothing."
+    ),
 }
 
 

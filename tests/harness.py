@@ -70,6 +70,7 @@ def is_final(message: FakeMessage) -> bool:
 # one member. Tests of those rules set them back.
 NO_FAIR_USE = {
     "REQUIRE_CONSENT": "false",
+    "REQUIRE_OWNER_CONSENT": "false",
     "USER_COOLDOWN_SECONDS": "0",
     "USER_MAX_IN_FLIGHT": "0",
     "USER_DAILY_CHARS": "0",

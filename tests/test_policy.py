@@ -348,6 +348,7 @@ def test_guild_config_json_round_trip_and_defaults() -> None:
     config = GuildConfig(
         enabled=False,
         require_consent=False,
+        require_owner_consent=True,
         channels=frozenset({72, 70}),
         roles=frozenset({5, 3}),
         overrides=(("user_cooldown_seconds", 90.0), ("user_max_in_flight", 1.0)),
@@ -356,6 +357,7 @@ def test_guild_config_json_round_trip_and_defaults() -> None:
     assert config.to_json() == {
         "enabled": False,
         "require_consent": False,
+        "require_owner_consent": True,
         "channels": [70, 72],
         "roles": [3, 5],
         "limits": {"user_cooldown_seconds": 90.0, "user_max_in_flight": 1.0},
@@ -366,6 +368,7 @@ def test_guild_config_json_round_trip_and_defaults() -> None:
     assert GuildConfig().to_json() == {
         "enabled": True,
         "require_consent": None,
+        "require_owner_consent": None,
         "channels": [],
         "roles": [],
         "limits": {},

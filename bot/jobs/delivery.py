@@ -36,6 +36,9 @@ class Ending(enum.Enum):
     CANCELLED = "cancelled"  # by the member, before anything was sent
     CANCELLED_AFTER_SUBMIT = "cancelled_after_submit"  # by the member, maybe billed
     BUG = "bug"  # an unexpected error on the bot's side (with a reference)
+    OWNER_DENIED = "owner_denied"  # the voice's owner said no: nothing was sent
+    OWNER_TIMED_OUT = "owner_timed_out"  # the owner did not answer in time
+    OWNER_UNREACHABLE = "owner_unreachable"  # the owner could not be asked
 
 
 class Delivery(Protocol):

@@ -40,11 +40,17 @@ from ..tree import error_reference
 from .cache import ResultCache
 from .delivery import Delivery, Ending, Undeliverable
 from .journal import Spawn, StoreJournal
+from .owner_wait import OwnerVerdict, OwnerWaits
 from .resample import Resampler
 from .runner import JobRequest, JobRunner
 
 log = logging.getLogger(__name__)
 
+_OWNER_ENDINGS = {
+    OwnerVerdict.DENIED: Ending.OWNER_DENIED,
+    OwnerVerdict.TIMED_OUT: Ending.OWNER_TIMED_OUT,
+    OwnerVerdict.UNREACHABLE: Ending.OWNER_UNREACHABLE,
+}
 RESULT_LIFETIME = 3600.0  # Segmind keeps a job's status and result this long
 
 
@@ -75,6 +81,7 @@ class JobDriver:
         self._producing: dict[str, asyncio.Task[None]] = {}  # jobs a Cancel click can stop
         self._cancelled: dict[str, int] = {}  # job id -> who clicked Cancel
         self.provenance = Provenance()  # tags every delivered file; the Bot names itself
+        self.owner_waits = OwnerWaits()  # jobs waiting for their voice owner's answer
 
     def cancel(self, job_id: str, by: int) -> bool:
         """Stop a job that is waiting in line or for Segmind. False if it is not (any
@@ -124,7 +131,11 @@ class JobDriver:
             text = delivery.ending_text(Ending.SUBMIT_UNKNOWN)
             made = await self._store.mark_failed(record.id, SUBMIT_UNKNOWN, text)
         elif step in (NextStep.SUBMIT, NextStep.POLL):
-            made = await self._produce(record, delivery)
+            if record.owner_pending_until is not None:  # only before its submit
+                record = await self._await_owner(record, delivery)
+            made = record
+            if record.state is not JobState.FAILED:
+                made = await self._produce(record, delivery)
             if isinstance(made, JobRecord) and made.state is JobState.ACCEPTED:
                 made = await self._produce(made, delivery)  # resubmitted (resample.py)
         if isinstance(made, _Made):  # delivered from memory, recorded complete or not
@@ -136,6 +147,23 @@ class JobDriver:
         if record.state is JobState.FAILED:
             record = await self._explain(record, delivery)
         return record
+
+    async def _await_owner(self, record: JobRecord, delivery: Delivery) -> JobRecord:
+        """Wait (cancellable, as long as the stored deadline allows) for the voice owner's
+        answer; the job is then cleared to be submitted, or failed at no cost."""
+        assert record.owner_pending_until is not None
+        task = asyncio.current_task()
+        if task is not None:
+            self._producing[record.id] = task  # a Cancel click stops the wait
+        try:
+            answer = await self.owner_waits.wait(record.id, record.owner_pending_until)
+        finally:
+            self._producing.pop(record.id, None)
+        log.info("Job %s: the voice owner's answer: %s", record.id, answer.verdict.value)
+        if answer.verdict is OwnerVerdict.ALLOWED:
+            return await self._store.mark_owner_allowed(record.id, record.original_message_id)
+        ending = _OWNER_ENDINGS[answer.verdict]
+        return await self._store.mark_failed(record.id, ending.value, delivery.ending_text(ending))
 
     async def _after_cancel(self, record: JobRecord, delivery: Delivery) -> JobRecord:
         """The member clicked Cancel: tell them whether it can still cost anything."""

@@ -17,6 +17,7 @@ class OwnerVerdict(Enum):
     ALLOWED = "allowed"
     DENIED = "denied"
     TIMED_OUT = "timed_out"
+    UNREACHABLE = "unreachable"  # the owner could not be asked (DMs closed, no channel)
 
 
 @dataclass(frozen=True)
@@ -27,19 +28,18 @@ class OwnerAnswer:
 
 class OwnerWaits:
     def __init__(self) -> None:
-        self._futures: dict[int, asyncio.Future[OwnerAnswer]] = {}
+        self._futures: dict[str, asyncio.Future[OwnerAnswer]] = {}
 
-    def _future(self, job_id: int) -> asyncio.Future[OwnerAnswer]:
+    def _future(self, job_id: str) -> asyncio.Future[OwnerAnswer]:
         future = self._futures.get(job_id)
-        if future is None or future.done():
-            future = asyncio.get_running_loop().create_future()
-            self._futures[job_id] = future
+        if future is None:
+            future = self._futures[job_id] = asyncio.get_running_loop().create_future()
         return future
 
-    async def wait(self, job_id: int, deadline: float, *, now: float | None = None) -> OwnerAnswer:
+    async def wait(self, job_id: str, deadline: float, *, now: float | None = None) -> OwnerAnswer:
         """The owner's answer, or TIMED_OUT once the stored deadline passes."""
         left = deadline - (time.time() if now is None else now)
-        future = self._future(job_id)
+        future = self._future(job_id)  # done already: answered before the wait began
         try:
             if left <= 0 and not future.done():
                 return OwnerAnswer(OwnerVerdict.TIMED_OUT)
@@ -50,14 +50,15 @@ class OwnerWaits:
             if self._futures.get(job_id) is future:
                 del self._futures[job_id]
 
-    def answer(self, job_id: int, allowed: bool, always: bool = False) -> bool:
-        """Resolve a waiting job; False when nothing waits (ended, or not yet resumed)."""
-        future = self._futures.get(job_id)
-        if future is None or future.done():
+    def answer(self, job_id: str, verdict: OwnerVerdict, always: bool = False) -> bool:
+        """Resolve the job's wait. An answer that comes before the wait began (a click
+        after a restart, before recovery reached the job) is kept for it: the caller
+        checked that the stored job waits. False if it was answered already."""
+        future = self._future(job_id)
+        if future.done():
             return False
-        verdict = OwnerVerdict.ALLOWED if allowed else OwnerVerdict.DENIED
-        future.set_result(OwnerAnswer(verdict, always and allowed))
+        future.set_result(OwnerAnswer(verdict, always and verdict is OwnerVerdict.ALLOWED))
         return True
 
-    def waiting(self, job_id: int) -> bool:
+    def waiting(self, job_id: str) -> bool:
         return job_id in self._futures

@@ -20,6 +20,7 @@ from .cache import ResultCache
 from .delivery import Delivery
 from .driver import JobDriver
 from .journal import Spawn
+from .owner_wait import OwnerVerdict
 from .resample import Resampler
 from .runner import JobRunner
 
@@ -66,6 +67,11 @@ class JobService:
     def cancel(self, job_id: str, by: int) -> bool:
         """A Cancel click: False if the job is past the stages a cancel can stop."""
         return self.driver.cancel(job_id, by)
+
+    def owner_answered(self, job_id: str, verdict: OwnerVerdict) -> bool:
+        """The voice owner's click (or that they cannot be asked): False if the job is not
+        waiting for it right now (it ended, or a restart has not resumed it yet)."""
+        return self.driver.owner_waits.answer(job_id, verdict)
 
     def abandon(self, job_id: str) -> None:
         """A reserved request that never became a job (declined, timed out, refused

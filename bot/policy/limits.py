@@ -60,6 +60,7 @@ class GuildConfig:
 
     enabled: bool = True
     require_consent: bool | None = None
+    require_owner_consent: bool | None = None
     channels: frozenset[int] = frozenset()  # empty: every channel
     roles: frozenset[int] = frozenset()  # empty: every member
     overrides: tuple[tuple[str, float], ...] = ()  # the admins' (limit name, value), sorted
@@ -70,6 +71,7 @@ class GuildConfig:
         return {
             "enabled": self.enabled,
             "require_consent": self.require_consent,
+            "require_owner_consent": self.require_owner_consent,
             "channels": sorted(self.channels),
             "roles": sorted(self.roles),
             "limits": dict(self.overrides),
@@ -81,6 +83,7 @@ class GuildConfig:
         return cls(
             enabled=bool(data.get("enabled", True)),
             require_consent=data.get("require_consent"),
+            require_owner_consent=data.get("require_owner_consent"),
             channels=frozenset(int(x) for x in data.get("channels") or ()),
             roles=frozenset(int(x) for x in data.get("roles") or ()),
             overrides=_limit_values(data.get("limits")),

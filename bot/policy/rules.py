@@ -141,6 +141,16 @@ class Policy:
             required = self.settings.require_consent
         return required and self.member(guild_id, user_id).consent_at is None
 
+    def needs_owner_consent(self, guild_id: int | None, requester: int, owner: int) -> bool:
+        """Whether the voice's owner must allow this request first: someone else's voice,
+        the rule on here, and no "Always allow" from them in this server."""
+        if owner == requester:
+            return False
+        required = self.guild(guild_id).require_owner_consent
+        if required is None:
+            required = self.settings.require_owner_consent
+        return required and self.member(guild_id, owner).voice_allowed_at is None
+
     def check(self, ask: Ask) -> Refusal | None:
         """What `reserve` would say now, without counting anything."""
         return self._refusal(ask, self._clock())

@@ -61,6 +61,7 @@ from .transitions import (
     DELIVERING,
     FAILED,
     OPEN_STATES,
+    OWNER_ALLOWED,
     REFUSAL,
     RESUBMIT,
     SET_MESSAGE_ID,
@@ -413,6 +414,10 @@ class SqliteJobStore(
         record = await self._transition(job_id, self._machine.explained, self._machine.wipe)
         await self._audio.drop(record)
         return record
+
+    async def mark_owner_allowed(self, job_id: str, message_id: int | None) -> JobRecord:
+        """The voice owner allowed the job: it no longer waits, and may be submitted."""
+        return await self._transition(job_id, OWNER_ALLOWED, (None, message_id))
 
     async def set_original_message_id(self, job_id: str, message_id: int) -> JobRecord:
         return await self._transition(job_id, SET_MESSAGE_ID, (message_id,))

@@ -87,6 +87,15 @@ def change(
 
 
 SET_MESSAGE_ID = change("set_original_message_id", OPEN_STATES, None, ("original_message_id",))
+# The voice owner allowed a waiting job: it may now be submitted. The message id rides
+# along (the Speak cog has it in memory only until the submit-started write).
+OWNER_ALLOWED = change(
+    "mark_owner_allowed",
+    (JobState.ACCEPTED,),
+    None,
+    ("owner_pending_until", "original_message_id"),
+    condition=" AND submit_started_at IS NULL",
+)
 SUBMIT_STARTED = change(
     "mark_submit_started",
     (JobState.ACCEPTED,),

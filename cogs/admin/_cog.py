@@ -100,11 +100,15 @@ class ServerAdmin(commands.Cog):
             consent = f"{'required' if required else 'off'} (the operator's default)"
         else:
             consent = f"{'required' if config.require_consent else 'off'} (set here)"
+        owner_rule = _setting_state(
+            config.require_owner_consent, self.bot.settings.require_owner_consent
+        )
         jobs, chars = policy.today(guild_id)
         lines = [
             "**Voice cloning in this server**",
             f"Bot here: {'✅ enabled' if config.enabled else '⛔ disabled'}",
             f"Consent prompt before a member's first clone: {consent}",
+            f"The voice owner's consent (“Speak in this voice” on their clip): {owner_rule}",
             f"Allowed channels: {listed(config.channels, '<#{}>')}",
             f"Allowed roles: {listed(config.roles, '<@&{}>')}",
             "Limits (0 = no limit):",
@@ -148,8 +152,16 @@ class ServerAdmin(commands.Cog):
         name="consent", description="Ask members to confirm consent before their first clone"
     )
     @manage_server_here()
-    @app_commands.describe(required="on, off, or default (the bot operator's setting)")
-    async def consent(self, interaction: discord.Interaction[Any], required: ConsentChoice) -> None:
+    @app_commands.describe(
+        required="on, off, or default (the bot operator's setting)",
+        owner='ask the member whose clip is used by "Speak in this voice": on, off or default',
+    )
+    async def consent(
+        self,
+        interaction: discord.Interaction[Any],
+        required: ConsentChoice,
+        owner: ConsentChoice | None = None,
+    ) -> None:
         guild_id = checked_guild(interaction)
         value = None if required == "default" else required == "on"
         await self.bot.policy.update_guild(guild_id, interaction.user.id, require_consent=value)
@@ -166,6 +178,14 @@ class ServerAdmin(commands.Cog):
                 f"Consent prompt: **off**{source}. Members are not asked to confirm; every "
                 "result is still labelled AI-generated."
             )
+        if owner is not None:
+            asked = None if owner == "default" else owner == "on"
+            await self.bot.policy.update_guild(
+                guild_id, interaction.user.id, require_owner_consent=asked
+            )
+            self._changed(interaction, "set the voice owner's consent to %s", owner)
+            state = _setting_state(asked, self.bot.settings.require_owner_consent)
+            text += f"\nThe voice owner's consent for “Speak in this voice”: **{state}**."
         await reply(interaction, text)
 
     # -- channels and roles --------------------------------------------------------------
@@ -451,3 +471,10 @@ class Admin(
     def __init__(self, bot: VoiceCloneBot) -> None:
         self.bot = bot
         super().__init__()
+
+
+def _setting_state(here: bool | None, default: bool) -> str:
+    """A server switch as the status shows it: its state, and whether it was set here."""
+    if here is None:
+        return f"{'required' if default else 'off'} (the operator's default)"
+    return f"{'required' if here else 'off'} (set here)"

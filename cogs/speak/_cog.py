@@ -24,6 +24,7 @@ from ..delivery import Answer
 from ..refusals import refusal_text
 from ._consent import ConsentFlow, PendingConsent, role_ids
 from ._intake import Clip, SpeakModal, problem_with
+from ._owner import OwnerConsent
 from ._results import ResultButtons
 
 if TYPE_CHECKING:
@@ -55,7 +56,7 @@ STORE_TROUBLE_TEXT = (
 )
 
 
-class Speak(ConsentFlow, ResultButtons, commands.Cog):
+class Speak(ConsentFlow, OwnerConsent, ResultButtons, commands.Cog):
     def __init__(self, bot: VoiceCloneBot) -> None:
         self.bot = bot
         # The text limit is a setting, so it is applied to the command's schema here.
@@ -193,7 +194,13 @@ class Speak(ConsentFlow, ResultButtons, commands.Cog):
             voice_id=clip.voice_id,
             sample_sha256=clip.sha256,
         )
-        if self.bot.policy.needs_consent(interaction.guild_id, interaction.user.id):
+        if self.owner_must_allow(interaction, draft):
+            # The owner's answer decides, not the requester's word: no statement prompt.
+            draft = dataclasses.replace(draft, owner_pending_until=self.waiting_until())
+            record = await self._start(interaction, draft)
+            if record is not None:
+                await self.ask_owner(interaction, record)
+        elif self.bot.policy.needs_consent(interaction.guild_id, interaction.user.id):
             await self._ask_consent(interaction, draft, ask)
         else:
             await self._start(interaction, draft)
@@ -214,9 +221,11 @@ class Speak(ConsentFlow, ResultButtons, commands.Cog):
             voice_owner_ids=frozenset({interaction.user.id, voice_owner or interaction.user.id}),
         )
 
-    async def _start(self, interaction: discord.Interaction[Any], draft: JobRecord) -> None:
+    async def _start(
+        self, interaction: discord.Interaction[Any], draft: JobRecord
+    ) -> JobRecord | None:
         """Accept the job on `interaction` (the /speak, or the consent click), whose
-        "thinking…" message becomes the job's message."""
+        "thinking…" message becomes the job's message; None if it could not be."""
         # Recorded before the defer: once the user sees "thinking…", a crash cannot lose it.
         # A store that does not answer in time is told to skip the insert (the member
         # hears no at once rather than Discord's "did not respond").
@@ -249,7 +258,7 @@ class Speak(ConsentFlow, ResultButtons, commands.Cog):
             finally:
                 if isinstance(exc, StoreUnavailable):  # after the reply: this stops the bot
                     self.bot.store_broken(str(exc))
-            return
+            return None
         except BaseException:
             self.bot.job_service.abandon(draft.id)
             if not add.done():
@@ -268,7 +277,7 @@ class Speak(ConsentFlow, ResultButtons, commands.Cog):
             )
             await self.bot.store.mark_failed(record.id, "not_acknowledged", "")
             self.bot.job_service.ended(await self.bot.store.mark_explained(record.id))
-            return
+            return None
         message_id = callback.message_id if callback is not None else None
         if message_id is None:
             message_id = (await interaction.original_response()).id
@@ -283,6 +292,7 @@ class Speak(ConsentFlow, ResultButtons, commands.Cog):
             record.language,
         )
         self.bot.job_service.start(record, upload_limit=interaction.filesize_limit)
+        return record
 
     def _drop_unaccepted(self, add: asyncio.Future[JobRecord]) -> None:
         """An insert that landed after `_start` stopped waiting for it: the member was

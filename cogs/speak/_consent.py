@@ -57,7 +57,9 @@ class ConsentFlow(commands.Cog):
     bot: VoiceCloneBot
     pending: dict[str, PendingConsent]
 
-    async def _start(self, interaction: discord.Interaction[Any], draft: JobRecord) -> None:
+    async def _start(
+        self, interaction: discord.Interaction[Any], draft: JobRecord
+    ) -> JobRecord | None:
         raise NotImplementedError
 
     async def _ask_consent(
