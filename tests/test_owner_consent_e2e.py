@@ -4,6 +4,8 @@ are closed), costs nothing until they allow it, and survives a restart."""
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from pathlib import Path
 
 from bot.jobs import Ending
@@ -153,3 +155,34 @@ async def test_a_wait_survives_a_restart_and_the_click_after_it_counts(tmp_path:
                 restarted = World(discord, segmind, bot, config)
                 assert (await restarted.answered(job)).attachments
                 assert segmind.count("submit") == 1
+
+
+async def test_a_wait_whose_time_ran_out_while_the_bot_was_down_ends_at_no_cost(
+    tmp_path: Path,
+) -> None:
+    async with FakeDiscord() as discord, FakeSegmind() as segmind:
+        with discord.patch_discord_py():
+            config = bot_settings(tmp_path / "data", segmind, discord, **ON)
+            async with running_bot(discord, config) as bot:
+                w = World(discord, segmind, bot, config)
+                author = discord.add_user("author")
+                post = await clip_post(w, author)
+                job = await speak_from(w, post.id, discord.user_id, "Too late")
+                await waiting(w, job)
+                prompt = await asked(w, author)
+            # The bot stays down past the stored deadline (as if for the whole timeout).
+            with sqlite3.connect(tmp_path / "data" / "jobs.sqlite3") as db:
+                db.execute(
+                    "UPDATE jobs SET owner_pending_until = ? WHERE id = ?",
+                    (time.time() - 1, str(job.id)),
+                )
+            async with running_bot(discord, config) as bot:
+                restarted = World(discord, segmind, bot, config)
+                answer = await restarted.answered(job)
+                assert answer.content == ENDINGS[Ending.OWNER_TIMED_OUT]
+                await restarted.job_ended(job)
+                await discord.click(prompt.id, f"vc:owner:once:{job.id}", user_id=author)
+                await discord.wait_for(
+                    lambda: "already ended" in discord.message(prompt.id).content
+                )
+            assert segmind.count("submit") == 0
