@@ -3,6 +3,7 @@ boundary, and a rebuild from the store after a restart."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import json
@@ -771,3 +772,22 @@ async def test_who_changed_a_servers_settings_is_stored(
     assert changed_by() == 78
     await policy.set_ceilings(8, 1, {"user_max_in_flight": 5})
     assert changed_by() == 1
+
+
+async def test_changes_made_at_the_same_moment_are_all_kept(store: SqliteJobStore) -> None:
+    """Two commands at once (an /optout and a click on Always allow; two admins' limits)
+    each change one field: neither change is lost."""
+    policy = await policy_with(store, Clock())
+    await asyncio.gather(
+        policy.update_member(8, 9, opted_out_at=1.0),
+        policy.update_member(8, 9, voice_allowed_at=2.0),
+        policy.update_guild(8, 77, require_consent=False),
+        policy.set_limits(8, 78, {"user_daily_chars": 10.0}),
+    )
+    member = policy.member(8, 9)
+    assert (member.opted_out_at, member.voice_allowed_at) == (1.0, 2.0)
+    assert policy.guild(8).require_consent is False
+    assert policy.limits(8).user_daily_chars == 10
+    reloaded = await policy_with(store, Clock())
+    assert reloaded.member(8, 9).voice_allowed_at == 2.0
+    assert reloaded.guild(8).overrides == (("user_daily_chars", 10.0),)

@@ -20,6 +20,7 @@ the Discord layer words it (cogs/refusals.py).
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import time
@@ -65,6 +66,9 @@ class Policy:
         self.globally_enabled = True
         self._guilds: dict[int, GuildConfig] = {}
         self._members: dict[tuple[int, int], MemberRecord] = {}
+        # One read-modify-write of a guild's or a member's record at a time: two commands
+        # at once (an /optout and an /optin, two admins) would otherwise lose a change.
+        self._saving = asyncio.Lock()
         self._ledger = Ledger(day_of(clock()))
         self._last_start: dict[tuple[int, int], float] = {}
         self._jobs: dict[str, Job] = {}
@@ -306,6 +310,10 @@ class Policy:
     # -- what admins and members change --------------------------------------------
 
     async def update_guild(self, guild_id: int, by: int | None, **changes: Any) -> GuildConfig:
+        async with self._saving:
+            return await self._save_guild(guild_id, by, **changes)
+
+    async def _save_guild(self, guild_id: int, by: int | None, **changes: Any) -> GuildConfig:
         config = dataclasses.replace(self.guild(guild_id), **changes)
         await self._store.save_guild_settings(guild_id, config.to_json(), by)
         self._guilds[guild_id] = config
@@ -322,12 +330,13 @@ class Policy:
         """The guild admins' overrides, in one write (None: back to the operator's limit);
         `reset` drops every override first. Overrides may only be stricter than the
         operator's limits: a looser one raises `AboveCeiling` and nothing is changed."""
-        ceilings = self.ceilings(guild_id)
-        for name, value in checked(values).items():
-            if value is not None and looser(name, value, getattr(ceilings, name)):
-                raise AboveCeiling(name, value, getattr(ceilings, name))
-        overrides = merged(self.guild(guild_id).overrides, values, reset)
-        return await self.update_guild(guild_id, by, overrides=overrides)
+        async with self._saving:
+            ceilings = self.ceilings(guild_id)
+            for name, value in checked(values).items():
+                if value is not None and looser(name, value, getattr(ceilings, name)):
+                    raise AboveCeiling(name, value, getattr(ceilings, name))
+            overrides = merged(self.guild(guild_id).overrides, values, reset)
+            return await self._save_guild(guild_id, by, overrides=overrides)
 
     async def set_ceilings(
         self,
@@ -340,14 +349,16 @@ class Policy:
         """The bot owner's limits for one guild, in place of the settings, looser or
         stricter (None: back to the setting); `reset` drops them all first. The guild's
         admins' overrides stay, and apply where they are stricter."""
-        ceilings = merged(self.guild(guild_id).ceilings, checked(values), reset)
-        return await self.update_guild(guild_id, by, ceilings=ceilings)
+        async with self._saving:
+            ceilings = merged(self.guild(guild_id).ceilings, checked(values), reset)
+            return await self._save_guild(guild_id, by, ceilings=ceilings)
 
     async def update_member(self, guild_id: int, user_id: int, **changes: Any) -> MemberRecord:
-        member = dataclasses.replace(self.member(guild_id, user_id), **changes)
-        await self._store.save_member(member)
-        self._members[(guild_id, user_id)] = member
-        return member
+        async with self._saving:
+            member = dataclasses.replace(self.member(guild_id, user_id), **changes)
+            await self._store.save_member(member)
+            self._members[(guild_id, user_id)] = member
+            return member
 
     async def set_globally_enabled(self, enabled: bool) -> None:
         await self._store.set_flag(GLOBAL_SWITCH, "true" if enabled else "false")
