@@ -63,7 +63,7 @@ _BITRATES_V2_L3 = (0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160)
 _SAMPLE_RATES = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000), 0: (11025, 12000, 8000)}
 
 
-def _skip_id3v2(data: bytes, start: int = 0) -> int:
+def skip_id3v2(data: bytes, start: int = 0) -> int:
     """Offset after the ID3v2 tags at `start` (several may follow each other)."""
     while data[start : start + 3] == b"ID3" and len(data) >= start + 10:
         size = 0
@@ -110,7 +110,7 @@ def _summary_frame_length(data: bytes, at: int) -> int:
 
 
 def _mp3(data: bytes) -> list[bytes]:
-    start = _skip_id3v2(data)
+    start = skip_id3v2(data)
     end = _trailing_tags(data, len(data))
     sync = data.find(b"\xff", start, end)
     while sync >= 0 and data[sync + 1] & 0xE0 != 0xE0:
@@ -143,7 +143,7 @@ def _ogg(data: bytes) -> list[bytes]:
 
 
 def _flac(data: bytes) -> list[bytes]:
-    at = data.find(b"fLaC", _skip_id3v2(data))
+    at = data.find(b"fLaC", skip_id3v2(data))
     if at < 0:
         raise ValueError("no FLAC stream marker")
     at += 4

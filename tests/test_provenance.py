@@ -14,7 +14,7 @@ import pytest
 from mutagen.id3 import ID3
 
 from bot.audio import MIB, AudioFile
-from bot.audio_payload import audio_sha256
+from bot.audio_payload import audio_sha256, skip_id3v2
 from bot.provenance import JOB_ID, Stamp, read_claim, stamp_file
 from cogs.provenance import MAX_CHECK_BYTES, MENU_NAME
 from tests.audio_files import fake_opus, untagged
@@ -76,8 +76,21 @@ def test_a_file_that_cannot_carry_tags_is_delivered_as_it_is(
     assert stamped.sha256 == hashlib.sha256(webm).hexdigest()
     assert "cannot carry provenance tags" in caplog.text
     # Bytes mutagen refuses are delivered untagged too, never blocked.
-    broken = b"ID3\x04\x00\x00\x00\x00\x00\x00" + b"junk"
-    assert stamp_file(AudioFile(broken, "audio/mpeg", "mp3"), STAMP).audio.data == broken
+    broken = b"OggS" + bytes(40)
+    assert stamp_file(AudioFile(broken, "audio/ogg", "ogg"), STAMP).audio.data == broken
+
+
+def test_an_mp3_tag_is_written_before_the_audio_without_moving_it() -> None:
+    """MP3: our tag replaces the old ID3v2 tag and the audio after it is left as it was
+    (even bytes that are not valid frames: the tag is not the place to judge them)."""
+    audio = b"\xff\xfb\x90\x00" + bytes(5000)
+    old = b"ID3\x04\x00\x00\x00\x00\x00\x00"  # an empty ID3v2.4 tag
+    stamped = stamp_file(AudioFile(old + audio, "audio/mpeg", "mp3"), STAMP)
+    assert stamped.tagged
+    assert stamped.audio.data.startswith(b"ID3\x03")
+    assert stamped.audio.data.endswith(audio)
+    assert stamped.audio.data[skip_id3v2(stamped.audio.data) :] == audio
+    assert ID3(io.BytesIO(stamped.audio.data)).getall(f"TXXX:{JOB_ID}")[0].text == [STAMP.job_id]
 
 
 # -- end to end ------------------------------------------------------------------------
