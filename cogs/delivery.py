@@ -197,6 +197,12 @@ class Answer:
         except discord.HTTPException:
             return None
 
+    def largest_upload(self) -> int:
+        """The most any path here may upload: larger audio goes out as a link."""
+        guild = self.bot.get_guild(self.record.guild_id) if self.record.guild_id else None
+        channel_limit = guild.filesize_limit if guild is not None else DEFAULT_UPLOAD_LIMIT
+        return max(self.upload_limit or DEFAULT_UPLOAD_LIMIT, channel_limit)
+
     def _limit_for(self, channel: discord.abc.Messageable | None) -> int:
         guild = getattr(channel, "guild", None)
         if isinstance(guild, discord.Guild):

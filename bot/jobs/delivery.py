@@ -62,6 +62,10 @@ class Delivery(Protocol):
         """After a crash mid-delivery: where an earlier run already posted the result."""
         ...
 
+    def largest_upload(self) -> int:
+        """The most any path to the member may upload (larger audio goes as a link)."""
+        ...
+
     async def send_result(self, record: JobRecord, audio: AudioFile) -> Sent:
         """Post the result by the first path that works; `Undeliverable` if none."""
         ...

@@ -294,9 +294,12 @@ class JobDriver:
                     record.id,
                     found.channel,
                 )
-                hashes = await self.provenance.hashes(record, await store.read_audio(record))
+                kept = await store.read_audio(record)
+                if kept is not None and kept.size > delivery.largest_upload():
+                    kept = None  # it went out as a link: no file, no hashes
+                earlier = await self.provenance.hashes(record, kept)
                 return await store.mark_delivered(
-                    record.id, found.channel, found.message_id, hashes=hashes
+                    record.id, found.channel, found.message_id, hashes=earlier
                 )
             audio = await store.read_audio(record)
             if audio is None:
@@ -304,10 +307,15 @@ class JobDriver:
                 text = delivery.ending_text(Ending.AUDIO_LOST)
                 return await store.mark_failed(record.id, Ending.AUDIO_LOST.value, text)
             record = await store.mark_delivering(record.id)
-        # Provenance tags on every delivery path; the same bytes again on a retry.
-        stamped = await self.provenance.stamp(record, audio)
+        # Provenance tags on every file delivered, the same bytes again on a retry. Audio
+        # over every upload limit goes out as Segmind's link, not as a file: nothing to tag
+        # (and rewriting tens of MiB per result starved the loop under load).
+        hashes: tuple[str | None, str | None] = (None, None)
+        if audio.size <= delivery.largest_upload():
+            stamped = await self.provenance.stamp(record, audio)
+            audio, hashes = stamped.audio, (stamped.sha256, stamped.audio_sha256)
         try:
-            sent = await delivery.send_result(record, stamped.audio)
+            sent = await delivery.send_result(record, audio)
         except Undeliverable as exc:
             log.error("Job %s (request %s) is undeliverable: %s", record.id, record.request_id, exc)
             await store.mark_failed(record.id, "undeliverable", str(exc))
@@ -319,7 +327,7 @@ class JobDriver:
                 sent.channel,
                 sent.message_id,
                 from_memory=record.state is not JobState.DELIVERING,
-                hashes=(stamped.sha256, stamped.audio_sha256),
+                hashes=hashes,
             )
         except (StoreError, InvalidTransition) as exc:
             # The member has it: nothing may undo that, least of all an error message.
