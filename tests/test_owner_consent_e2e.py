@@ -8,6 +8,7 @@ import sqlite3
 import time
 from pathlib import Path
 
+from bot.config import Settings
 from bot.jobs import Ending
 from cogs.speak._owner import OWNER_ANSWERED_TEXT, OWNER_NOT_YOURS_TEXT
 from cogs.wording import ENDINGS
@@ -38,6 +39,20 @@ async def waiting(w: World, interaction: FakeInteraction) -> FakeMessage:
 async def asked(w: World, owner: int, count: int = 1) -> FakeMessage:
     await w.discord.wait_for(lambda: len(w.discord.dm_messages(owner)) >= count)
     return w.discord.dm_messages(owner)[count - 1]
+
+
+async def left_waiting(
+    discord: FakeDiscord, segmind: FakeSegmind, config: Settings, text: str
+) -> tuple[FakeInteraction, FakeMessage, int]:
+    """A bot run that leaves a job waiting for its owner: the job, the owner's prompt, the
+    owner. The bot has stopped when this returns."""
+    async with running_bot(discord, config) as bot:
+        w = World(discord, segmind, bot, config)
+        author = discord.add_user("author")
+        post = await clip_post(w, author)
+        job = await speak_from(w, post.id, discord.user_id, text)
+        await waiting(w, job)
+        return job, await asked(w, author), author
 
 
 async def test_the_owner_allows_once_and_the_job_runs(tmp_path: Path) -> None:
@@ -142,13 +157,7 @@ async def test_a_wait_survives_a_restart_and_the_click_after_it_counts(tmp_path:
     async with FakeDiscord() as discord, FakeSegmind() as segmind:
         with discord.patch_discord_py():
             config = bot_settings(tmp_path / "data", segmind, discord, **ON)
-            async with running_bot(discord, config) as bot:
-                w = World(discord, segmind, bot, config)
-                author = discord.add_user("author")
-                post = await clip_post(w, author)
-                job = await speak_from(w, post.id, discord.user_id, "After the restart")
-                await waiting(w, job)
-                prompt = await asked(w, author)
+            job, prompt, author = await left_waiting(discord, segmind, config, "After the restart")
             # The bot stopped with the job waiting; the next run resumes the wait.
             async with running_bot(discord, config) as bot:
                 await discord.click(prompt.id, f"vc:owner:once:{job.id}", user_id=author)
@@ -163,13 +172,7 @@ async def test_a_wait_whose_time_ran_out_while_the_bot_was_down_ends_at_no_cost(
     async with FakeDiscord() as discord, FakeSegmind() as segmind:
         with discord.patch_discord_py():
             config = bot_settings(tmp_path / "data", segmind, discord, **ON)
-            async with running_bot(discord, config) as bot:
-                w = World(discord, segmind, bot, config)
-                author = discord.add_user("author")
-                post = await clip_post(w, author)
-                job = await speak_from(w, post.id, discord.user_id, "Too late")
-                await waiting(w, job)
-                prompt = await asked(w, author)
+            job, prompt, author = await left_waiting(discord, segmind, config, "Too late")
             # The bot stays down past the stored deadline (as if for the whole timeout).
             with sqlite3.connect(tmp_path / "data" / "jobs.sqlite3") as db:
                 db.execute(

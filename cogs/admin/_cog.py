@@ -95,11 +95,7 @@ class ServerAdmin(commands.Cog):
         policy = self.bot.policy
         config = policy.guild(guild_id)
         limits = policy.limits(guild_id)
-        if config.require_consent is None:
-            required = self.bot.settings.require_consent
-            consent = f"{'required' if required else 'off'} (the operator's default)"
-        else:
-            consent = f"{'required' if config.require_consent else 'off'} (set here)"
+        consent = _setting_state(config.require_consent, self.bot.settings.require_consent)
         owner_rule = _setting_state(
             config.require_owner_consent, self.bot.settings.require_owner_consent
         )
@@ -163,7 +159,7 @@ class ServerAdmin(commands.Cog):
         owner: ConsentChoice | None = None,
     ) -> None:
         guild_id = checked_guild(interaction)
-        value = None if required == "default" else required == "on"
+        value = _switch(required)
         await self.bot.policy.update_guild(guild_id, interaction.user.id, require_consent=value)
         self._changed(interaction, "set the consent prompt to %s", required)
         effective = self.bot.settings.require_consent if value is None else value
@@ -179,7 +175,7 @@ class ServerAdmin(commands.Cog):
                 "result is still labelled AI-generated."
             )
         if owner is not None:
-            asked = None if owner == "default" else owner == "on"
+            asked = _switch(owner)
             await self.bot.policy.update_guild(
                 guild_id, interaction.user.id, require_owner_consent=asked
             )
@@ -471,6 +467,11 @@ class Admin(
     def __init__(self, bot: VoiceCloneBot) -> None:
         self.bot = bot
         super().__init__()
+
+
+def _switch(choice: ConsentChoice) -> bool | None:
+    """A server switch's stored value: None means the operator's default."""
+    return None if choice == "default" else choice == "on"
 
 
 def _setting_state(here: bool | None, default: bool) -> str:
