@@ -66,11 +66,21 @@ def _looks_like_text(data: bytes) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
+class VoiceShape:
+    """What Discord shows for a voice message: its length and its waveform."""
+
+    duration_secs: float
+    waveform: str  # base64 of <= 256 bytes, each 0-255
+
+
+@dataclass(frozen=True, slots=True)
 class AudioFile:
     data: bytes
     content_type: str
     extension: str
     source_url: str = ""
+    voice: VoiceShape | None = None
+    """Set only on audio made to be sent as a voice message (bot/transcode.py)."""
 
     @property
     def size(self) -> int:
