@@ -40,6 +40,9 @@ FLOOR_BITRATE = 24_000
 """The lowest bitrate that still sounds like speech (Opus wideband speech holds up to here)."""
 LADDER = (96_000, 64_000, 48_000, 32_000, FLOOR_BITRATE)
 """Bitrates `fit_opus` tries, best first."""
+MIN_SECONDS = 0.1
+"""Decoded audio shorter than this is refused: no word fits in it, and it is what a few
+garbage MPEG frames decode to (FFmpeg conceals some as 78 ms of noise instead of failing)."""
 MAX_SECONDS = 30 * 60
 """Decoded audio longer than this is refused. The longest text the bot accepts (5,000
 characters) is about 6 minutes of speech, 17 at a very slow 5 characters a second; 30
@@ -84,32 +87,42 @@ def _header_seconds(container: InputContainer) -> float | None:
     return None
 
 
+def _resampled(container: InputContainer, layout: str, sample_format: str) -> Iterator[AudioFrame]:
+    resampler = av.AudioResampler(format=sample_format, layout=layout, rate=RATE)
+    for frame in container.decode(container.streams.audio[0]):
+        frame.pts = None  # resample by sample count: broken timestamps are common
+        yield from resampler.resample(frame)
+    yield from resampler.resample(None)
+
+
 def _frames(data: bytes, layout: str, sample_format: str) -> Generator[AudioFrame, None, None]:
     """Decoded 48 kHz frames of the first audio stream, one at a time; AudioError on bad
-    input, no audio, nothing decoded or more than MAX_SECONDS."""
+    input, no audio stream, under MIN_SECONDS or over MAX_SECONDS. The first MIN_SECONDS
+    are held back until they are complete, so a caller never gets a garbage clip's start."""
     with _open(data) as container:
         if not container.streams.audio:
             raise AudioError("no audio stream")
         claimed = _header_seconds(container)
         if claimed is not None and claimed > MAX_SECONDS:
             raise AudioError(f"audio too long: {claimed:.0f} s claimed (max {MAX_SECONDS})")
-        resampler = av.AudioResampler(format=sample_format, layout=layout, rate=RATE)
-        limit, samples = MAX_SECONDS * RATE, 0
+        samples, most, least = 0, MAX_SECONDS * RATE, round(MIN_SECONDS * RATE)
+        held: list[AudioFrame] | None = []
         try:
-            for frame in container.decode(container.streams.audio[0]):
-                frame.pts = None  # resample by sample count: broken timestamps are common
-                for out in resampler.resample(frame):
-                    samples += out.samples
-                    if samples > limit:
-                        raise AudioError(f"audio too long: over {MAX_SECONDS} s decoded")
-                    yield out
-            for out in resampler.resample(None):
-                samples += out.samples
-                yield out
+            for frame in _resampled(container, layout, sample_format):
+                samples += frame.samples
+                if samples > most:
+                    raise AudioError(f"audio too long: over {MAX_SECONDS} s decoded")
+                if held is None:
+                    yield frame
+                    continue
+                held.append(frame)
+                if samples >= least:
+                    yield from held
+                    held = None
         except (av.error.FFmpegError, ValueError, OSError) as exc:
             raise _error("cannot decode audio", exc) from None
-        if samples == 0:
-            raise AudioError("no audio decoded")
+        if held is not None:
+            raise AudioError(f"audio too short: {samples / RATE:.2f} s decoded")
 
 
 def duration_of(data: bytes) -> float:
@@ -119,7 +132,7 @@ def duration_of(data: bytes) -> float:
         claimed = _header_seconds(container) if container.streams.audio else None
     frames = _frames(data, "mono", "s16")  # checks the claim against MAX_SECONDS too
     try:
-        first = next(frames)
+        first = next(frames)  # MIN_SECONDS decoded, so the bytes are audio
         if claimed is not None:
             return claimed
         return (first.samples + sum(f.samples for f in frames)) / RATE

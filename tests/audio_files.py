@@ -1,12 +1,19 @@
-"""Small valid audio files for the provenance tests, and tag stripping as common tools do it."""
+"""Small valid audio files for the provenance tests, tag stripping as common tools do it,
+and real decodable audio made with PyAV for the transcode tests."""
 
 from __future__ import annotations
 
 import io
 import struct
+from typing import Any
 
+import av
 import mutagen
+import numpy as np
+from av.audio.stream import AudioStream
 from mutagen.ogg import OggPage
+
+FloatArray = np.ndarray[Any, np.dtype[np.float32]]
 
 
 def untagged(data: bytes) -> bytes:
@@ -33,3 +40,75 @@ def fake_opus(payload: bytes = b"\xf8\xff\xfe", vendor: bytes = b"test") -> byte
         page.first, page.last = sequence == 0, sequence == 2
         out += page.write()
     return out
+
+
+# Real, decodable audio made with PyAV (tests/test_transcode.py): container -> (format, codec).
+CODECS = {
+    "mp3": ("mp3", "libmp3lame"),
+    "wav": ("wav", "pcm_s16le"),
+    "ogg": ("ogg", "vorbis"),  # FFmpeg's own Vorbis encoder (experimental, fine for tests)
+    "flac": ("flac", "flac"),
+    "m4a": ("ipod", "aac"),
+    "opus": ("ogg", "libopus"),
+}
+
+
+def tone(seconds: float, rate: int, freq: float = 220.0, amplitude: float = 0.5) -> FloatArray:
+    """A sine wave, mono float32 in -1..1."""
+    t = np.arange(round(seconds * rate), dtype=np.float64) / rate
+    return (amplitude * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def encode(signal: FloatArray, rate: int, kind: str = "mp3", channels: int = 1) -> bytes:
+    """`signal` (mono float32) encoded as a `kind` file (a CODECS key), on every channel."""
+    container_format, codec = CODECS[kind]
+    layout = "mono" if channels == 1 else "stereo"
+    buffer = io.BytesIO()
+    with av.open(buffer, mode="w", format=container_format) as output:
+        stream = output.add_stream(codec, rate=rate, options={"strict": "experimental"})
+        assert isinstance(stream, AudioStream)
+        stream.codec_context.layout = layout
+        sample_format = stream.codec_context.format
+        step = 1152
+        for start in range(0, len(signal), step):
+            frame = _frame(signal[start : start + step], sample_format.name, layout, channels)
+            frame.sample_rate = rate
+            frame.pts = start
+            for packet in stream.encode(frame):
+                output.mux(packet)
+        for packet in stream.encode(None):
+            output.mux(packet)
+    return buffer.getvalue()
+
+
+def _frame(chunk: FloatArray, sample_format: str, layout: str, channels: int) -> av.AudioFrame:
+    planar = sample_format.endswith("p")
+    array: np.ndarray[Any, Any] = (
+        np.tile(chunk, (channels, 1)) if planar else np.repeat(chunk, channels)[None, :]
+    )
+    if sample_format.startswith("s16"):
+        array = (array * 32767).astype(np.int16)
+    elif sample_format.startswith("s32"):
+        array = (array * 2147483647).astype(np.int32)
+    return av.AudioFrame.from_ndarray(array, format=sample_format, layout=layout)
+
+
+def real_mp3(seconds: float, freq: float = 220.0, rate: int = 44100, channels: int = 1) -> bytes:
+    return encode(tone(seconds, rate, freq), rate, "mp3", channels)
+
+
+def real_wav(seconds: float, freq: float = 220.0, rate: int = 48000, channels: int = 1) -> bytes:
+    return encode(tone(seconds, rate, freq), rate, "wav", channels)
+
+
+def flac_claiming(seconds: float, rate: int = 8000) -> bytes:
+    """One second of silent FLAC whose STREAMINFO claims `seconds`: a cheap stand-in for a
+    small file that decodes to hours (FFmpeg trusts the claim for the duration)."""
+    data = bytearray(encode(np.zeros(rate, np.float32), rate, "flac"))
+    assert data[:4] == b"fLaC"
+    assert data[4] & 0x7F == 0  # STREAMINFO comes first
+    # Bytes 8+10..8+18 of STREAMINFO: rate (20 bits), channels-1 (3), bits-1 (5), samples (36).
+    packed = int.from_bytes(data[18:26], "big")
+    packed = (packed & ~((1 << 36) - 1)) | round(seconds * rate)
+    data[18:26] = packed.to_bytes(8, "big")
+    return bytes(data)
