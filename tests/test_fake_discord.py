@@ -12,6 +12,7 @@ two tests whose subject is a deadline lapsing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 from collections import defaultdict
@@ -28,10 +29,14 @@ from discord.http import Route
 from tests.fakes.discord import (
     ADMINISTRATOR,
     CHAT_INPUT,
+    CONNECT,
     DEFAULT_BOT_PERMISSIONS,
     DEFAULT_MEMBER_PERMISSIONS,
     EPHEMERAL,
     FAKE_TOKEN,
+    GUILD_STAGE_VOICE,
+    GUILD_VOICE,
+    INTENT_GUILD_VOICE_STATES,
     IS_VOICE_MESSAGE,
     MANAGE_GUILD,
     MESSAGE_COMMAND,
@@ -821,3 +826,113 @@ async def test_expired_cdn_urls_refresh_but_deleted_attachments_stay_gone(
     with pytest.raises(discord.HTTPException) as refused:
         await bot.http.request(route, json={})
     assert refused.value.status == 400
+
+
+VoiceEvent = tuple[discord.Member, discord.VoiceState, discord.VoiceState]
+
+
+@contextlib.asynccontextmanager
+async def _voice_bot(fake: FakeDiscord) -> AsyncIterator[tuple[EchoBot, asyncio.Queue[VoiceEvent]]]:
+    """EchoBot started on the world as built so far, with every `on_voice_state_update`."""
+    bot = EchoBot()
+    events: asyncio.Queue[VoiceEvent] = asyncio.Queue()
+
+    async def record(
+        member: discord.Member, before: discord.VoiceState, after: discord.VoiceState
+    ) -> None:
+        events.put_nowait((member, before, after))
+
+    bot.add_listener(record, "on_voice_state_update")
+    runner = asyncio.create_task(bot.start(fake.token))
+    try:
+        await asyncio.wait_for(bot.ready.wait(), timeout=5)
+        yield bot, events
+    finally:
+        await bot.close()
+        await runner
+
+
+async def _next_voice_event(events: asyncio.Queue[VoiceEvent]) -> VoiceEvent:
+    return await asyncio.wait_for(events.get(), timeout=5)
+
+
+def _channel_id(state: discord.VoiceState) -> int | None:
+    return None if state.channel is None else state.channel.id
+
+
+async def test_voice_states_at_start_and_as_members_join_move_and_leave(
+    fake: FakeDiscord,
+) -> None:
+    lounge = fake.add_channel("Lounge", kind=GUILD_VOICE)
+    stage = fake.add_channel("Stage", kind=GUILD_STAGE_VOICE, user_limit=5)
+    await fake.join_voice(fake.user_id, lounge)  # before the client connects: GUILD_CREATE
+    other = fake.add_user("other")
+    async with _voice_bot(fake) as (bot, events):
+        assert fake.identify_payload is not None
+        assert fake.identify_payload["intents"] & INTENT_GUILD_VOICE_STATES
+        guild = bot.get_guild(fake.guild_id)
+        assert guild is not None
+        voice = guild.get_channel(lounge)
+        assert isinstance(voice, discord.VoiceChannel)
+        stage_channel = guild.get_channel(stage)
+        assert isinstance(stage_channel, discord.StageChannel)
+        assert stage_channel.user_limit == 5
+        member = guild.get_member(fake.user_id)
+        assert member is not None
+        assert member.voice is not None
+        assert member.voice.channel == voice
+        assert set(voice.voice_states) == {fake.user_id}
+
+        await fake.join_voice(other, lounge)
+        joined, before, after = await _next_voice_event(events)
+        assert (joined.id, _channel_id(before), _channel_id(after)) == (other, None, lounge)
+        assert set(voice.voice_states) == {fake.user_id, other}
+
+        await fake.move_voice(other, stage, self_mute=True)
+        moved, before, after = await _next_voice_event(events)
+        assert (moved.id, _channel_id(before), _channel_id(after)) == (other, lounge, stage)
+        assert (after.self_mute, after.self_deaf) == (True, False)
+        assert before.session_id == after.session_id  # one voice session, moved
+
+        await fake.leave_voice(other)
+        left, before, after = await _next_voice_event(events)
+        assert (left.id, _channel_id(before), _channel_id(after)) == (other, stage, None)
+        assert set(voice.voice_states) == {fake.user_id}
+        assert fake.voice_channel_of(other) is None
+        assert fake.voice_channel_of(fake.user_id) == lounge
+        with pytest.raises(ValueError, match="not in a voice channel"):
+            await fake.leave_voice(other)
+        with pytest.raises(ValueError, match="not a voice or stage channel"):
+            await fake.join_voice(other, fake.channel_id)  # a text channel
+
+
+async def test_update_voice_state_is_recorded_and_echoed(fake: FakeDiscord) -> None:
+    allowed = fake.add_channel("Lounge", kind=GUILD_VOICE, bot_permissions=VIEW_CHANNEL | CONNECT)
+    refused = fake.add_channel("Closed", kind=GUILD_VOICE, bot_permissions=VIEW_CHANNEL)
+    async with _voice_bot(fake) as (bot, events):
+        guild = bot.get_guild(fake.guild_id)
+        assert guild is not None
+        await guild.change_voice_state(channel=guild.get_channel(refused), self_deaf=True)
+        await guild.change_voice_state(channel=guild.get_channel(allowed), self_deaf=True)
+        # Events keep their order: had the refused request been answered, it would come first.
+        me, before, after = await _next_voice_event(events)
+        assert me.id == fake.bot_user_id
+        assert (_channel_id(before), _channel_id(after), after.self_deaf) == (None, allowed, True)
+        assert guild.me.voice is not None
+        assert guild.me.voice.channel == guild.get_channel(allowed)
+        assert fake.voice_channel_of(fake.bot_user_id) == allowed
+        assert fake.voice_state_requests == [
+            {
+                "guild_id": fake.guild_id,  # discord.py sends snowflakes as numbers
+                "channel_id": channel,
+                "self_mute": False,
+                "self_deaf": True,
+            }
+            for channel in (refused, allowed)
+        ]
+
+        await guild.change_voice_state(channel=None)
+        me, before, after = await _next_voice_event(events)
+        assert (me.id, _channel_id(before), after.channel) == (fake.bot_user_id, allowed, None)
+        assert fake.voice_state_requests[-1]["channel_id"] is None
+        assert fake.voice_channel_of(fake.bot_user_id) is None

@@ -11,6 +11,14 @@ rather than sleeping. Members get permissions through roles (`add_user(permissio
 `add_role`, `grant_role`); interactions carry `member.roles`, `member.permissions` and
 `app_permissions` computed from them.
 
+Voice: `add_channel(kind=GUILD_VOICE)` (or GUILD_STAGE_VOICE) makes a voice channel; members
+`join_voice`, `move_voice` and `leave_voice`, dispatched as VOICE_STATE_UPDATE to clients with
+the GUILD_VOICE_STATES intent, and GUILD_CREATE carries `voice_states`. The bot's Update Voice
+State (gateway op 4) is recorded in `voice_state_requests` and answered with a
+VOICE_STATE_UPDATE for the bot user, unless it lacks View Channel or Connect there (Discord
+then stays silent). There is no voice server: VOICE_SERVER_UPDATE is never sent, so
+discord.py's own `connect()` times out; tests inject a connection and play audio through it.
+
 Typical use::
 
     async with FakeDiscord() as fake:
@@ -40,9 +48,9 @@ that all build on `_state.FakeState` (the rules, the world's tables, lookups and
 `_payloads` (permissions, JSON shapes), on it `_messages` (the message store and its rules),
 on that `_world` (world building), `_interactions` and `_actions` (what users do), and
 `_rest` (HTTP plumbing, identity and guild routes) with `_rest_commands`,
-`_rest_interactions`, `_rest_channels` and `_cdn`; `_gateway` (the websocket) needs only
-`_payloads`. `_constants`, `_models` and `_records` hold Discord's numbers, the world's
-dataclasses and the records of traffic.
+`_rest_interactions`, `_rest_channels` and `_cdn`; `_voice` (voice states, op 4) and
+`_gateway` (the websocket) need only `_payloads`. `_constants`, `_models` and `_records`
+hold Discord's numbers, the world's dataclasses and the records of traffic.
 """
 
 from tests.fakes.discord._constants import (
@@ -50,12 +58,16 @@ from tests.fakes.discord._constants import (
     ATTACH_FILES,
     BOT_DM,
     CHAT_INPUT,
+    CONNECT,
     DEFAULT_BOT_PERMISSIONS,
     DEFAULT_MEMBER_PERMISSIONS,
     EMBED_LINKS,
     EPHEMERAL,
     FAKE_TOKEN,
     GUILD,
+    GUILD_STAGE_VOICE,
+    GUILD_VOICE,
+    INTENT_GUILD_VOICE_STATES,
     IS_VOICE_MESSAGE,
     MANAGE_GUILD,
     MESSAGE_COMMAND,
@@ -63,6 +75,7 @@ from tests.fakes.discord._constants import (
     SEND_MESSAGES,
     SEND_MESSAGES_IN_THREADS,
     SEND_VOICE_MESSAGES,
+    SPEAK,
     USE_APPLICATION_COMMANDS,
     USER_COMMAND,
     VIEW_CHANNEL,
@@ -76,6 +89,7 @@ from tests.fakes.discord._models import (
     FakeInteraction,
     FakeMessage,
     FakeUser,
+    FakeVoiceState,
 )
 from tests.fakes.discord._records import GatewayConnection, Hold, RecordedRequest, UploadedFile
 
@@ -84,12 +98,16 @@ __all__ = [
     "ATTACH_FILES",
     "BOT_DM",
     "CHAT_INPUT",
+    "CONNECT",
     "DEFAULT_BOT_PERMISSIONS",
     "DEFAULT_MEMBER_PERMISSIONS",
     "EMBED_LINKS",
     "EPHEMERAL",
     "FAKE_TOKEN",
     "GUILD",
+    "GUILD_STAGE_VOICE",
+    "GUILD_VOICE",
+    "INTENT_GUILD_VOICE_STATES",
     "IS_VOICE_MESSAGE",
     "MANAGE_GUILD",
     "MESSAGE_COMMAND",
@@ -97,6 +115,7 @@ __all__ = [
     "SEND_MESSAGES",
     "SEND_MESSAGES_IN_THREADS",
     "SEND_VOICE_MESSAGES",
+    "SPEAK",
     "USER_COMMAND",
     "USE_APPLICATION_COMMANDS",
     "VIEW_CHANNEL",
@@ -108,6 +127,7 @@ __all__ = [
     "FakeInteraction",
     "FakeMessage",
     "FakeUser",
+    "FakeVoiceState",
     "GatewayConnection",
     "Hold",
     "RecordedRequest",

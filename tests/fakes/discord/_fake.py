@@ -28,10 +28,13 @@ from tests.fakes.discord._models import FakeUser, _Snowflakes
 from tests.fakes.discord._rest_channels import RestChannels
 from tests.fakes.discord._rest_commands import RestCommands
 from tests.fakes.discord._rest_interactions import RestInteractions
+from tests.fakes.discord._voice import Voice
 from tests.fakes.discord._world import World
 
 
-class FakeDiscord(World, UserActions, RestCommands, RestInteractions, RestChannels, Cdn, Gateway):
+class FakeDiscord(
+    World, UserActions, Voice, RestCommands, RestInteractions, RestChannels, Cdn, Gateway
+):
     """The fake Discord: world state, HTTP + gateway server, and test-side actions.
 
     The world starts with the bot user (id == application id, as for modern apps), an
@@ -67,6 +70,7 @@ class FakeDiscord(World, UserActions, RestCommands, RestInteractions, RestChanne
         self.requests = []
         self.gateway_connections = []
         self.command_puts = 0
+        self.voice_state_requests = []
 
         self._ids = _Snowflakes()
         self._cdn_secret = secrets.token_bytes(16)

@@ -98,6 +98,8 @@ class Gateway(Payloads):
                 connection.session.presence = dict(data or {})
             elif op == OP_REQUEST_MEMBERS:
                 await self._send_member_chunk(connection.session, data or {})
+            else:
+                await self._on_voice_state_op(connection.session, data or {})
         else:
             await connection.ws.close(code=4001, message=b"Unknown opcode.")
 

@@ -18,6 +18,7 @@ from tests.fakes.discord._constants import (
     MIB,
     PUBLIC_THREAD,
     TIER_UPLOAD_LIMITS,
+    VOICE_KINDS,
 )
 
 
@@ -139,10 +140,12 @@ class FakeUser:
 
 @dataclass(eq=False)
 class FakeChannel:
-    """A guild text channel, public thread or DM; mutate fields to change rules mid-test.
+    """A guild text, voice or stage channel, public thread or DM; mutate fields to change
+    rules mid-test.
 
     `bot_permissions=None` means "what the bot's role grants" (for threads: the parent's).
     `upload_limit=None` means the guild's boost-tier limit (10 MiB at tier 0), 10 MiB in DMs.
+    `user_limit` (voice channels) is how many may be connected at once; 0: no limit.
     """
 
     id: int
@@ -154,16 +157,35 @@ class FakeChannel:
     upload_limit: int | None = None
     recipient_id: int | None = None
     position: int = 0
+    user_limit: int = 0
     messages: list[FakeMessage] = field(default_factory=list)
 
     @property
     def is_thread(self) -> bool:
         return self.type == PUBLIC_THREAD
 
+    @property
+    def is_voice(self) -> bool:
+        return self.type in VOICE_KINDS
+
+
+@dataclass(eq=False)
+class FakeVoiceState:
+    """A member connected to a voice channel (Discord's voice state, less the member)."""
+
+    user_id: int
+    channel_id: int
+    session_id: str
+    self_mute: bool = False
+    self_deaf: bool = False
+    deaf: bool = False  # server-deafened
+    mute: bool = False  # server-muted
+
 
 @dataclass(eq=False)
 class FakeGuild:
-    """A guild the bot is in; `members` maps user id to role ids."""
+    """A guild the bot is in; `members` maps user id to role ids, `voice_states` user id to
+    the voice channel they are connected to."""
 
     id: int
     name: str
@@ -172,6 +194,7 @@ class FakeGuild:
     channel_ids: list[int] = field(default_factory=list)
     members: dict[int, list[int]] = field(default_factory=dict)
     roles: dict[int, dict[str, Any]] = field(default_factory=dict)
+    voice_states: dict[int, FakeVoiceState] = field(default_factory=dict)  # by user id
     joined_at: float = field(default_factory=time.time)
 
     @property

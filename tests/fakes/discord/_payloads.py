@@ -14,7 +14,14 @@ from tests.fakes.discord._constants import (
     DM,
     MIB,
 )
-from tests.fakes.discord._models import FakeChannel, FakeGuild, FakeMessage, FakeUser, _iso
+from tests.fakes.discord._models import (
+    FakeChannel,
+    FakeGuild,
+    FakeMessage,
+    FakeUser,
+    FakeVoiceState,
+    _iso,
+)
 from tests.fakes.discord._state import FakeState
 
 
@@ -115,7 +122,14 @@ class Payloads(FakeState):
                 },
             )
             del data["permission_overwrites"]
-        elif channel.bot_permissions is not None:
+        if channel.is_voice:
+            data.update(
+                bitrate=64_000,
+                user_limit=channel.user_limit,
+                rtc_region=None,
+                video_quality_mode=1,
+            )
+        if channel.bot_permissions is not None and not channel.is_thread:
             data["permission_overwrites"] = [
                 {
                     "id": str(self.bot_user_id),
@@ -185,11 +199,36 @@ class Payloads(FakeState):
                 channels=[self._channel_payload(c) for c in channels if not c.is_thread],
                 threads=[self._channel_payload(c) for c in channels if c.is_thread],
                 presences=[],
-                voice_states=[],
+                voice_states=[
+                    self._voice_state_payload(guild, state, with_guild=False)
+                    for state in guild.voice_states.values()
+                ],
                 stage_instances=[],
                 guild_scheduled_events=[],
                 soundboard_sounds=[],
             )
+        return data
+
+    def _voice_state_payload(
+        self, guild: FakeGuild, state: FakeVoiceState, *, with_guild: bool = True
+    ) -> dict[str, Any]:
+        """Discord's voice state object; GUILD_CREATE's list leaves out `guild_id`."""
+        data: dict[str, Any] = {
+            "channel_id": str(state.channel_id),
+            "user_id": str(state.user_id),
+            "member": self._member_payload(guild, state.user_id),
+            "session_id": state.session_id,
+            "deaf": state.deaf,
+            "mute": state.mute,
+            "self_deaf": state.self_deaf,
+            "self_mute": state.self_mute,
+            "self_stream": False,
+            "self_video": False,
+            "suppress": False,
+            "request_to_speak_timestamp": None,
+        }
+        if with_guild:
+            data["guild_id"] = str(guild.id)
         return data
 
     def _bot_user_payload(self) -> dict[str, Any]:

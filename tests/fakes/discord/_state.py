@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +54,7 @@ class FakeState:
     requests: list[RecordedRequest]
     gateway_connections: list[GatewayConnection]
     command_puts: int
+    voice_state_requests: list[dict[str, Any]]  # the `d` of every op 4, oldest first
 
     # The world.
     application_id: int
@@ -221,3 +222,8 @@ class FakeState:
         async def _dispatch(self, event: str, data: Any, *, intent: int | None = None) -> None: ...
 
         async def _broadcast_message_create(self, message: FakeMessage) -> None: ...
+
+        # Voice
+        async def _on_voice_state_op(
+            self, session: GatewaySession, data: Mapping[str, Any]
+        ) -> None: ...

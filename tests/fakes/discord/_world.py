@@ -8,6 +8,7 @@ from typing import Any
 
 from tests.fakes.discord._constants import (
     ADMINISTRATOR,
+    CHANNEL_KINDS,
     DEFAULT_BOT_PERMISSIONS,
     DEFAULT_MEMBER_PERMISSIONS,
     DM,
@@ -150,23 +151,29 @@ class World(Messages):
         thread: bool = False,
         guild_id: int | None = None,
         upload_limit: int | None = None,
+        kind: int = GUILD_TEXT,
+        user_limit: int = 0,
     ) -> int:
-        """A text channel, or a public thread under the guild's first channel.
+        """A text channel (`kind` GUILD_VOICE or GUILD_STAGE_VOICE: a voice or stage channel,
+        with `user_limit`), or a public thread under the guild's first channel.
 
         `bot_permissions` becomes a member overwrite for the bot, so discord.py's cache
         (`channel.permissions_for(guild.me)`) agrees with what the fake enforces.
         """
+        if kind not in CHANNEL_KINDS or (thread and kind != GUILD_TEXT):
+            raise ValueError(f"cannot make a channel of kind {kind} (thread={thread})")
         guild = self.guild(guild_id or self.guild_id)
         parent = guild.channel_ids[0] if thread and guild.channel_ids else None
         channel = FakeChannel(
             self._ids.next(),
-            PUBLIC_THREAD if thread else GUILD_TEXT,
+            PUBLIC_THREAD if thread else kind,
             name,
             guild_id=guild.id,
             parent_id=parent,
             bot_permissions=bot_permissions,
             upload_limit=upload_limit,
             position=len(guild.channel_ids),
+            user_limit=user_limit,
         )
         self._channels[channel.id] = channel
         guild.channel_ids.append(channel.id)
