@@ -21,6 +21,7 @@ from .policy import Policy
 from .segmind.budget import RequestBudget
 from .segmind.client import SegmindClient
 from .store import JobRecord, SqliteJobStore, Store
+from .transcode import Transcoder
 from .tree import VoiceCloneTree
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,7 @@ DEFAULT_EXTENSIONS = (
     "cogs.admin",
     "cogs.provenance",
     "cogs.voices",
+    "cogs.playback",
 )
 OUT_OF_CREDITS_DM = (
     "⚠️ VoiceClone: Segmind answered that the account is out of credits. New voice jobs "
@@ -61,6 +63,7 @@ class VoiceCloneBot(commands.Bot):
     ) -> None:
         intents = discord.Intents.none()
         intents.guilds = True  # channel and permission cache; nothing privileged
+        intents.voice_states = True  # who is in which voice channel (play:), not privileged
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=intents,
@@ -77,6 +80,7 @@ class VoiceCloneBot(commands.Bot):
         self._policy: Policy | None = None
         self._service: JobService | None = None
         self._cache: ResultCache | None = None
+        self.transcoder = Transcoder()  # audio work off the event loop (bot/transcode.py)
         # Jobs the last run left unfinished, read once in setup_hook (before the gateway
         # connects): the policy counts them and the speak cog resumes them.
         self.unfinished_at_start: list[JobRecord] = []
@@ -166,6 +170,7 @@ class VoiceCloneBot(commands.Bot):
             ready=self.wait_until_ready,
             resampler=Resampler(self._store, self._store, self._jobs.client),
             cache=self._cache,
+            transcoder=self.transcoder,
         )
         if self.user is not None:  # logged in before setup_hook: the name files are tagged with
             self._service.driver.provenance.bot_name = self.user.name
@@ -263,6 +268,7 @@ class VoiceCloneBot(commands.Bot):
         try:
             await super().close()
         finally:
+            await self.transcoder.close()
             if self._segmind is not None:
                 self._segmind.budget.close()
             if self._owns_session and self._session is not None:

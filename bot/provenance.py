@@ -15,6 +15,7 @@ is never a reason to withhold a result.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import logging
 from collections.abc import Mapping
@@ -135,7 +136,7 @@ def stamp_file(audio: AudioFile, stamp: Stamp) -> Stamped:
     if data is None:
         data = audio.data
     else:
-        audio = AudioFile(data, audio.content_type, audio.extension, audio.source_url)
+        audio = dataclasses.replace(audio, data=data)
     return Stamped(audio, sha256(data), audio_sha256(data), tagged)
 
 

@@ -23,15 +23,23 @@ from bot.audio import MIB, AudioFile
 from bot.jobs import Ending, Progress, Sent, Undeliverable
 from bot.segmind.errors import SegmindError
 from bot.store import JobRecord
+from bot.transcode import pcm_frames
 
 from .buttons import cancel_view, carries_result, result_view
+from .playback import playback_of
 from .progress import ProgressMessage
+from .voice_message import REFUSED_CODES, send_voice_message
 from .wording import (
     CACHED_NOTE,
+    CANNOT_CONVERT,
+    NO_PLAYBACK,
+    VOICE_MESSAGE_NOTE,
     audio_filename,
     ending_text,
     failure_text,
     long_job_text,
+    not_played_text,
+    not_voice_message_text,
     progress_text,
     result_text,
     too_large_text,
@@ -66,7 +74,7 @@ class Answer:
         self.webhook = discord.Webhook.partial(
             record.application_id, record.interaction_token, client=bot
         )
-        self.upload_limit = upload_limit  # the interaction's, when known
+        self.interaction_limit = upload_limit  # the interaction's, when known
         self.no_channel_because = ""  # why `channel()` last found no channel, if it knows
         self._progress = ProgressMessage(
             lambda text: self.edit(text, cancellable=True),
@@ -117,8 +125,85 @@ class Answer:
         content = result_text(record.text, record.language, record.user_id)
         if record.cached_from is not None:
             content += f"\n{CACHED_NOTE}"
+        playback = playback_of(self.bot) if record.play else None
+        if record.play:
+            why = NO_PLAYBACK
+            if playback is not None and record.guild_id is not None:
+                why = playback.why_not(record.guild_id, record.user_id) or ""
+            if why:
+                content += f"\n{not_played_text(why)}"
+                playback = None
+        sent = await self._post_result(record, audio, content)
+        if playback is not None and record.guild_id is not None:
+            data = audio.data
+            refused = await playback.enqueue(
+                record.guild_id, record.user_id, lambda: pcm_frames(data), f"job {record.id}"
+            )
+            if refused is not None:  # they left the channel in the meantime
+                log.info("Job %s: not played in voice: %s", record.id, refused)
+        return sent
+
+    async def _post_result(self, record: JobRecord, audio: AudioFile, content: str) -> Sent:
+        if record.send_as == "voice_message":
+            refused = self.voice_message_refused() or CANNOT_CONVERT
+            if audio.voice is not None:
+                sent = await self._send_voice_message(content, audio)
+                if isinstance(sent, Sent):
+                    return sent
+                refused = sent
+            content += f"\n{not_voice_message_text(refused)}"
         link = too_large_text(audio.size, record.audio_url or "")
         return await self.send(content, audio, audio_filename(record.text, audio.extension), link)
+
+    async def _send_voice_message(self, content: str, audio: AudioFile) -> Sent | str:
+        """The voice message, as a reply to the job's message, which then carries the label,
+        the quote and the buttons (a voice message can carry none of them); or why Discord
+        refused it (the result then goes as a file)."""
+        record = self.record
+        try:
+            voice_id = await send_voice_message(
+                self.bot.http,
+                record.channel_id,
+                audio,
+                reply_to=record.original_message_id,
+                nonce=self.nonce,
+            )
+        except discord.HTTPException as exc:
+            log.info(
+                "Job %s: voice message refused (HTTP %s %s); sending a file",
+                record.id,
+                exc.status,
+                exc.code,
+            )
+            return REFUSED_CODES.get(exc.code, f"Discord answered HTTP {exc.status}")
+        text = f"{content}\n{VOICE_MESSAGE_NOTE}"
+        try:
+            if self.alive():
+                await self.webhook.edit_message(
+                    self.message_id,
+                    content=text,
+                    attachments=[],
+                    view=result_view(record.id),
+                    allowed_mentions=NO_MENTIONS,
+                )
+            else:
+                await self.bot.get_partial_messageable(record.channel_id).send(
+                    text,
+                    reference=discord.MessageReference(
+                        message_id=voice_id, channel_id=record.channel_id
+                    ),
+                    view=result_view(record.id),
+                    allowed_mentions=NO_MENTIONS,
+                )
+        except discord.HTTPException as exc:
+            # The member has the result: only its label and buttons are missing.
+            log.warning(
+                "Job %s: voice message sent, but its label could not be (HTTP %s %s)",
+                record.id,
+                exc.status,
+                exc.code,
+            )
+        return Sent("voice_message", voice_id)
 
     async def send_failure(self, text: str) -> None:
         try:
@@ -179,12 +264,26 @@ class Answer:
         for kind, place in places:
             try:
                 async for message in place.history(limit=SCAN_LIMIT, after=since):
-                    if message.author.id == me and carries_result(message, record.id):
+                    if message.author.id != me:
+                        continue
+                    if carries_result(message, record.id):
                         return Sent(kind, message.id)
+                    if self._is_voice_message(message):
+                        return Sent("voice_message", message.id)
             except discord.HTTPException as exc:
                 # No access now: most likely none then either, so no reply there.
                 log.warning("Job %s: cannot read the %s's messages: %s", record.id, kind, exc)
         return None
+
+    def _is_voice_message(self, message: discord.Message) -> bool:
+        """The job's voice message: it replies to the job's message (and has no mark)."""
+        reference = message.reference
+        return (
+            message.flags.voice
+            and reference is not None
+            and self.record.original_message_id is not None
+            and reference.message_id == self.record.original_message_id
+        )
 
     async def _interaction_message(self) -> discord.Message | None:
         try:
@@ -201,7 +300,22 @@ class Answer:
         """The most any path here may upload: larger audio goes out as a link."""
         guild = self.bot.get_guild(self.record.guild_id) if self.record.guild_id else None
         channel_limit = guild.filesize_limit if guild is not None else DEFAULT_UPLOAD_LIMIT
-        return max(self.upload_limit or DEFAULT_UPLOAD_LIMIT, channel_limit)
+        return max(self.interaction_limit or DEFAULT_UPLOAD_LIMIT, channel_limit)
+
+    def upload_limit(self) -> int:
+        """The limit of the first path tried: the interaction's while its token lives."""
+        if self.alive():
+            return self.interaction_limit or DEFAULT_UPLOAD_LIMIT
+        return self._limit_for(self.bot.get_channel(self.record.channel_id))  # type: ignore[arg-type]
+
+    def voice_message_refused(self) -> str | None:
+        channel = self.bot.get_channel(self.record.channel_id)
+        if not isinstance(channel, discord.TextChannel | discord.Thread | discord.VoiceChannel):
+            return "voice messages go to a server's text channels only"
+        missing = _missing_permissions(channel, voice_message=True)
+        if missing:
+            return f"the bot lacks {' and '.join(missing)} in this channel"
+        return None
 
     def _limit_for(self, channel: discord.abc.Messageable | None) -> int:
         guild = getattr(channel, "guild", None)
@@ -216,7 +330,7 @@ class Answer:
         file when it is over the path's upload limit."""
         record = self.record
         if self.alive():
-            limit = self.upload_limit or DEFAULT_UPLOAD_LIMIT
+            limit = self.interaction_limit or DEFAULT_UPLOAD_LIMIT
             try:
                 body, files = self._body(content, audio, filename, limit, link_text)
                 message = await self.webhook.edit_message(
@@ -321,18 +435,7 @@ class Answer:
                 return None
         if not isinstance(channel, discord.TextChannel | discord.Thread | discord.VoiceChannel):
             return None
-        me = channel.guild.me
-        perms = channel.permissions_for(me)
-        thread = isinstance(channel, discord.Thread)
-        needed = {
-            "View Channels": perms.view_channel,
-            "Send Messages in Threads" if thread else "Send Messages": (
-                perms.send_messages_in_threads if thread else perms.send_messages
-            ),
-            "Attach Files": perms.attach_files,
-            "Read Message History": perms.read_message_history,
-        }
-        missing = [name for name, granted in needed.items() if not granted]
+        missing = _missing_permissions(channel)
         if missing:
             self.no_channel_because = f"the bot lacks {' and '.join(missing)} in this channel"
             log.info(
@@ -343,3 +446,24 @@ class Answer:
             )
             return None
         return channel
+
+
+def _missing_permissions(
+    channel: discord.TextChannel | discord.Thread | discord.VoiceChannel,
+    *,
+    voice_message: bool = False,
+) -> list[str]:
+    """What the bot lacks to reply in the channel with a file (or a voice message)."""
+    perms = channel.permissions_for(channel.guild.me)
+    thread = isinstance(channel, discord.Thread)
+    needed = {
+        "View Channels": perms.view_channel,
+        "Send Messages in Threads" if thread else "Send Messages": (
+            perms.send_messages_in_threads if thread else perms.send_messages
+        ),
+        "Attach Files": perms.attach_files,
+        "Read Message History": perms.read_message_history,
+    }
+    if voice_message:
+        needed["Send Voice Messages"] = perms.send_voice_messages
+    return [name for name, granted in needed.items() if not granted]

@@ -21,7 +21,7 @@ from bot.voices import clean_name, sample_sha256, voice_name_problem
 from .plain_text import message_words
 from .refusals import clip_problem, head_problem
 from .speak import Speak
-from .speak._intake import Clip
+from .speak._intake import PLAY_HELP, SEND_AS_CHOICES, SEND_AS_HELP, Clip, Form
 from .wording import neutralise
 
 if TYPE_CHECKING:
@@ -304,15 +304,21 @@ class Voices(commands.Cog):
         text="What the voice should say",
         voice="A saved voice (default: yours)",
         language="The language of the text (default: English)",
+        send_as=SEND_AS_HELP,
+        play=PLAY_HELP,
     )
+    @app_commands.rename(send_as="as")
+    @app_commands.choices(send_as=SEND_AS_CHOICES)
     async def say(
         self,
         interaction: discord.Interaction[Any],
         text: app_commands.Range[str, 1, 5000],
         voice: app_commands.Range[str, 1, 64] | None = None,
         language: app_commands.Range[str, 1, languages.MAX_INPUT_CHARS] | None = None,
+        send_as: str | None = None,
+        play: bool | None = None,
     ) -> None:
-        await self._say(interaction, text, voice, language, "say")
+        await self._say(interaction, text, voice, language, "say", Form(send_as, play))
 
     async def _say(
         self,
@@ -321,6 +327,7 @@ class Voices(commands.Cog):
         voice: str | None,
         language: str | None,
         origin: str,
+        form: Form = Form(),  # noqa: B008 (frozen)
     ) -> None:
         if self._off():
             await self._reply(interaction, FEATURE_OFF)
@@ -333,7 +340,7 @@ class Voices(commands.Cog):
         if not isinstance(speak, Speak) or clip is None:
             await self._reply(interaction, "❌ /say is not available right now.")
             return
-        await speak._request(interaction, clip, text, language, origin)
+        await speak._request(interaction, clip, text, language, origin, form)
 
     async def say_message(
         self, interaction: discord.Interaction[Any], message: discord.Message

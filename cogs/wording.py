@@ -76,9 +76,24 @@ CACHED_NOTE = "-# ♻️ From an earlier identical request: no new voice job was
 
 def too_large_text(size: int, url: str) -> str:
     return (
-        f"The audio is {size / MIB:.1f} MiB, over this channel's upload limit, so here is "
-        f"a link instead (it expires within an hour): <{url}>"
+        f"The audio is {size / MIB:.1f} MiB, over this channel's upload limit even "
+        f"compressed, so here is a link instead (it expires within an hour): <{url}>"
     )
+
+
+VOICE_MESSAGE_NOTE = "-# 🎙️ Sent as a voice message, in reply to this."
+CANNOT_CONVERT = "this audio could not be made into one"
+
+
+NO_PLAYBACK = "voice playback is not available in this bot"
+
+
+def not_played_text(why: str) -> str:
+    return f"-# 🔇 Not played in a voice channel: {why}."
+
+
+def not_voice_message_text(why: str) -> str:
+    return f"-# 📎 Sent as a file, not a voice message: {why}."
 
 
 def long_job_text(started_unix: int, in_channel: bool, why: str = "") -> str:

@@ -354,6 +354,8 @@ def test_guild_config_json_round_trip_and_defaults() -> None:
         roles=frozenset({5, 3}),
         overrides=(("user_cooldown_seconds", 90.0), ("user_max_in_flight", 1.0)),
         ceilings=(("guild_daily_jobs", 50.0),),
+        send_as="voice_message",
+        play=True,
     )
     assert config.to_json() == {
         "enabled": False,
@@ -363,6 +365,8 @@ def test_guild_config_json_round_trip_and_defaults() -> None:
         "roles": [3, 5],
         "limits": {"user_cooldown_seconds": 90.0, "user_max_in_flight": 1.0},
         "ceilings": {"guild_daily_jobs": 50.0},
+        "send_as": "voice_message",
+        "play": True,
     }
     assert GuildConfig.from_json(json.loads(json.dumps(config.to_json()))) == config
     assert GuildConfig.from_json({}) == GuildConfig()
@@ -374,7 +378,10 @@ def test_guild_config_json_round_trip_and_defaults() -> None:
         "roles": [],
         "limits": {},
         "ceilings": {},
+        "send_as": None,
+        "play": None,
     }
+    assert GuildConfig.from_json({"send_as": "carrier pigeon"}).send_as is None
     nulls = {"channels": None, "roles": None, "limits": None, "ceilings": None}
     assert GuildConfig.from_json(nulls) == GuildConfig()
     assert GuildConfig.from_json({"require_consent": True}).require_consent is True

@@ -1032,6 +1032,8 @@ async def test_schema_1_database_is_migrated_and_its_audio_file_still_delivered(
             "result_sha256",
             "result_audio_sha256",
             "sample_retries",
+            "send_as",
+            "play",
         ):
             del row[later]
         row.update(

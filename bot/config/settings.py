@@ -290,6 +290,18 @@ class Settings:
         help="most disk space the result cache may use; the oldest results go first",
     )
 
+    voice_idle_seconds: float = setting(
+        default=120.0,
+        kind=decimal("seconds", 5, 86400),
+        help="how long the bot stays in a voice channel with nothing left to play "
+        "(it leaves at once when the channel empties)",
+        section=Section(
+            "Voice messages and voice channels",
+            "Members choose per request (`/speak as:` and `play:`); server admins set the "
+            "defaults with /voiceclone delivery.",
+        ),
+    )
+
 
 def load_settings(
     environ: Mapping[str, str] | None = None, dotenv_path: str | os.PathLike[str] | None = ".env"

@@ -23,7 +23,7 @@ class Undeliverable(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Sent:
-    channel: str  # "interaction" | "channel" | "dm"
+    channel: str  # one of bot.store.DELIVERY_CHANNELS
     message_id: int | None
 
 
@@ -64,6 +64,15 @@ class Delivery(Protocol):
 
     def largest_upload(self) -> int:
         """The most any path to the member may upload (larger audio goes as a link)."""
+        ...
+
+    def upload_limit(self) -> int:
+        """The upload limit of the path the result takes first (larger audio is re-encoded
+        to fit, or goes as a link)."""
+        ...
+
+    def voice_message_refused(self) -> str | None:
+        """Why the result cannot go as a voice message where it is going (None: it can)."""
         ...
 
     async def send_result(self, record: JobRecord, audio: AudioFile) -> Sent:

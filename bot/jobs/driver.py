@@ -36,6 +36,7 @@ from ..store import (
     StoreError,
     StoreUnavailable,
 )
+from ..transcode import AudioError, Transcoder
 from ..tree import error_reference
 from .cache import ResultCache
 from .delivery import Delivery, Ending, Undeliverable
@@ -71,7 +72,9 @@ class JobDriver:
         accepting: Callable[[], bool],
         resampler: Resampler | None = None,
         cache: ResultCache | None = None,
+        transcoder: Transcoder | None = None,
     ) -> None:
+        self._transcoder = transcoder  # voice messages, and audio over the upload limit
         self._resampler = resampler  # saved voices: a dead storage URL is re-made once
         self._store = store
         self._cache = cache
@@ -307,11 +310,12 @@ class JobDriver:
                 text = delivery.ending_text(Ending.AUDIO_LOST)
                 return await store.mark_failed(record.id, Ending.AUDIO_LOST.value, text)
             record = await store.mark_delivering(record.id)
+        audio = await self._shape(record, audio, delivery)
         # Provenance tags on every file delivered, the same bytes again on a retry. Audio
-        # over every upload limit goes out as Segmind's link, not as a file: nothing to tag
+        # over the upload limit goes out as Segmind's link, not as a file: nothing to tag
         # (and rewriting tens of MiB per result starved the loop under load).
         hashes: tuple[str | None, str | None] = (None, None)
-        if audio.size <= delivery.largest_upload():
+        if audio.size <= delivery.upload_limit():
             stamped = await self.provenance.stamp(record, audio)
             audio, hashes = stamped.audio, (stamped.sha256, stamped.audio_sha256)
         try:
@@ -333,6 +337,35 @@ class JobDriver:
             # The member has it: nothing may undo that, least of all an error message.
             _unrecorded(record, f"delivered via {sent.channel}", exc)
             return record
+
+    async def _shape(self, record: JobRecord, audio: AudioFile, delivery: Delivery) -> AudioFile:
+        """The audio as it goes out: Opus with its waveform for a voice message (where one
+        may be sent), and re-encoded to fit the upload limit when it is over. What cannot
+        be made so goes out as it is (the delivery says why to the member)."""
+        transcoder = self._transcoder
+        if transcoder is None:
+            return audio
+        if record.send_as == "voice_message" and delivery.voice_message_refused() is None:
+            try:
+                audio = await transcoder.voice_message(audio)
+            except AudioError as exc:
+                log.warning("Job %s: cannot make a voice message of its audio: %s", record.id, exc)
+        limit = delivery.upload_limit()
+        if audio.size > limit:
+            try:
+                fitted = await transcoder.fit(audio, limit)
+            except AudioError as exc:
+                log.warning("Job %s: cannot re-encode its audio to fit: %s", record.id, exc)
+                fitted = None
+            log.info(
+                "Job %s: %d bytes are over the upload limit of %d: %s",
+                record.id,
+                audio.size,
+                limit,
+                "sent as a link" if fitted is None else f"re-encoded to {fitted.size} bytes",
+            )
+            audio = fitted or audio
+        return audio
 
     async def _explain(self, record: JobRecord, delivery: Delivery) -> JobRecord:
         try:

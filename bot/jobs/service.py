@@ -16,6 +16,7 @@ from discord.ext import tasks
 
 from ..policy import Policy
 from ..store import JobRecord, JobStore, StoreError
+from ..transcode import Transcoder
 from .cache import ResultCache
 from .delivery import Delivery
 from .driver import JobDriver
@@ -45,6 +46,7 @@ class JobService:
         ready: Callable[[], Awaitable[object]],
         resampler: Resampler | None = None,
         cache: ResultCache | None = None,
+        transcoder: Transcoder | None = None,
     ) -> None:
         self._store = store
         self._cache = cache
@@ -52,7 +54,7 @@ class JobService:
         self._retention_days = retention_days
         self._spawn = spawn
         self._ready = ready
-        self.driver = JobDriver(store, runner, spawn, accepting, resampler, cache)
+        self.driver = JobDriver(store, runner, spawn, accepting, resampler, cache, transcoder)
         self._deliveries: DeliveryFactory | None = None
         self._housekeeping = tasks.loop(hours=PURGE_HOURS)(self._daily_purge)
 

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..store.models import SEND_AS
+
 
 @dataclass(frozen=True, slots=True)
 class Limits:
@@ -66,6 +68,10 @@ class GuildConfig:
     overrides: tuple[tuple[str, float], ...] = ()  # the admins' (limit name, value), sorted
     # The bot owner's limits for this server, in place of the settings (may be looser).
     ceilings: tuple[tuple[str, float], ...] = ()
+    # How results go out when a request does not say: "file" or "voice_message", and
+    # whether they are also played in the requester's voice channel.
+    send_as: str | None = None
+    play: bool | None = None
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -76,6 +82,8 @@ class GuildConfig:
             "roles": sorted(self.roles),
             "limits": dict(self.overrides),
             "ceilings": dict(self.ceilings),
+            "send_as": self.send_as,
+            "play": self.play,
         }
 
     @classmethod
@@ -88,6 +96,8 @@ class GuildConfig:
             roles=frozenset(int(x) for x in data.get("roles") or ()),
             overrides=_limit_values(data.get("limits")),
             ceilings=_limit_values(data.get("ceilings")),
+            send_as=data.get("send_as") if data.get("send_as") in SEND_AS else None,
+            play=data.get("play"),
         )
 
 

@@ -155,6 +155,14 @@ class Policy:
             required = self.settings.require_owner_consent
         return required and self.member(guild_id, owner).voice_allowed_at is None
 
+    def result_form(
+        self, guild_id: int | None, send_as: str | None, play: bool | None
+    ) -> tuple[str, bool]:
+        """How a result goes out: the request's choice, else the server's default, else
+        a file, not played."""
+        config = self.guild(guild_id)
+        return send_as or config.send_as or "file", bool(config.play if play is None else play)
+
     def check(self, ask: Ask) -> Refusal | None:
         """What `reserve` would say now, without counting anything."""
         return self._refusal(ask, self._clock())

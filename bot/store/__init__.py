@@ -20,6 +20,7 @@ from __future__ import annotations
 from .models import (
     DELIVERY_CHANNELS,
     ORIGINS,
+    SEND_AS,
     SUBMIT_UNKNOWN,
     TERMINAL_STATES,
     CachedResult,
@@ -45,6 +46,7 @@ from .voices import VoiceLimitReached, VoiceNameTaken, VoiceRecord
 __all__ = [
     "DELIVERY_CHANNELS",
     "ORIGINS",
+    "SEND_AS",
     "SUBMIT_UNKNOWN",
     "TERMINAL_STATES",
     "CachedResult",

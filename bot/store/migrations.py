@@ -185,6 +185,14 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX result_cache_by_owner ON result_cache (voice_owner_id)",
         "CREATE INDEX result_cache_by_use ON result_cache (last_used_at)",
     ),
+    # 11: how the member asked for the result: as a file or a voice message, and whether
+    # it is also played in their voice channel.
+    (
+        "ALTER TABLE jobs ADD COLUMN send_as TEXT NOT NULL DEFAULT 'file'",
+        "ALTER TABLE jobs ADD COLUMN play INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE replays ADD COLUMN send_as TEXT NOT NULL DEFAULT 'file'",
+        "ALTER TABLE replays ADD COLUMN play INTEGER NOT NULL DEFAULT 0",
+    ),
 )
 
 

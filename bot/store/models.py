@@ -22,10 +22,11 @@ if TYPE_CHECKING:
 # Failure cause recorded for a job whose submit may have reached Segmind before a crash:
 # we cannot know, and submitting again could pay twice, so the user is told it was lost.
 SUBMIT_UNKNOWN = "submit_unknown"
-DELIVERY_CHANNELS = ("interaction", "channel", "dm")
+DELIVERY_CHANNELS = ("interaction", "channel", "dm", "voice_message")
 # How a job was asked for: /speak, "Speak in this voice", /say, "Say this in my voice",
 # a result's Again and Edit text buttons.
 ORIGINS = ("speak", "message", "say", "say_message", "again", "edit")
+SEND_AS = ("file", "voice_message")
 
 
 class JobState(enum.Enum):
@@ -114,6 +115,10 @@ class JobRecord:
     result_audio_sha256: str | None = None  # of its audio without the tags (schema 7)
     # Deliberate second submits after the saved voice's sample was re-uploaded (0 or 1).
     sample_retries: int = 0
+    # How the member asked for the result (schema 11): one of SEND_AS; also played in
+    # their voice channel when `play`.
+    send_as: str = "file"
+    play: bool = False
 
     @property
     def next_step(self) -> NextStep:
@@ -274,6 +279,8 @@ class Replay:
     sample_url: str  # the clip's CDN URL as last known ("" for a saved voice)
     voice_id: int | None
     sample_sha256: str | None
+    send_as: str = "file"  # the result's form, again for Again and Edit text (schema 11)
+    play: bool = False
 
 
 class ReplayStore(Protocol):

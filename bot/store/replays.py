@@ -27,9 +27,9 @@ class ReplayQueries:
         """Copy what a replay needs from the job's row, before its end wipes it."""
         await self._query(
             "INSERT OR REPLACE INTO replays (job_id, created_at, guild_id, user_id, "
-            "voice_owner_id, text, language, sample_url, voice_id, sample_sha256) "
+            "voice_owner_id, text, language, sample_url, voice_id, sample_sha256, send_as, play) "
             "SELECT id, ?, guild_id, user_id, voice_owner_id, text, language, sample_url, "
-            "voice_id, sample_sha256 FROM jobs WHERE id = ? AND text != '' "
+            "voice_id, sample_sha256, send_as, play FROM jobs WHERE id = ? AND text != '' "
             "AND (sample_url != '' OR voice_id IS NOT NULL) "
             # Delivered after an /optout of its requester or voice owner: keep nothing.
             "AND NOT EXISTS (SELECT 1 FROM members WHERE members.guild_id = jobs.guild_id "

@@ -48,6 +48,7 @@ from ._format import (
     usage_block,
 )
 from ._owner import OwnerCommands
+from ._sound import SoundCommands, form_state
 
 if TYPE_CHECKING:
     from bot.bot import VoiceCloneBot
@@ -105,6 +106,7 @@ class ServerAdmin(commands.Cog):
             f"Bot here: {'✅ enabled' if config.enabled else '⛔ disabled'}",
             f"Consent prompt before a member's first clone: {consent}",
             f"The voice owner's consent (“Speak in this voice” on their clip): {owner_rule}",
+            f"Delivery: {form_state(config.send_as, config.play)}",
             f"Allowed channels: {listed(config.channels, '<#{}>')}",
             f"Allowed roles: {listed(config.roles, '<@&{}>')}",
             "Limits (0 = no limit):",
@@ -453,6 +455,7 @@ class ServerAdmin(commands.Cog):
 @app_commands.default_permissions(manage_guild=True)
 class Admin(
     OwnerCommands,
+    SoundCommands,
     ServerAdmin,
     commands.GroupCog,
     group_name="voiceclone",

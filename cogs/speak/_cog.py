@@ -23,7 +23,7 @@ from ..buttons import DYNAMIC_ITEMS
 from ..delivery import Answer
 from ..refusals import refusal_text
 from ._consent import ConsentFlow, PendingConsent, role_ids
-from ._intake import Clip, SpeakModal, problem_with
+from ._intake import PLAY_HELP, SEND_AS_CHOICES, SEND_AS_HELP, Clip, Form, SpeakModal, problem_with
 from ._owner import OwnerConsent
 from ._results import ResultButtons
 
@@ -82,15 +82,22 @@ class Speak(ConsentFlow, OwnerConsent, ResultButtons, commands.Cog):
         voice="A short, clear recording of the voice (mp3, wav, ogg, m4a, …)",
         text="What the voice should say",
         language="The language of the text (default: English)",
+        send_as=SEND_AS_HELP,
+        play=PLAY_HELP,
     )
+    @app_commands.rename(send_as="as")
+    @app_commands.choices(send_as=SEND_AS_CHOICES)
     async def speak(
         self,
         interaction: discord.Interaction[Any],
         voice: discord.Attachment,
         text: app_commands.Range[str, 1, 5000],
         language: app_commands.Range[str, 1, languages.MAX_INPUT_CHARS] | None = None,
+        send_as: str | None = None,
+        play: bool | None = None,
     ) -> None:
-        await self._request(interaction, Clip.attached(voice), text, language, "speak")
+        form = Form(send_as, play)
+        await self._request(interaction, Clip.attached(voice), text, language, "speak", form)
 
     async def speak_from_message(
         self, interaction: discord.Interaction[Any], message: discord.Message
@@ -161,6 +168,7 @@ class Speak(ConsentFlow, OwnerConsent, ResultButtons, commands.Cog):
         text: str,
         language: str | None,
         origin: str,
+        form: Form = Form(),  # noqa: B008 (frozen)
     ) -> None:
         """Everything a request goes through before it is a job: checks, fair use, consent.
         `origin`: how it was asked for (one of `bot.store.ORIGINS`)."""
@@ -194,6 +202,8 @@ class Speak(ConsentFlow, OwnerConsent, ResultButtons, commands.Cog):
             voice_id=clip.voice_id,
             sample_sha256=clip.sha256,
         )
+        send_as, play = self.bot.policy.result_form(interaction.guild_id, form.send_as, form.play)
+        draft = dataclasses.replace(draft, send_as=send_as, play=play)
         if self.owner_must_allow(interaction, draft):
             # The owner's answer decides, not the requester's word: no statement prompt.
             draft = dataclasses.replace(draft, owner_pending_until=self.waiting_until())

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import discord
+from discord import app_commands
 
 from bot import languages
 from bot.store import VoiceRecord
@@ -26,6 +27,23 @@ SNIFF_TIMEOUT = aiohttp.ClientTimeout(total=1.5)  # well inside Discord's 3 s to
 MODAL_TIMEOUT = 300.0
 LANGUAGE_ECHO_CHARS = 40  # of an unknown language, in the refusal
 EMPTY_TEXT = "The text is empty (or only invisible characters). Type what the voice should say."
+
+
+SEND_AS_HELP = "How the result is sent: a file or a voice message (default: the server's)"
+PLAY_HELP = "Also play it in your voice channel (default: the server's)"
+SEND_AS_CHOICES = [
+    app_commands.Choice(name="file", value="file"),
+    app_commands.Choice(name="voice message", value="voice_message"),
+]
+"""The `as:` option: how the result goes out (`bot.store.SEND_AS`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Form:
+    """How the member wants the result: None leaves it to the server's default."""
+
+    send_as: str | None = None
+    play: bool | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

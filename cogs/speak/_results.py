@@ -14,7 +14,7 @@ import discord
 
 from bot.store import Replay
 
-from ._intake import Clip, SpeakModal
+from ._intake import Clip, Form, SpeakModal
 from ._replay import replay_clip
 
 if TYPE_CHECKING:
@@ -49,6 +49,7 @@ class ResultButtons:
         text: str,
         language: str | None,
         origin: str,
+        form: Form = ...,
     ) -> None:
         raise NotImplementedError
 
@@ -70,7 +71,8 @@ class ResultButtons:
             if isinstance(clip, str):
                 await _tell(interaction, clip, f"again of job {job_id}: voice gone")
                 return
-            await self._request(interaction, clip, replay.text, replay.language, "again")
+            form = Form(replay.send_as, bool(replay.play))
+            await self._request(interaction, clip, replay.text, replay.language, "again", form)
             return
         await self._edit(interaction, replay)
 
@@ -92,7 +94,8 @@ class ResultButtons:
                 await _tell(modal_interaction, clip, f"edit of job {replay.job_id}: voice gone")
                 return
             language = modal.language.value or None
-            await self._request(modal_interaction, clip, modal.text.value, language, "edit")
+            form = Form(replay.send_as, bool(replay.play))
+            await self._request(modal_interaction, clip, modal.text.value, language, "edit", form)
 
         modal.submitted = submitted
         await interaction.response.send_modal(modal)
