@@ -145,12 +145,13 @@ class Answer:
 
     async def _post_result(self, record: JobRecord, audio: AudioFile, content: str) -> Sent:
         if record.send_as == "voice_message":
-            refused = self.voice_message_refused() or CANNOT_CONVERT
-            if audio.voice is not None:
+            if audio.voice is not None:  # made into one by the driver: the channel allowed it
                 sent = await self._send_voice_message(content, audio)
                 if isinstance(sent, Sent):
                     return sent
                 refused = sent
+            else:
+                refused = await self.voice_message_refused() or CANNOT_CONVERT
             content += f"\n{not_voice_message_text(refused)}"
         link = too_large_text(audio.size, record.audio_url or "")
         return await self.send(content, audio, audio_filename(record.text, audio.extension), link)
@@ -203,7 +204,7 @@ class Answer:
                 exc.status,
                 exc.code,
             )
-        return Sent("voice_message", voice_id)
+        return Sent("channel", voice_id)
 
     async def send_failure(self, text: str) -> None:
         try:
@@ -269,7 +270,7 @@ class Answer:
                     if carries_result(message, record.id):
                         return Sent(kind, message.id)
                     if self._is_voice_message(message):
-                        return Sent("voice_message", message.id)
+                        return Sent(kind, message.id)
             except discord.HTTPException as exc:
                 # No access now: most likely none then either, so no reply there.
                 log.warning("Job %s: cannot read the %s's messages: %s", record.id, kind, exc)
@@ -308,13 +309,9 @@ class Answer:
             return self.interaction_limit or DEFAULT_UPLOAD_LIMIT
         return self._limit_for(self.bot.get_channel(self.record.channel_id))  # type: ignore[arg-type]
 
-    def voice_message_refused(self) -> str | None:
-        channel = self.bot.get_channel(self.record.channel_id)
-        if not isinstance(channel, discord.TextChannel | discord.Thread | discord.VoiceChannel):
-            return "voice messages go to a server's text channels only"
-        missing = _missing_permissions(channel, voice_message=True)
-        if missing:
-            return f"the bot lacks {' and '.join(missing)} in this channel"
+    async def voice_message_refused(self) -> str | None:
+        if await self.channel(voice_message=True) is None:
+            return self.no_channel_because or "voice messages go to a server's text channels only"
         return None
 
     def _limit_for(self, channel: discord.abc.Messageable | None) -> int:
@@ -422,7 +419,7 @@ class Answer:
         except discord.HTTPException as exc:
             raise Undeliverable(f"DM failed (HTTP {exc.status} {exc.code})") from None
 
-    async def channel(self) -> discord.abc.Messageable | None:
+    async def channel(self, *, voice_message: bool = False) -> discord.abc.Messageable | None:
         """The job's channel if the bot may reply there with a file, else None (and
         `no_channel_because` names what it lacks). A reply needs Read Message History,
         and so does finding it again after a crash (`posted_before`)."""
@@ -435,7 +432,7 @@ class Answer:
                 return None
         if not isinstance(channel, discord.TextChannel | discord.Thread | discord.VoiceChannel):
             return None
-        missing = _missing_permissions(channel)
+        missing = _missing_permissions(channel, voice_message=voice_message)
         if missing:
             self.no_channel_because = f"the bot lacks {' and '.join(missing)} in this channel"
             log.info(

@@ -8,10 +8,13 @@ from pathlib import Path
 
 from tests.fakes.discord import (
     ATTACH_FILES,
+    CONNECT,
     DEFAULT_BOT_PERMISSIONS,
     READ_MESSAGE_HISTORY,
     SEND_MESSAGES,
     SEND_MESSAGES_IN_THREADS,
+    SEND_VOICE_MESSAGES,
+    SPEAK,
     VIEW_CHANNEL,
     FakeMessage,
 )
@@ -25,6 +28,9 @@ NAMES = {
     "Send Messages in Threads": SEND_MESSAGES_IN_THREADS,
     "Attach Files": ATTACH_FILES,
     "Read Message History": READ_MESSAGE_HISTORY,
+    "Send Voice Messages": SEND_VOICE_MESSAGES,
+    "Connect": CONNECT,
+    "Speak": SPEAK,
 }
 
 

@@ -71,7 +71,7 @@ class Delivery(Protocol):
         to fit, or goes as a link)."""
         ...
 
-    def voice_message_refused(self) -> str | None:
+    async def voice_message_refused(self) -> str | None:
         """Why the result cannot go as a voice message where it is going (None: it can)."""
         ...
 

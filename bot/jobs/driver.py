@@ -345,7 +345,7 @@ class JobDriver:
         transcoder = self._transcoder
         if transcoder is None:
             return audio
-        if record.send_as == "voice_message" and delivery.voice_message_refused() is None:
+        if record.send_as == "voice_message" and await delivery.voice_message_refused() is None:
             try:
                 audio = await transcoder.voice_message(audio)
             except AudioError as exc:

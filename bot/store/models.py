@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 # Failure cause recorded for a job whose submit may have reached Segmind before a crash:
 # we cannot know, and submitting again could pay twice, so the user is told it was lost.
 SUBMIT_UNKNOWN = "submit_unknown"
-DELIVERY_CHANNELS = ("interaction", "channel", "dm", "voice_message")
+DELIVERY_CHANNELS = ("interaction", "channel", "dm")  # a voice message is a channel post
 # How a job was asked for: /speak, "Speak in this voice", /say, "Say this in my voice",
 # a result's Again and Edit text buttons.
 ORIGINS = ("speak", "message", "say", "say_message", "again", "edit")

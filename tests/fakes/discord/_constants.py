@@ -58,7 +58,14 @@ DEFAULT_MEMBER_PERMISSIONS = (
 # test that needs more must grant it, as a server admin would have to (CONNECT and SPEAK
 # join this once the invite asks for them).
 DEFAULT_BOT_PERMISSIONS = (
-    VIEW_CHANNEL | SEND_MESSAGES | SEND_MESSAGES_IN_THREADS | ATTACH_FILES | READ_MESSAGE_HISTORY
+    VIEW_CHANNEL
+    | SEND_MESSAGES
+    | SEND_MESSAGES_IN_THREADS
+    | ATTACH_FILES
+    | READ_MESSAGE_HISTORY
+    | SEND_VOICE_MESSAGES
+    | CONNECT
+    | SPEAK
 )
 
 # Message flags.
