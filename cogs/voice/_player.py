@@ -266,9 +266,14 @@ class VoicePlayback:
             if channel is None or not await asyncio.to_thread(ensure_opus):
                 return
             connection = await self._join(state, channel)
-            if connection is None or generation != state.generation or state.leave_now:
+            if connection is None:
                 return
-            await self._play(state, connection, item)
+            async with asyncio.timeout(_PREPARE_TIMEOUT):
+                source = ClipSource(await asyncio.to_thread(item.frames))
+            if generation != state.generation or state.leave_now:
+                source.cleanup()  # stopped, or the channel emptied, meanwhile
+                return
+            await self._play(state, connection, item, source)
         except Exception:
             log.exception("voice: playing %s failed", item.label)
 
@@ -311,7 +316,9 @@ class VoicePlayback:
             return None
         return connection
 
-    async def _play(self, state: _Guild, connection: VoiceConnection, item: _Item) -> None:
+    async def _play(
+        self, state: _Guild, connection: VoiceConnection, item: _Item, source: ClipSource
+    ) -> None:
         loop = asyncio.get_running_loop()
         finished: asyncio.Future[Exception | None] = loop.create_future()
 
@@ -319,8 +326,6 @@ class VoicePlayback:
             with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits
                 loop.call_soon_threadsafe(_settle, finished, error)
 
-        async with asyncio.timeout(_PREPARE_TIMEOUT):
-            source = ClipSource(await asyncio.to_thread(item.frames))
         try:
             connection.play(source, after=after)
         except discord.ClientException as error:
