@@ -32,7 +32,15 @@ from discord.channel import VocalGuildChannel
 from discord.player import AudioPlayer
 
 from cogs.voice import FRAME_BYTES, ClipSource, VoiceConnection, VoicePlayback, ensure_opus
-from tests.fakes.discord import CONNECT, GUILD_VOICE, SPEAK, VIEW_CHANNEL, FakeDiscord
+from tests.fakes.discord import (
+    CONNECT,
+    GUILD_STAGE_VOICE,
+    GUILD_VOICE,
+    MUTE_MEMBERS,
+    SPEAK,
+    VIEW_CHANNEL,
+    FakeDiscord,
+)
 
 VOICE_PERMISSIONS = VIEW_CHANNEL | CONNECT | SPEAK
 FRAMES_PER_SECOND = 50
@@ -183,7 +191,7 @@ class FakeVoiceClient:
         timeout: float | None = 30.0,  # noqa: ASYNC109 - discord.VoiceClient's signature
     ) -> None:
         assert isinstance(channel, VocalGuildChannel)
-        await channel.guild.change_voice_state(channel=channel, self_deaf=True)
+        await self.voice.arrive(channel)
         self.voice.moves.append(channel.id)
         self.channel = channel
 
@@ -198,8 +206,9 @@ class FakeVoiceClient:
 class FakeVoice:
     """The injected `connect`: every connection made, every play, failures to raise."""
 
-    def __init__(self, bot: discord.Client) -> None:
+    def __init__(self, bot: discord.Client, fake: FakeDiscord) -> None:
         self.bot = bot
+        self.fake = fake
         self.connections: list[FakeVoiceClient] = []
         self.plays: list[Play] = []
         self.moves: list[int] = []
@@ -213,11 +222,18 @@ class FakeVoice:
     async def connect(self, channel: VocalGuildChannel) -> VoiceConnection:
         if self.failures:
             raise self.failures.pop(0)
-        await channel.guild.change_voice_state(channel=channel, self_deaf=True)
+        await self.arrive(channel)
         connection = FakeVoiceClient(self, channel)
         self.connections.append(connection)
         self.connected.set()
         return connection
+
+    async def arrive(self, channel: VocalGuildChannel) -> None:
+        """Op 4, then wait for Discord to have the bot there, as discord.py's VoiceClient
+        waits for its voice state before it counts as connected."""
+        await channel.guild.change_voice_state(channel=channel, self_deaf=True)
+        bot_id, guild_id = self.fake.bot_user_id, channel.guild.id
+        await self.fake.wait_for(lambda: self.fake.voice_channel_of(bot_id, guild_id) == channel.id)
 
     async def next_finished(self) -> Play:
         return await asyncio.wait_for(self.finished.get(), timeout=5)
@@ -295,6 +311,8 @@ class World:
     den: int
     closed: int  # the bot may see it, not connect or speak
     small: int  # user limit 1
+    stage: int  # a stage where the bot may speak (Mute Members)
+    audience: int  # a stage where it may not
     far_guild: int
     far: int  # a voice channel of the second guild
     far_user: int
@@ -327,6 +345,12 @@ async def world() -> AsyncIterator[World]:
             small = fake.add_channel(
                 "Small", kind=GUILD_VOICE, bot_permissions=VOICE_PERMISSIONS, user_limit=1
             )
+            stage = fake.add_channel(
+                "Stage", kind=GUILD_STAGE_VOICE, bot_permissions=VOICE_PERMISSIONS | MUTE_MEMBERS
+            )
+            audience = fake.add_channel(
+                "Audience", kind=GUILD_STAGE_VOICE, bot_permissions=VOICE_PERMISSIONS
+            )
             far_guild = fake.add_guild("Far Server")
             far = fake.add_channel(
                 "Far", kind=GUILD_VOICE, guild_id=far_guild, bot_permissions=VOICE_PERMISSIONS
@@ -337,7 +361,18 @@ async def world() -> AsyncIterator[World]:
             try:
                 await asyncio.wait_for(bot.ready.wait(), timeout=5)
                 yield World(
-                    fake, bot, FakeVoice(bot), lounge, den, closed, small, far_guild, far, far_user
+                    fake,
+                    bot,
+                    FakeVoice(bot, fake),
+                    lounge,
+                    den,
+                    closed,
+                    small,
+                    stage,
+                    audience,
+                    far_guild,
+                    far,
+                    far_user,
                 )
             finally:
                 if bot.playback is not None:
@@ -407,6 +442,11 @@ async def test_not_in_voice_missing_permissions_and_full_channels(world: World) 
 
     await world.join(fake.user_id, world.small)  # user limit 1, and they fill it
     assert playback.why_not(fake.guild_id, fake.user_id) == f"<#{world.small}> is full"
+
+    await world.join(fake.user_id, world.audience)
+    audience = guild.get_channel(world.audience)
+    assert isinstance(audience, discord.StageChannel)
+    assert playback.missing_permissions(audience) == ["Mute Members"]  # to leave the audience
 
     await world.join(fake.user_id, world.lounge)
     lounge = guild.get_channel(world.lounge)
@@ -591,3 +631,21 @@ async def test_close_leaves_every_server_and_refuses_more(world: World) -> None:
     assert await playback.enqueue(fake.guild_id, fake.user_id, _tone(3, 0.1), "late") == (
         "the bot is shutting down"
     )
+
+
+async def test_on_a_stage_the_bot_makes_itself_a_speaker(world: World) -> None:
+    playback = world.playback()
+    fake = world.fake
+    await world.join(fake.user_id, world.stage)
+    assert await playback.enqueue(fake.guild_id, fake.user_id, _tone(1, 0.1), "r1") is None
+    play = await world.voice.next_finished()
+    assert play.channel_id == world.stage
+    [patch] = fake.requests_to("PATCH", r"/voice-states/@me$")
+    assert patch.status == 204
+    assert patch.json == {
+        "channel_id": world.stage,
+        "suppress": False,
+        "request_to_speak_timestamp": None,
+    }
+    assert fake.guild(fake.guild_id).voice_states[fake.bot_user_id].suppress is False
+    assert fake.guild(fake.guild_id).voice_states[fake.user_id].suppress is True  # audience
