@@ -40,6 +40,7 @@ from tests.fakes.discord import (
     IS_VOICE_MESSAGE,
     MANAGE_GUILD,
     MESSAGE_COMMAND,
+    MUTE_MEMBERS,
     READ_MESSAGE_HISTORY,
     SEND_MESSAGES,
     SEND_VOICE_MESSAGES,
@@ -936,3 +937,33 @@ async def test_update_voice_state_is_recorded_and_echoed(fake: FakeDiscord) -> N
         assert (me.id, _channel_id(before), after.channel) == (fake.bot_user_id, allowed, None)
         assert fake.voice_state_requests[-1]["channel_id"] is None
         assert fake.voice_channel_of(fake.bot_user_id) is None
+
+
+async def test_stage_audience_and_the_bot_unsuppressing_itself(fake: FakeDiscord) -> None:
+    stage = fake.add_channel(
+        "Stage", kind=GUILD_STAGE_VOICE, bot_permissions=VIEW_CHANNEL | CONNECT
+    )
+    async with _voice_bot(fake) as (bot, events):
+        guild = bot.get_guild(fake.guild_id)
+        assert guild is not None
+        await fake.join_voice(fake.user_id, stage)
+        _, _, after = await _next_voice_event(events)
+        assert after.suppress  # joins the audience
+        await guild.change_voice_state(channel=guild.get_channel(stage))
+        me, _, after = await _next_voice_event(events)
+        assert (me.id, after.suppress) == (fake.bot_user_id, True)
+
+        with pytest.raises(discord.Forbidden):  # unsuppressing needs Mute Members
+            await guild.me.edit(suppress=False)
+        fake.channel(stage).bot_permissions = VIEW_CHANNEL | CONNECT | MUTE_MEMBERS
+        await guild.me.edit(suppress=False)
+        me, before, after = await _next_voice_event(events)
+        assert (me.id, before.suppress, after.suppress) == (fake.bot_user_id, True, False)
+        assert fake.guild(fake.guild_id).voice_states[fake.bot_user_id].suppress is False
+
+        await guild.change_voice_state(channel=None)
+        await _next_voice_event(events)
+        with pytest.raises(discord.NotFound):  # not on the stage any more
+            await bot.http.edit_my_voice_state(
+                fake.guild_id, {"channel_id": stage, "suppress": False}
+            )

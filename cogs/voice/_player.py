@@ -31,7 +31,13 @@ VocalChannel = discord.VoiceChannel | discord.StageChannel
 _CONNECT_GRACE = 5.0
 _LEAVE_TIMEOUT = 10.0
 _PREPARE_TIMEOUT = 30.0  # calling an item's `frames` (it should only build a generator)
-_NEEDED = (("view_channel", "View Channels"), ("connect", "Connect"), ("speak", "Speak"))
+_NEEDED: tuple[tuple[str, str], ...] = (
+    ("view_channel", "View Channels"),
+    ("connect", "Connect"),
+    ("speak", "Speak"),
+)
+# On a stage the bot joins the audience; it may make itself a speaker only with this.
+_NEEDED_ON_STAGE = (("mute_members", "Mute Members"),)
 _CONNECT_ERRORS = (
     TimeoutError,
     discord.ClientException,  # ConnectionClosed (e.g. 4017 without DAVE) is one
@@ -136,9 +142,13 @@ class VoicePlayback:
 
     def missing_permissions(self, channel: VocalChannel) -> list[str]:
         """The permissions the bot lacks in `channel` to play there, by their names in
-        Discord's settings ("View Channels", "Connect", "Speak"); empty when it has all."""
+        Discord's settings ("View Channels", "Connect", "Speak", and on a stage "Mute
+        Members"); empty when it has all."""
         granted = channel.permissions_for(channel.guild.me)
-        return [name for flag, name in _NEEDED if not getattr(granted, flag)]
+        needed = _NEEDED
+        if isinstance(channel, discord.StageChannel):
+            needed = (*_NEEDED, *_NEEDED_ON_STAGE)
+        return [name for flag, name in needed if not getattr(granted, flag)]
 
     def voice_channel_of(self, guild_id: int, user_id: int) -> VocalChannel | None:
         """The voice or stage channel the member is connected to in that server, if any."""
@@ -266,9 +276,14 @@ class VoicePlayback:
             if channel is None or not await asyncio.to_thread(ensure_opus):
                 return
             connection = await self._join(state, channel)
-            if connection is None or generation != state.generation or state.leave_now:
+            if connection is None:
                 return
-            await self._play(state, connection, item)
+            async with asyncio.timeout(_PREPARE_TIMEOUT):
+                source = ClipSource(await asyncio.to_thread(item.frames))
+            if generation != state.generation or state.leave_now:
+                source.cleanup()  # stopped, or the channel emptied, meanwhile
+                return
+            await self._play(state, connection, item, source)
         except Exception:
             log.exception("voice: playing %s failed", item.label)
 
@@ -299,6 +314,10 @@ class VoicePlayback:
                     connection = state.connection = await self._connect(channel)
                 elif connection.channel.id != channel.id:
                     await connection.move_to(channel, timeout=self._connect_timeout)
+                else:
+                    return connection
+                if isinstance(channel, discord.StageChannel):
+                    await self._unsuppress(channel)
         except _CONNECT_ERRORS as error:
             log.warning(
                 "voice: could not join %s in guild %s: %s: %s",
@@ -311,7 +330,17 @@ class VoicePlayback:
             return None
         return connection
 
-    async def _play(self, state: _Guild, connection: VoiceConnection, item: _Item) -> None:
+    async def _unsuppress(self, channel: discord.StageChannel) -> None:
+        """Speak on the stage instead of listening in its audience (needs Mute Members)."""
+        payload = {"channel_id": channel.id, "suppress": False, "request_to_speak_timestamp": None}
+        try:
+            await self._bot.http.edit_my_voice_state(channel.guild.id, payload)
+        except discord.HTTPException as error:  # playing on is harmless: nobody hears it
+            log.warning("voice: could not speak on stage %s: %s", channel.id, error)
+
+    async def _play(
+        self, state: _Guild, connection: VoiceConnection, item: _Item, source: ClipSource
+    ) -> None:
         loop = asyncio.get_running_loop()
         finished: asyncio.Future[Exception | None] = loop.create_future()
 
@@ -319,8 +348,6 @@ class VoicePlayback:
             with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits
                 loop.call_soon_threadsafe(_settle, finished, error)
 
-        async with asyncio.timeout(_PREPARE_TIMEOUT):
-            source = ClipSource(await asyncio.to_thread(item.frames))
         try:
             connection.play(source, after=after)
         except discord.ClientException as error:

@@ -16,8 +16,10 @@ Voice: `add_channel(kind=GUILD_VOICE)` (or GUILD_STAGE_VOICE) makes a voice chan
 the GUILD_VOICE_STATES intent, and GUILD_CREATE carries `voice_states`. The bot's Update Voice
 State (gateway op 4) is recorded in `voice_state_requests` and answered with a
 VOICE_STATE_UPDATE for the bot user, unless it lacks View Channel or Connect there (Discord
-then stays silent). There is no voice server: VOICE_SERVER_UPDATE is never sent, so
-discord.py's own `connect()` times out; tests inject a connection and play audio through it.
+then stays silent). On a stage everyone joins suppressed; the bot unsuppresses itself with
+`PATCH /guilds/{id}/voice-states/@me` (needs Mute Members). There is no voice server:
+VOICE_SERVER_UPDATE is never sent, so discord.py's own `connect()` times out; tests inject
+a connection and play audio through it.
 
 Typical use::
 
@@ -48,8 +50,8 @@ that all build on `_state.FakeState` (the rules, the world's tables, lookups and
 `_payloads` (permissions, JSON shapes), on it `_messages` (the message store and its rules),
 on that `_world` (world building), `_interactions` and `_actions` (what users do), and
 `_rest` (HTTP plumbing, identity and guild routes) with `_rest_commands`,
-`_rest_interactions`, `_rest_channels` and `_cdn`; `_voice` (voice states, op 4) and
-`_gateway` (the websocket) need only `_payloads`. `_constants`, `_models` and `_records`
+`_rest_interactions`, `_rest_channels`, `_cdn` and `_voice` (voice states, op 4);
+`_gateway` (the websocket) needs only `_payloads`. `_constants`, `_models` and `_records`
 hold Discord's numbers, the world's dataclasses and the records of traffic.
 """
 
@@ -71,6 +73,7 @@ from tests.fakes.discord._constants import (
     IS_VOICE_MESSAGE,
     MANAGE_GUILD,
     MESSAGE_COMMAND,
+    MUTE_MEMBERS,
     READ_MESSAGE_HISTORY,
     SEND_MESSAGES,
     SEND_MESSAGES_IN_THREADS,
@@ -111,6 +114,7 @@ __all__ = [
     "IS_VOICE_MESSAGE",
     "MANAGE_GUILD",
     "MESSAGE_COMMAND",
+    "MUTE_MEMBERS",
     "READ_MESSAGE_HISTORY",
     "SEND_MESSAGES",
     "SEND_MESSAGES_IN_THREADS",

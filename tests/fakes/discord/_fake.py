@@ -227,6 +227,7 @@ class FakeDiscord(
             ("GET", guild + "/roles", self._get_guild_roles),
             ("GET", guild + "/members", self._list_members),
             ("GET", guild + r"/members/{user_id:\d+}", self._get_member),
+            ("PATCH", guild + "/voice-states/@me", self._edit_my_voice_state),
         ]
         for method, path, handler in routes:
             router.add_route(method, path, handler)

@@ -180,6 +180,7 @@ class FakeVoiceState:
     self_deaf: bool = False
     deaf: bool = False  # server-deafened
     mute: bool = False  # server-muted
+    suppress: bool = False  # on a stage: in the audience, not speaking
 
 
 @dataclass(eq=False)

@@ -224,7 +224,7 @@ class Payloads(FakeState):
             "self_mute": state.self_mute,
             "self_stream": False,
             "self_video": False,
-            "suppress": False,
+            "suppress": state.suppress,
             "request_to_speak_timestamp": None,
         }
         if with_guild:

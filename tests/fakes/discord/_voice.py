@@ -13,14 +13,33 @@ import secrets
 from collections.abc import Mapping
 from typing import Any
 
-from tests.fakes.discord._constants import CONNECT, INTENT_GUILD_VOICE_STATES, VIEW_CHANNEL
-from tests.fakes.discord._models import FakeChannel, FakeGuild, FakeVoiceState, _snowflake_field
-from tests.fakes.discord._payloads import Payloads
+from aiohttp import web
+
+from tests.fakes.discord._constants import (
+    CONNECT,
+    GUILD_STAGE_VOICE,
+    INTENT_GUILD_VOICE_STATES,
+    MUTE_MEMBERS,
+    VIEW_CHANNEL,
+)
+from tests.fakes.discord._models import (
+    DiscordAPIError,
+    FakeChannel,
+    FakeGuild,
+    FakeVoiceState,
+    _missing_permissions,
+    _snowflake_field,
+)
 from tests.fakes.discord._records import GatewaySession
+from tests.fakes.discord._rest import Rest
 
 
-class Voice(Payloads):
-    """Who is connected where, and the VOICE_STATE_UPDATE events that tell clients."""
+class Voice(Rest):
+    """Who is connected where, and the VOICE_STATE_UPDATE events that tell clients.
+
+    On a stage channel everyone joins suppressed (audience); the bot speaks after
+    `PATCH /guilds/{id}/voice-states/@me` with `suppress: false`, which needs Mute Members.
+    """
 
     async def move_voice(
         self,
@@ -94,6 +113,27 @@ class Voice(Payloads):
             session_id=session.session_id,
         )
 
+    async def _edit_my_voice_state(self, request: web.Request) -> web.Response:
+        """`PATCH /guilds/{id}/voice-states/@me`: the bot (un)suppresses itself on a stage."""
+        guild = self._known_guild(request)
+        body = self._json_body(request)
+        state = guild.voice_states.get(self.bot_user_id)
+        channel = self._channels.get(_snowflake_field(body.get("channel_id")) or 0)
+        if state is None or channel is None or channel.id != state.channel_id:
+            raise DiscordAPIError(404, 10065, "Unknown Voice State")
+        if channel.type != GUILD_STAGE_VOICE:
+            raise DiscordAPIError(400, 50024, "Cannot execute action on this channel type")
+        suppress = bool(body.get("suppress", state.suppress))
+        if not suppress and not self._bot_permissions(channel) & MUTE_MEMBERS:
+            raise _missing_permissions()
+        state.suppress = suppress
+        await self._dispatch(
+            "VOICE_STATE_UPDATE",
+            self._voice_state_payload(guild, state),
+            intent=INTENT_GUILD_VOICE_STATES,
+        )
+        return web.Response(status=204)
+
     def _voice_channel(self, channel_id: int) -> FakeChannel:
         channel = self.channel(channel_id)
         if not channel.is_voice:
@@ -124,6 +164,9 @@ class Voice(Payloads):
                 self_deaf=self_deaf,
                 deaf=old.deaf if old else False,
                 mute=old.mute if old else False,
+                # A stage's audience is suppressed; staying on the same stage keeps it.
+                suppress=channel.type == GUILD_STAGE_VOICE
+                and (old.suppress if old and old.channel_id == channel.id else True),
             )
             guild.voice_states[user_id] = state
             payload = self._voice_state_payload(guild, state)
