@@ -29,9 +29,19 @@ import discord
 import numpy as np
 import pytest
 from discord.channel import VocalGuildChannel
+from discord.ext import commands
 from discord.player import AudioPlayer
 
-from cogs.voice import FRAME_BYTES, ClipSource, VoiceConnection, VoicePlayback, ensure_opus
+from cogs.voice import (
+    FRAME_BYTES,
+    ClipSource,
+    Connect,
+    VoiceCog,
+    VoiceConnection,
+    VoicePlayback,
+    ensure_opus,
+    voice_client_connect,
+)
 from tests.fakes.discord import (
     CONNECT,
     GUILD_STAGE_VOICE,
@@ -278,17 +288,18 @@ def _logged(text: str) -> Iterator[asyncio.Event]:
 # ------------------------------------------------------------------ the bot
 
 
-class VoiceBot(discord.Client):
-    """What the product's bot does for voice: guilds + voice states intents, and every
-    voice state update forwarded to the playback."""
+class VoiceBot(commands.Bot):
+    """What the product's bot has for voice: the guilds and voice states intents, and the
+    VoiceCog; every voice state update is also queued for the test."""
 
     def __init__(self) -> None:
         intents = discord.Intents.none()
         intents.guilds = True
         intents.voice_states = True
-        super().__init__(intents=intents, guild_ready_timeout=0.05)
+        super().__init__(
+            command_prefix=commands.when_mentioned, intents=intents, guild_ready_timeout=0.05
+        )
         self.ready = asyncio.Event()
-        self.playback: VoicePlayback | None = None
         self.voice_events: asyncio.Queue[tuple[int, int | None]] = asyncio.Queue()
 
     async def on_ready(self) -> None:
@@ -297,8 +308,6 @@ class VoiceBot(discord.Client):
     async def on_voice_state_update(
         self, member: discord.Member, before: discord.VoiceState, after: discord.VoiceState
     ) -> None:
-        if self.playback is not None:
-            self.playback.voice_state_changed(member, before, after)
         self.voice_events.put_nowait((member.id, after.channel.id if after.channel else None))
 
 
@@ -322,9 +331,12 @@ class World:
         assert guild is not None
         return guild
 
-    def playback(self, idle_seconds: float = 60.0, **options: Any) -> VoicePlayback:
-        playback = VoicePlayback(self.bot, idle_seconds, self.voice.connect, **options)
-        self.bot.playback = playback
+    async def playback(
+        self, idle_seconds: float = 60.0, *, connect: Connect | None = None, **options: Any
+    ) -> VoicePlayback:
+        """A playback on the bot through VoiceCog (which `bot.close()` unloads, closing it)."""
+        playback = VoicePlayback(self.bot, idle_seconds, connect or self.voice.connect, **options)
+        await self.bot.add_cog(VoiceCog(playback))
         return playback
 
     async def join(self, user_id: int, channel_id: int | None) -> None:
@@ -375,8 +387,6 @@ async def world() -> AsyncIterator[World]:
                     far_user,
                 )
             finally:
-                if bot.playback is not None:
-                    await bot.playback.close()
                 await bot.close()
                 await runner
 
@@ -426,7 +436,7 @@ def test_cleanup_closes_the_generator() -> None:
 
 
 async def test_not_in_voice_missing_permissions_and_full_channels(world: World) -> None:
-    playback = world.playback()
+    playback = await world.playback()
     fake, guild = world.fake, world.guild()
     assert playback.voice_channel_of(fake.guild_id, fake.user_id) is None
     assert playback.why_not(fake.guild_id, fake.user_id) == "you are not in a voice channel"
@@ -460,7 +470,7 @@ async def test_not_in_voice_missing_permissions_and_full_channels(world: World) 
 
 
 async def test_a_result_plays_through_discord_pys_audio_player(world: World) -> None:
-    playback = world.playback()
+    playback = await world.playback()
     fake = world.fake
     await world.join(fake.user_id, world.lounge)
     clip = _wav(0.31)
@@ -479,7 +489,7 @@ async def test_a_result_plays_through_discord_pys_audio_player(world: World) -> 
 
 
 async def test_a_servers_queue_plays_in_order_one_at_a_time(world: World) -> None:
-    playback = world.playback()
+    playback = await world.playback()
     fake = world.fake
     await world.join(fake.user_id, world.lounge)
     for marker in (1, 2, 3):
@@ -495,7 +505,7 @@ async def test_a_servers_queue_plays_in_order_one_at_a_time(world: World) -> Non
 
 
 async def test_a_result_for_another_channel_plays_after_a_move(world: World) -> None:
-    playback = world.playback()
+    playback = await world.playback()
     fake = world.fake
     other = fake.add_user("other")
     await world.join(fake.user_id, world.lounge)
@@ -510,7 +520,7 @@ async def test_a_result_for_another_channel_plays_after_a_move(world: World) -> 
 
 
 async def test_two_servers_play_at_the_same_time(world: World) -> None:
-    playback = world.playback()
+    playback = await world.playback()
     fake = world.fake
     await world.join(fake.user_id, world.lounge)
     await world.join(world.far_user, world.far)
@@ -527,7 +537,7 @@ async def test_two_servers_play_at_the_same_time(world: World) -> None:
 
 
 async def test_stop_clears_the_queue_and_leaves(world: World) -> None:
-    playback = world.playback()
+    playback = await world.playback()
     fake = world.fake
     await world.join(fake.user_id, world.lounge)
     for marker in (1, 2, 3):
@@ -548,7 +558,7 @@ async def test_stop_clears_the_queue_and_leaves(world: World) -> None:
 
 
 async def test_leaves_after_idle_seconds(world: World) -> None:
-    playback = world.playback(idle_seconds=0.2)
+    playback = await world.playback(idle_seconds=0.2)
     fake = world.fake
     await world.join(fake.user_id, world.lounge)
     assert await playback.enqueue(fake.guild_id, fake.user_id, _tone(1, 0.1), "r1") is None
@@ -561,7 +571,7 @@ async def test_leaves_after_idle_seconds(world: World) -> None:
 
 
 async def test_leaves_at_once_when_only_bots_are_left(world: World) -> None:
-    playback = world.playback(idle_seconds=60)
+    playback = await world.playback(idle_seconds=60)
     fake = world.fake
     await world.join(fake.user_id, world.lounge)
     assert await playback.enqueue(fake.guild_id, fake.user_id, _tone(1, 3), "long") is None
@@ -579,7 +589,7 @@ async def test_leaves_at_once_when_only_bots_are_left(world: World) -> None:
 async def test_a_failed_connect_is_logged_and_the_next_result_plays(
     world: World, caplog: pytest.LogCaptureFixture
 ) -> None:
-    playback = world.playback()
+    playback = await world.playback()
     fake = world.fake
     dave = discord.ConnectionClosed(
         cast(Any, SimpleNamespace(close_code=4017)), shard_id=None, code=4017
@@ -604,8 +614,7 @@ async def test_discord_pys_own_voice_client_times_out_without_a_voice_server(
     """The default `connect`: the fake never sends VOICE_SERVER_UPDATE, as a voice server
     that never answers; the wait is bounded, logged, and the bot leaves."""
     fake = world.fake
-    playback = VoicePlayback(world.bot, 60, connect_timeout=0.3)
-    world.bot.playback = playback
+    playback = await world.playback(connect=voice_client_connect(0.3), connect_timeout=0.3)
     await world.join(fake.user_id, world.lounge)
     with _logged("could not join") as failed:
         assert await playback.enqueue(fake.guild_id, fake.user_id, _tone(1, 0.1), "r1") is None
@@ -617,15 +626,15 @@ async def test_discord_pys_own_voice_client_times_out_without_a_voice_server(
     assert world.guild().voice_client is None
 
 
-async def test_close_leaves_every_server_and_refuses_more(world: World) -> None:
-    playback = world.playback()
+async def test_unloading_the_cog_closes_the_playback_in_every_server(world: World) -> None:
+    playback = await world.playback()
     fake = world.fake
     await world.join(fake.user_id, world.lounge)
     await world.join(world.far_user, world.far)
     assert await playback.enqueue(fake.guild_id, fake.user_id, _tone(1, 3), "here") is None
     assert await playback.enqueue(world.far_guild, world.far_user, _tone(2, 3), "far") is None
     await world.voice.started(2)
-    await playback.close()
+    await world.bot.remove_cog("VoiceCog")  # what bot.close() does with every cog
     assert all(c.left.is_set() for c in world.voice.connections)
     assert len(world.voice.connections) == 2
     assert await playback.enqueue(fake.guild_id, fake.user_id, _tone(3, 0.1), "late") == (
@@ -634,7 +643,7 @@ async def test_close_leaves_every_server_and_refuses_more(world: World) -> None:
 
 
 async def test_on_a_stage_the_bot_makes_itself_a_speaker(world: World) -> None:
-    playback = world.playback()
+    playback = await world.playback()
     fake = world.fake
     await world.join(fake.user_id, world.stage)
     assert await playback.enqueue(fake.guild_id, fake.user_id, _tone(1, 0.1), "r1") is None
