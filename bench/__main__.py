@@ -12,13 +12,14 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import budget, core, discord_e2e, docs
+from . import budget, core, discord_e2e, docs, transcode
 from .section import Options, Section
 
 SECTIONS: dict[str, Section] = {
     core.NAME: core.run,
     discord_e2e.NAME: discord_e2e.run,
     budget.NAME: budget.run,
+    transcode.NAME: transcode.run,
 }
 """Add a section here: a name (its docs block) and a function Options -> SectionReport."""
 

@@ -2,7 +2,7 @@
 
 PyAV's wheels bundle FFmpeg with libopus, so nothing is needed on the host. The functions
 here block (PyAV releases the GIL while it codes); `Transcoder` is their async face on a
-small bounded pool. Every pass decodes incrementally: one decoded frame at a time, never
+small bounded pool. Every pass decodes incrementally, one 200 ms chunk at a time, never
 the whole PCM, and stops at MAX_SECONDS so a small hostile file cannot cost hours of CPU.
 """
 
@@ -46,7 +46,8 @@ garbage MPEG frames decode to (FFmpeg conceals some as 78 ms of noise instead of
 MAX_SECONDS = 30 * 60
 """Decoded audio longer than this is refused. The longest text the bot accepts (5,000
 characters) is about 6 minutes of speech, 17 at a very slow 5 characters a second; 30
-minutes leaves room for that and bounds a hostile file's cost at ~15 s of CPU."""
+minutes leaves room for that and bounds a hostile file's cost to 10–20 s of CPU (6–12 ms
+per second of audio, bench/transcode.py)."""
 RATE = 48_000
 """Opus and Discord's voice both run at 48 kHz."""
 FRAME_BYTES = 3840
@@ -54,6 +55,8 @@ FRAME_BYTES = 3840
 WAVEFORM_POINTS = 256
 """Discord's maximum; official clients use about one point per 100 ms up to it."""
 _POINT_SECONDS = 0.1
+_CHUNK_SAMPLES = 9600  # 200 ms per resampled frame: a third less CPU than the decoder's
+# ~24 ms frames, and two threads scale (measured in bench/transcode.py: fewer GIL round trips)
 _BLOCK = 480  # samples (10 ms at 48 kHz) in the waveform's finest bucket
 _MAX_BUCKETS = 1024  # the waveform keeps at most this many buckets while decoding
 _OGG_BYTES_PER_SECOND = 100  # Ogg page headers at 50 packets/s: measured ~90 at any bitrate
@@ -88,7 +91,9 @@ def _header_seconds(container: InputContainer) -> float | None:
 
 
 def _resampled(container: InputContainer, layout: str, sample_format: str) -> Iterator[AudioFrame]:
-    resampler = av.AudioResampler(format=sample_format, layout=layout, rate=RATE)
+    resampler = av.AudioResampler(
+        format=sample_format, layout=layout, rate=RATE, frame_size=_CHUNK_SAMPLES
+    )
     for frame in container.decode(container.streams.audio[0]):
         frame.pts = None  # resample by sample count: broken timestamps are common
         yield from resampler.resample(frame)
@@ -262,8 +267,9 @@ class Transcoder:
     once never starve the event loop; each job holds at most one decoded copy at a time."""
 
     def __init__(self, workers: int = 2) -> None:
-        # Threads, not processes: PyAV releases the GIL while coding (measured in
-        # bench/transcode.py), and the bytes need no pickling to reach a worker.
+        # Threads, not processes: PyAV releases the GIL while coding, so the loop's lag
+        # stays under its floor (bench/transcode.py; processes finish a burst sooner but
+        # cost an interpreter each and pickle the audio). The pool queues the rest.
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="transcode")
         self._closed = False
 

@@ -59,8 +59,11 @@ def tone(seconds: float, rate: int, freq: float = 220.0, amplitude: float = 0.5)
     return (amplitude * np.sin(2 * np.pi * freq * t)).astype(np.float32)
 
 
-def encode(signal: FloatArray, rate: int, kind: str = "mp3", channels: int = 1) -> bytes:
-    """`signal` (mono float32) encoded as a `kind` file (a CODECS key), on every channel."""
+def encode(
+    signal: FloatArray, rate: int, kind: str = "mp3", channels: int = 1, bitrate: int = 0
+) -> bytes:
+    """`signal` (mono float32) encoded as a `kind` file (a CODECS key), on every channel;
+    `bitrate` in b/s for lossy codecs (0: the encoder's default)."""
     container_format, codec = CODECS[kind]
     layout = "mono" if channels == 1 else "stereo"
     buffer = io.BytesIO()
@@ -68,6 +71,8 @@ def encode(signal: FloatArray, rate: int, kind: str = "mp3", channels: int = 1) 
         stream = output.add_stream(codec, rate=rate, options={"strict": "experimental"})
         assert isinstance(stream, AudioStream)
         stream.codec_context.layout = layout
+        if bitrate:
+            stream.codec_context.bit_rate = bitrate
         sample_format = stream.codec_context.format
         step = 1152
         for start in range(0, len(signal), step):

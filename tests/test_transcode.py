@@ -96,6 +96,32 @@ def test_waveform_follows_loudness() -> None:
     assert max(points) == 255
 
 
+def test_waveform_stays_aligned_on_a_long_clip() -> None:
+    # 60 s: thousands of 10 ms buckets, merged pairwise while decoding.
+    rate = 8000
+    signal = np.concatenate([np.zeros(37 * rate, np.float32), tone(23.0, rate)])
+
+    _, shape = voice_message(encode(signal, rate, "wav"))
+
+    points = list(base64.b64decode(shape.waveform))
+    step = round(37 / 60 * 256)  # the point where the tone starts
+    assert len(points) == 256
+    assert max(points[: step - 1]) <= 2
+    assert min(points[step + 1 :]) >= 200
+
+
+def test_voice_message_bitrate_sets_the_size() -> None:
+    source = real_mp3(5.0)
+    small, _ = voice_message(source, bitrate=24_000)
+    large, _ = voice_message(source, bitrate=96_000)
+    assert len(small) < len(large) / 2
+
+
+def test_pyav_bundles_the_codecs_we_need() -> None:
+    # PyAV's wheels carry FFmpeg with libopus and an MP3 decoder: nothing on the host.
+    assert {"libopus", "mp3"} <= av.codecs_available
+
+
 def test_waveform_points_are_capped_and_at_least_one() -> None:
     long_clip = voice_message(real_wav(60.0, rate=8000))[1]
     short_clip = voice_message(real_wav(0.12))[1]
@@ -122,11 +148,22 @@ def speech_like() -> bytes:
 
 
 @pytest.mark.parametrize("bitrate", [96_000, 64_000, 48_000, 32_000, 24_000])
-def test_fit_opus_picks_the_best_rung_that_fits(speech_like: bytes, bitrate: int) -> None:
+def test_fit_opus_picks_the_best_rung_that_fits(
+    speech_like: bytes, bitrate: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     limit = estimate_size(20.0, bitrate)
+    tried: list[int] = []
+    real_to_opus = transcode.to_opus
+
+    def spy(data: bytes, bitrate: int) -> bytes:
+        tried.append(bitrate)
+        return real_to_opus(data, bitrate)
+
+    monkeypatch.setattr(transcode, "to_opus", spy)
 
     ogg = fit_opus(speech_like, limit)
 
+    assert tried == [bitrate]  # the estimate is right: one encode
     assert ogg is not None
     assert len(ogg) <= limit
     assert len(ogg) >= 20.0 * bitrate / 8  # not a lower rung than needed
@@ -218,6 +255,13 @@ def test_hostile_input_is_an_audio_error(name: str, call: object) -> None:
     with pytest.raises(AudioError) as caught:
         call(HOSTILE[name])
     assert len(str(caught.value)) < 120  # a short reason, never the bytes
+
+
+def test_pcm_frames_yield_nothing_from_garbage() -> None:
+    # The player thread must not play the start of something that turns out not to be audio.
+    for data in (fake_mp3(b"job-12"), real_wav(0.05)):
+        with pytest.raises(AudioError):
+            next(pcm_frames(data))
 
 
 def test_decoding_stops_past_max_seconds(monkeypatch: pytest.MonkeyPatch) -> None:
