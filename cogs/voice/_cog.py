@@ -5,7 +5,11 @@ from __future__ import annotations
 import discord
 from discord.ext import commands
 
-from cogs.voice._player import VoicePlayback
+from cogs.voice._player import Connect, VoicePlayback
+
+CONNECT: Connect | None = None
+"""How the bot's player connects to a voice channel; None: discord.py's VoiceClient. Tests
+replace it (there is no voice server here); read when the extension is set up."""
 
 
 class VoiceCog(commands.Cog):

@@ -177,6 +177,8 @@ class World(Messages):
         )
         self._channels[channel.id] = channel
         guild.channel_ids.append(channel.id)
+        if not thread:  # as Discord tells connected clients (threads: not needed yet)
+            self._announce("CHANNEL_CREATE", self._channel_payload(channel), INTENT_GUILDS)
         return channel.id
 
     def dm_channel(self, user_id: int) -> int:
