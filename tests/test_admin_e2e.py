@@ -118,6 +118,8 @@ async def test_schema_hides_the_group_from_members_and_dms(w: World) -> None:
         "global",
         "credits",
         "ceilings",
+        "delivery",
+        "stop",
     }
 
 
@@ -131,7 +133,7 @@ async def test_every_subcommand_has_exactly_one_permission_check(w: World) -> No
     assert checks == {
         name: ["bot_owner" if name in owners else "manage_server_here"] for name in checks
     }
-    assert len(checks) == 14
+    assert len(checks) == 16
 
 
 async def test_members_cannot_see_or_run_voiceclone(w: World) -> None:

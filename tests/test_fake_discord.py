@@ -431,9 +431,9 @@ async def test_cdn_urls_are_signed_and_expire(fake: FakeDiscord) -> None:
 
 async def test_voice_message_rules(bot: EchoBot, fake: FakeDiscord) -> None:
     """discord.py has no voice-message API; the product posts them through this raw route."""
-    # Not in the invite (DEFAULT_BOT_PERMISSIONS): a server grants it in one channel.
-    voice = fake.add_channel(
-        "voice-notes", bot_permissions=DEFAULT_BOT_PERMISSIONS | SEND_VOICE_MESSAGES
+    voice = fake.add_channel("voice-notes")  # the invite asks for Send Voice Messages
+    muted = fake.add_channel(
+        "no-voice-notes", bot_permissions=DEFAULT_BOT_PERMISSIONS & ~SEND_VOICE_MESSAGES
     )
     route = Route("POST", "/channels/{channel_id}/messages", channel_id=voice)
     meta = {"id": 0, "filename": "voice-message.ogg", "duration_secs": 1.5, "waveform": "AAAA"}
@@ -455,10 +455,10 @@ async def test_voice_message_rules(bot: EchoBot, fake: FakeDiscord) -> None:
         with pytest.raises(discord.HTTPException) as info:
             await bot.http.request(route, form=form(payload))
         assert info.value.code == code
-    elsewhere = Route("POST", "/channels/{channel_id}/messages", channel_id=fake.channel_id)
+    elsewhere = Route("POST", "/channels/{channel_id}/messages", channel_id=muted)
     with pytest.raises(discord.HTTPException) as info:
         await bot.http.request(elsewhere, form=form({"flags": 8192, "attachments": [meta]}))
-    assert info.value.code == 50173  # the invite's permissions do not cover voice messages
+    assert info.value.code == 50173  # without Send Voice Messages there
     edit = Route(
         "PATCH",
         "/channels/{channel_id}/messages/{message_id}",
