@@ -121,10 +121,15 @@ class Answer:
     def ending_text(self, ending: Ending, ref: str = "") -> str:
         return ending_text(ending, ref)
 
-    async def send_result(self, record: JobRecord, audio: AudioFile) -> Sent:
+    @staticmethod
+    def _result_content(record: JobRecord) -> str:
         content = result_text(record.text, record.language, record.user_id)
         if record.cached_from is not None:
             content += f"\n{CACHED_NOTE}"
+        return content
+
+    async def send_result(self, record: JobRecord, audio: AudioFile) -> Sent:
+        content = self._result_content(record)
         playback = playback_of(self.bot) if record.play else None
         if record.play:
             why = NO_PLAYBACK
@@ -177,6 +182,13 @@ class Answer:
                 exc.code,
             )
             return REFUSED_CODES.get(exc.code, f"Discord answered HTTP {exc.status}")
+        await self._label_voice_message(content, voice_id)
+        return Sent("channel", voice_id)
+
+    async def _label_voice_message(self, content: str, voice_id: int) -> None:
+        """The label, the quote and the buttons for the voice message: on the job's message
+        while its token lives, else in a reply to the voice message."""
+        record = self.record
         text = f"{content}\n{VOICE_MESSAGE_NOTE}"
         try:
             if self.alive():
@@ -204,7 +216,6 @@ class Answer:
                 exc.status,
                 exc.code,
             )
-        return Sent("channel", voice_id)
 
     async def send_failure(self, text: str) -> None:
         try:
@@ -264,13 +275,17 @@ class Answer:
         me = self.bot.user.id if self.bot.user is not None else record.application_id
         for kind, place in places:
             try:
+                voice: discord.Message | None = None
                 async for message in place.history(limit=SCAN_LIMIT, after=since):
                     if message.author.id != me:
                         continue
                     if carries_result(message, record.id):
                         return Sent(kind, message.id)
-                    if self._is_voice_message(message):
-                        return Sent(kind, message.id)
+                    if voice is None and self._is_voice_message(message):
+                        voice = message
+                if voice is not None:  # its label (with the mark) never came: post it now
+                    await self._label_voice_message(self._result_content(record), voice.id)
+                    return Sent(kind, voice.id)
             except discord.HTTPException as exc:
                 # No access now: most likely none then either, so no reply there.
                 log.warning("Job %s: cannot read the %s's messages: %s", record.id, kind, exc)

@@ -14,8 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from cogs.wording import VOICE_MESSAGE_NOTE
+from tests.audio_files import real_mp3
 from tests.fakes.discord import (
     DEFAULT_BOT_PERMISSIONS,
+    IS_VOICE_MESSAGE,
     SEND_MESSAGES,
     FakeDiscord,
     FakeInteraction,
@@ -148,4 +151,47 @@ async def test_crash_during_interaction_edit_then_token_expired(
     assert results(discord, interaction) == [interaction.original]
     assert delivery(data, interaction) == ("interaction", interaction.original.id)
     assert "delivered before the restart (interaction)" in log
+    assert segmind.count("submit") == 1
+
+
+async def test_crash_after_the_voice_message_posts_only_its_label(
+    fakes: Fakes, tmp_path: Path
+) -> None:
+    """Killed once the voice message reached Discord, before its label did: the restart
+    finds the voice message (it replies to the job's message; it cannot carry the mark),
+    does not post it again, and posts the label with the buttons as a reply to it."""
+    discord, segmind = fakes
+    data = tmp_path / "data"
+    discord.token_lifetime = 6.0
+    segmind.script_jobs(JobScript(audio=real_mp3(1.0)))
+    hold = discord.hold("POST", UPLOADS, when=lambda r: bool(r.files), after_apply=True)
+    proc = await start_bot(discord, segmind, data)
+    await discord.wait_for(lambda: discord.connected, 20)
+    clip = discord.add_attachment("voice.mp3", fake_mp3(b"voice"), "audio/mpeg")
+    interaction = await discord.slash(
+        "speak", {"voice": clip, "text": "only once", "as": "voice_message"}
+    )
+    await discord.wait_for(lambda: bool(hold.held), 20)
+    await until_state(data, interaction.id, "delivering")
+    await kill(proc)
+    hold.release()
+
+    def voice_messages() -> list[FakeMessage]:
+        return [
+            m for m in discord.channel_messages(discord.channel_id) if m.flags & IS_VOICE_MESSAGE
+        ]
+
+    [voice] = voice_messages()
+    log = await restart_after_expiry(fakes, data, interaction)
+    assert voice_messages() == [voice]
+    assert delivery(data, interaction) == ("channel", voice.id)
+    assert "delivered before the restart (channel)" in log
+    [label] = [
+        m
+        for m in discord.channel_messages(discord.channel_id)
+        if m.message_reference and m.message_reference["message_id"] == str(voice.id)
+    ]
+    assert VOICE_MESSAGE_NOTE in label.content
+    assert label.components  # the buttons
+    assert label.mentions == []
     assert segmind.count("submit") == 1
