@@ -23,7 +23,14 @@ async def delivered(store: SqliteJobStore, job_id: str, **changes: object) -> No
 
 async def test_delivery_keeps_what_a_replay_needs_after_the_wipe(tmp_path: Path) -> None:
     async with SqliteJobStore(tmp_path) as store:
-        await delivered(store, "1", voice_owner_id=77, sample_sha256="ab" * 32)
+        await delivered(
+            store,
+            "1",
+            voice_owner_id=77,
+            sample_sha256="ab" * 32,
+            send_as="voice_message",
+            play=True,
+        )
         record = await store.get("1")
         assert record is not None
         assert record.text == ""
@@ -38,6 +45,7 @@ async def test_delivery_keeps_what_a_replay_needs_after_the_wipe(tmp_path: Path)
         )
         assert replay.sample_url == make_job().sample_url
         assert (replay.voice_owner_id, replay.sample_sha256) == (77, "ab" * 32)
+        assert (replay.send_as, bool(replay.play)) == ("voice_message", True)  # Again keeps them
         await store.update_replay_url("1", "https://new")
         assert (await store.replay("1") or replay).sample_url == "https://new"
         await store.drop_replay("1")
