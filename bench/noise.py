@@ -23,7 +23,8 @@ def _machine_busy_s() -> float:
     return busy / os.sysconf("SC_CLK_TCK")
 
 
-def _own_s() -> float:
+def own_cpu_s() -> float:
+    """CPU seconds of this process and its reaped children."""
     total = 0.0
     for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
         usage = resource.getrusage(who)
@@ -35,11 +36,11 @@ class OtherLoad:
     """Start at construction; `share()` is the fraction of all CPUs others used since."""
 
     def __init__(self) -> None:
-        self._start = (time.monotonic(), _machine_busy_s(), _own_s())
+        self._start = (time.monotonic(), _machine_busy_s(), own_cpu_s())
 
     def share(self) -> float:
         wall0, busy0, own0 = self._start
         wall = time.monotonic() - wall0
-        others = (_machine_busy_s() - busy0) - (_own_s() - own0)
+        others = (_machine_busy_s() - busy0) - (own_cpu_s() - own0)
         cores = os.cpu_count() or 1
         return max(0.0, others / (wall * cores)) if wall > 0 else float("nan")

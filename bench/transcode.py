@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import resource
 import statistics
 import time
 from collections.abc import Awaitable, Callable
@@ -29,7 +28,7 @@ from tests.audio_files import FloatArray, encode
 from . import docs
 from .core_report import floors_table
 from .lag import LagTicker
-from .noise import OtherLoad
+from .noise import OtherLoad, own_cpu_s
 from .procstat import peak_rss_mb
 from .section import Floor, Options, SectionReport
 
@@ -71,14 +70,6 @@ class Burst:
     lag_ms: tuple[float, float, float]  # p50, p99, max
 
 
-def _cpu_with_children() -> float:
-    total = 0.0
-    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
-        usage = resource.getrusage(who)
-        total += usage.ru_utime + usage.ru_stime
-    return total
-
-
 def _cpu_per_audio_s(call: Callable[[], object], repeat: int) -> float:
     """Median CPU seconds per second of clip over `repeat` runs."""
     costs = []
@@ -113,14 +104,14 @@ async def _burst(pool: str, audio: AudioFile) -> Burst:
         await asyncio.gather(*(loop.run_in_executor(processes, os.getpid) for _ in range(2)))
     try:
         ticker.start()
-        wall, cpu = time.perf_counter(), _cpu_with_children()
+        wall, cpu = time.perf_counter(), own_cpu_s()
         await asyncio.wait_for(asyncio.gather(*(convert() for _ in range(BURST))), 600)
         wall = time.perf_counter() - wall
         await ticker.stop()
     finally:
         await ticker.stop()
         await close()  # joins the worker processes, so their CPU is counted
-    return Burst(pool, wall, _cpu_with_children() - cpu, ticker.stats_ms())
+    return Burst(pool, wall, own_cpu_s() - cpu, ticker.stats_ms())
 
 
 def _median_burst(runs: list[Burst]) -> Burst:

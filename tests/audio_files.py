@@ -117,3 +117,18 @@ def flac_claiming(seconds: float, rate: int = 8000) -> bytes:
     packed = (packed & ~((1 << 36) - 1)) | round(seconds * rate)
     data[18:26] = packed.to_bytes(8, "big")
     return bytes(data)
+
+
+def opus_facts(ogg: bytes) -> tuple[str, str, int, int, float]:
+    """(container, codec, rate, channels, seconds decoded) of an encoding, read back."""
+    with av.open(io.BytesIO(ogg), mode="r") as container:
+        assert len(container.streams) == 1
+        stream = container.streams.audio[0]
+        samples = sum(frame.samples for frame in container.decode(stream))
+        return (
+            container.format.name,
+            stream.codec_context.name,
+            stream.codec_context.sample_rate,
+            stream.codec_context.channels,
+            samples / 48000,
+        )

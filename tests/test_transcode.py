@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import io
 import math
 import os
 import threading
@@ -29,25 +28,10 @@ from bot.transcode import (
     to_opus,
     voice_message,
 )
-from tests.audio_files import encode, flac_claiming, real_mp3, real_wav, tone
+from tests.audio_files import encode, flac_claiming, opus_facts, real_mp3, real_wav, tone
 from tests.fakes.segmind_shapes import fake_mp3
 
 SECONDS = 2.0
-
-
-def _opus_facts(ogg: bytes) -> tuple[str, str, int, int, float]:
-    """(container, codec, rate, channels, seconds decoded) of an encoding, read back."""
-    with av.open(io.BytesIO(ogg), mode="r") as container:
-        assert len(container.streams) == 1
-        stream = container.streams.audio[0]
-        samples = sum(frame.samples for frame in container.decode(stream))
-        return (
-            container.format.name,
-            stream.codec_context.name,
-            stream.codec_context.sample_rate,
-            stream.codec_context.channels,
-            samples / 48000,
-        )
 
 
 @pytest.mark.parametrize(
@@ -72,7 +56,7 @@ def test_voice_message_is_mono_48k_opus_in_ogg(kind: str, rate: int, channels: i
 
     ogg, shape = voice_message(source)
 
-    container, codec, out_rate, out_channels, decoded = _opus_facts(ogg)
+    container, codec, out_rate, out_channels, decoded = opus_facts(ogg)
     assert (container, codec, out_rate, out_channels) == ("ogg", "opus", 48000, 1)
     assert shape.duration_secs == pytest.approx(SECONDS, abs=0.03)
     assert decoded == pytest.approx(SECONDS, abs=0.03)
@@ -139,7 +123,7 @@ def test_to_opus_size_follows_the_bitrate() -> None:
 
     for bitrate, size in sizes.items():
         assert 10.0 * bitrate / 8 <= size <= estimate_size(10.0, bitrate)
-    assert _opus_facts(to_opus(source, 32_000))[1:4] == ("opus", 48000, 1)
+    assert opus_facts(to_opus(source, 32_000))[1:4] == ("opus", 48000, 1)
 
 
 @pytest.fixture(scope="module")
@@ -147,11 +131,8 @@ def speech_like() -> bytes:
     return real_mp3(20.0)
 
 
-@pytest.mark.parametrize("bitrate", [96_000, 64_000, 48_000, 32_000, 24_000])
-def test_fit_opus_picks_the_best_rung_that_fits(
-    speech_like: bytes, bitrate: int, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    limit = estimate_size(20.0, bitrate)
+def encodes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The bitrates `to_opus` is called with from now on, in order."""
     tried: list[int] = []
     real_to_opus = transcode.to_opus
 
@@ -160,6 +141,15 @@ def test_fit_opus_picks_the_best_rung_that_fits(
         return real_to_opus(data, bitrate)
 
     monkeypatch.setattr(transcode, "to_opus", spy)
+    return tried
+
+
+@pytest.mark.parametrize("bitrate", [96_000, 64_000, 48_000, 32_000, 24_000])
+def test_fit_opus_picks_the_best_rung_that_fits(
+    speech_like: bytes, bitrate: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    limit = estimate_size(20.0, bitrate)
+    tried = encodes(monkeypatch)
 
     ogg = fit_opus(speech_like, limit)
 
@@ -167,7 +157,7 @@ def test_fit_opus_picks_the_best_rung_that_fits(
     assert ogg is not None
     assert len(ogg) <= limit
     assert len(ogg) >= 20.0 * bitrate / 8  # not a lower rung than needed
-    assert _opus_facts(ogg)[1:4] == ("opus", 48000, 1)
+    assert opus_facts(ogg)[1:4] == ("opus", 48000, 1)
 
 
 def test_fit_opus_is_none_below_the_floor(speech_like: bytes) -> None:
@@ -180,14 +170,7 @@ def test_fit_opus_steps_down_when_the_real_size_is_over(
 ) -> None:
     monkeypatch.setattr(transcode, "estimate_size", lambda seconds, bitrate: 0)
     limit = 20 * 40_000 // 8  # between the 32k and 48k encodings' real sizes
-    tried: list[int] = []
-    real_to_opus = transcode.to_opus
-
-    def spy(data: bytes, bitrate: int) -> bytes:
-        tried.append(bitrate)
-        return real_to_opus(data, bitrate)
-
-    monkeypatch.setattr(transcode, "to_opus", spy)
+    tried = encodes(monkeypatch)
 
     ogg = fit_opus(speech_like, limit)
 

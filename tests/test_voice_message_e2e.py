@@ -5,14 +5,11 @@ attachment, no content, its metadata, Send Voice Messages) and the upload limits
 from __future__ import annotations
 
 import base64
-import io
 from pathlib import Path
 from typing import Any
 
-import av
-
 from cogs.wording import CANNOT_CONVERT, VOICE_MESSAGE_NOTE
-from tests.audio_files import real_mp3
+from tests.audio_files import opus_facts, real_mp3
 from tests.fakes.discord import (
     DEFAULT_BOT_PERMISSIONS,
     IS_VOICE_MESSAGE,
@@ -29,19 +26,6 @@ SECONDS = 2.0
 def voice_messages(w: World, channel_id: int | None = None) -> list[FakeMessage]:
     channel = channel_id or w.discord.channel_id
     return [m for m in w.discord.channel_messages(channel) if m.flags & IS_VOICE_MESSAGE]
-
-
-def opus_seconds(data: bytes) -> tuple[str, int, int, float]:
-    """(codec, channels, rate, seconds) of an Ogg file, decoded back with PyAV."""
-    with av.open(io.BytesIO(data), mode="r") as container:
-        stream = container.streams.audio[0]
-        samples = sum(frame.samples for frame in container.decode(stream))
-        return (
-            stream.codec_context.name,
-            stream.codec_context.channels,
-            stream.codec_context.sample_rate,
-            samples / 48000,
-        )
 
 
 async def speak(w: World, **options: Any) -> FakeInteraction:
@@ -66,7 +50,7 @@ async def test_a_result_can_be_a_voice_message_replying_to_the_job_message(
         [clip] = voice.attachments
         assert clip.filename.endswith(".ogg")
         assert clip.content_type == "audio/ogg"
-        codec, channels, rate, seconds = opus_seconds(clip.data)
+        _, codec, rate, channels, seconds = opus_facts(clip.data)
         assert (codec, channels, rate) == ("opus", 1, 48000)
         assert abs(seconds - SECONDS) < 0.05
         assert clip.duration_secs is not None
@@ -171,7 +155,7 @@ async def test_audio_over_the_upload_limit_is_re_encoded_to_fit(tmp_path: Path) 
         [file] = answer.attachments
         assert file.filename.endswith(".ogg")
         assert file.size <= limit
-        codec, _, _, seconds = opus_seconds(file.data)
+        _, codec, _, _, seconds = opus_facts(file.data)
         assert codec == "opus"
         assert abs(seconds - 20.0) < 0.1
 
