@@ -18,8 +18,9 @@ COPY bot ./bot
 COPY cogs ./cogs
 USER voiceclone
 VOLUME ["/data"]
-# Healthy while a live bot process holds its job store's lock in /data (read from /proc;
-# takes no lock, opens no database, imports no discord.py): see bot/healthcheck.py.
+# With METRICS_PORT set: the bot's /healthz answers 200 (a 3 s GET, stdlib only). Else:
+# healthy while a live bot process holds its job store's lock in /data (read from /proc;
+# takes no lock, opens no database, imports no discord.py). See bot/healthcheck.py.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "-m", "bot.healthcheck"]
 # docker stop sends SIGTERM; the bot finishes in-flight calls and exits within 10 s.

@@ -17,6 +17,8 @@ from .credits import CreditPause
 from .durations import HISTORY, Observation
 from .jobs import JobRunner, JobService, ResultCache
 from .jobs.resample import Resampler
+from .observe import Metrics
+from .observe.server import MetricsServer, extra_pages
 from .policy import Policy
 from .segmind.budget import RequestBudget
 from .segmind.client import SegmindClient
@@ -92,6 +94,8 @@ class VoiceCloneBot(commands.Bot):
         # Set when the store stopped working: the runner then stops the bot and exits
         # non-zero, so that a supervisor restarts it.
         self.broken = asyncio.Event()
+        self.metrics = Metrics()  # /metrics and the status page read it
+        self.metrics_server: MetricsServer | None = None  # with METRICS_PORT; `.port` bound
 
     # The cogs reach the core through these; they exist once setup_hook has run.
     @property
@@ -144,6 +148,7 @@ class VoiceCloneBot(commands.Bot):
         if self._jobs is None:
             self._jobs = JobRunner.from_settings(self._segmind, settings, self.credits)
         self.credits = self._jobs.credit_pause or self.credits
+        self._watch_metrics(self._jobs)
         self.credits.listeners.append(self._out_of_credits)
         self._policy = Policy(
             settings, self._store, credits_paused_until=lambda: self.credits.paused_until
@@ -171,7 +176,14 @@ class VoiceCloneBot(commands.Bot):
             resampler=Resampler(self._store, self._store, self._jobs.client),
             cache=self._cache,
             transcoder=self.transcoder,
+            on_ended=self.metrics.job_ended,
         )
+        if settings.metrics_port:
+            server = MetricsServer(
+                self, settings.metrics_host, settings.metrics_port, extra_pages(self)
+            )
+            await server.start()  # ServerError: one clear line (lifecycle.py)
+            self.metrics_server = server
         if self.user is not None:  # logged in before setup_hook: the name files are tagged with
             self._service.driver.provenance.bot_name = self.user.name
         for name in self._extensions:
@@ -180,6 +192,15 @@ class VoiceCloneBot(commands.Bot):
         self.spawn(self._service.recover(self.unfinished_at_start), name="recover-jobs")
         await sync_commands(
             self.tree, settings.bot_data_dir, settings.discord_guild_ids, force=self._force_sync
+        )
+
+    def _watch_metrics(self, runner: JobRunner) -> None:
+        budget = runner.client.budget
+        runner.client.on_request = self.metrics.segmind_request
+        self.metrics.watch(
+            queue_depth=lambda: runner.waiting,
+            in_flight=lambda: runner.in_flight,
+            budget_tokens=budget.available,
         )
 
     @property
@@ -256,6 +277,9 @@ class VoiceCloneBot(commands.Bot):
 
     async def close(self) -> None:
         self.accepting_jobs = False
+        if self.metrics_server is not None:  # first: its handlers read what closes next
+            await self.metrics_server.close()
+            self.metrics_server = None
         if self._service is not None:
             self._service.close()
         # Twice: a task may have been started by a handler that was already running.

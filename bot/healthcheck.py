@@ -1,5 +1,9 @@
-"""`python -m bot.healthcheck`: the Docker HEALTHCHECK. Exit 0 if a running bot has its job
-store open in `BOT_DATA_DIR`, else exit 1 with one line saying why.
+"""`python -m bot.healthcheck`: the Docker HEALTHCHECK. Exit 0 if the bot is healthy, else
+exit 1 with one line saying why.
+
+With `METRICS_PORT` set (not 0) it asks the bot's own `/healthz` (gateway, store, writer,
+Segmind; see bot/observe/health.py) with a GET of at most 3 s, stdlib only. Without it,
+it checks that a running bot has its job store open in `BOT_DATA_DIR`:
 
 What it checks, from /proc only: the data directory's `jobs.lock` is held (an exclusive
 flock, listed in /proc/locks) by a process that is neither a zombie nor stopped, and
@@ -9,21 +13,25 @@ refused. The check never takes the lock itself (even an instant would make a bot
 starting refuse to start), never opens the database, and imports nothing of discord.py,
 so it costs a few milliseconds.
 
-What it does not check: that Discord or Segmind are reachable, or that the event loop is
-making progress (the bot has no health endpoint). A bot whose store writer died exits with
-a non-zero status on its own, and the restart policy brings it back.
+What the lock check does not see: that Discord or Segmind are reachable, or that the event
+loop is making progress (`/healthz` does). A bot whose store writer died exits with a
+non-zero status on its own, and the restart policy brings it back.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 # The names the store uses (bot/store/sqlite.py; a test checks they agree).
 DB_NAME = "jobs.sqlite3"
 LOCK_NAME = "jobs.lock"
 PROC = Path("/proc")
+HTTP_TIMEOUT = 3.0  # seconds; Docker's own --timeout is 5
 
 
 def flock_holders(locks: str, device: int, inode: int) -> list[int]:
@@ -90,9 +98,45 @@ def problem(data_dir: Path, proc: Path = PROC) -> str | None:
     return None
 
 
+def healthz_url(port: str, host: str | None) -> str:
+    """Where the bot's /healthz is: a server on every interface is asked on loopback."""
+    host = host or "127.0.0.1"
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{int(port)}/healthz"
+
+
+def http_problem(url: str, timeout: float = HTTP_TIMEOUT) -> str | None:
+    """Why `/healthz` at `url` is not healthy, or None (HTTP 200)."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            resp.read(65536)
+        return None
+    except urllib.error.HTTPError as exc:  # 503: the body names the failing checks
+        try:
+            checks = json.loads(exc.read(65536)).get("checks", {})
+            failing = [name for name, check in checks.items() if not check.get("ok")]
+        except (ValueError, AttributeError):
+            failing = []
+        return f"{url} answered HTTP {exc.code}" + (
+            f" (failing: {', '.join(failing)})" if failing else ""
+        )
+    except (OSError, ValueError) as exc:  # refused, timed out
+        return f"{url} did not answer ({getattr(exc, 'reason', None) or exc})"
+
+
 def main() -> int:
-    data_dir = Path(os.environ.get("BOT_DATA_DIR") or "data")  # the settings' default
-    why = problem(data_dir)
+    port = os.environ.get("METRICS_PORT", "").strip()
+    if port not in ("", "0"):
+        try:
+            why = http_problem(healthz_url(port, os.environ.get("METRICS_HOST", "").strip()))
+        except ValueError:
+            why = f"METRICS_PORT is not a port number: {port!r}"
+    else:
+        data_dir = Path(os.environ.get("BOT_DATA_DIR") or "data")  # the settings' default
+        why = problem(data_dir)
     if why is not None:
         print(f"unhealthy: {why}", file=sys.stderr)
         return 1

@@ -12,6 +12,7 @@ import discord
 from .bot import VoiceCloneBot
 from .config import Settings
 from .logs import setup_logging
+from .observe.server import ServerError
 from .runtime import freeze_startup_objects, run
 from .store import StoreError
 
@@ -58,7 +59,9 @@ def _fatal(message: str) -> int:
 
 def run_bot(settings: Settings, *, force_sync: bool = False) -> int:
     setup_logging(
-        settings.log_level, (settings.discord_token.get(), settings.segmind_api_key.get())
+        settings.log_level,
+        (settings.discord_token.get(), settings.segmind_api_key.get()),
+        json_lines=settings.log_format == "json",
     )
     try:
         return run(_serve(settings, force_sync))
@@ -67,7 +70,7 @@ def run_bot(settings: Settings, *, force_sync: bool = False) -> int:
             "DISCORD_TOKEN was rejected by Discord (reset it in the Developer Portal and "
             "update .env)"
         )
-    except StoreError as exc:
+    except (StoreError, ServerError) as exc:
         return _fatal(str(exc))
     except discord.PrivilegedIntentsRequired:
         return _fatal("Discord refused the gateway intents")

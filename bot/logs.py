@@ -9,6 +9,8 @@ from collections.abc import Iterable
 
 import discord
 
+from .observe.json_logs import JsonFormatter
+
 REDACTED = "[redacted]"
 # Interaction tokens are live credentials for 15 minutes (they edit the job's message and
 # post as the bot in its channel), and discord.py's DEBUG lines log request URLs that
@@ -60,9 +62,13 @@ class _DropVoiceWarnings(logging.Filter):
         return "voice will NOT be supported" not in record.getMessage()
 
 
-def setup_logging(level: str, secrets: Iterable[str]) -> None:
+def setup_logging(level: str, secrets: Iterable[str], *, json_lines: bool = False) -> None:
     # Colours only on a terminal: log collectors (docker logs, journald) get plain text.
-    if sys.stderr.isatty():
+    if json_lines:
+        discord.utils.setup_logging(
+            level=getattr(logging, level), formatter=JsonFormatter(), root=True
+        )
+    elif sys.stderr.isatty():
         discord.utils.setup_logging(level=getattr(logging, level), root=True)
     else:
         plain = logging.Formatter(

@@ -153,13 +153,16 @@ class Answer:
             if audio.voice is not None:  # made into one by the driver: the channel allowed it
                 sent = await self._send_voice_message(content, audio)
                 if isinstance(sent, Sent):
+                    self.bot.metrics.delivered("voice_message")
                     return sent
                 refused = sent
             else:
                 refused = await self.voice_message_refused() or CANNOT_CONVERT
             content += f"\n{not_voice_message_text(refused)}"
         link = too_large_text(audio.size, record.audio_url or "")
-        return await self.send(content, audio, audio_filename(record.text, audio.extension), link)
+        sent = await self.send(content, audio, audio_filename(record.text, audio.extension), link)
+        self.bot.metrics.delivered(sent.channel)
+        return sent
 
     async def _send_voice_message(self, content: str, audio: AudioFile) -> Sent | str:
         """The voice message, as a reply to the job's message, which then carries the label,

@@ -21,5 +21,10 @@ def playback_of(bot: commands.Bot) -> VoicePlayback | None:
 
 
 async def setup(bot: VoiceCloneBot) -> None:
-    playback = VoicePlayback(bot, bot.settings.voice_idle_seconds, _cog.CONNECT)
+    playback = VoicePlayback(
+        bot,
+        bot.settings.voice_idle_seconds,
+        _cog.CONNECT,
+        on_played=lambda: bot.metrics.delivered("voice_channel"),
+    )
     await bot.add_cog(VoiceCog(playback))

@@ -235,14 +235,16 @@ class HttpUrl(Kind[str]):
 
 @dataclass(frozen=True)
 class Choice(Kind[str]):
-    """One of a few words, in any case; the value is upper case."""
+    """One of a few words, in any case; the value is upper case (lower with `lower`)."""
 
     options: tuple[str, ...]
+    lower: bool = False
 
     def parse(self, raw: str) -> str:
-        if raw.upper() not in self.options:
+        value = raw.lower() if self.lower else raw.upper()
+        if value not in self.options:
             raise ValueError(f"must be one of {', '.join(self.options)}")
-        return raw.upper()
+        return value
 
     def allowed(self) -> str:
         words = [f"`{option}`" for option in self.options]
@@ -272,3 +274,15 @@ class Directory(Kind[Path]):
 
     def allowed(self) -> str:
         return "a directory path"
+
+
+class Host(Kind[str]):
+    """An IP address or a host name to listen on: no scheme, port or path."""
+
+    def parse(self, raw: str) -> str:
+        if any(c in raw for c in "/@ []") or raw.count(":") == 1:
+            raise ValueError(f"must be an IP address or host name, got {raw!r}")
+        return raw
+
+    def allowed(self) -> str:
+        return "an IP address or host name"

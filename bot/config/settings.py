@@ -23,6 +23,7 @@ from .kinds import (
     ConfigError,
     Directory,
     Flag,
+    Host,
     HostPort,
     Hosts,
     HttpUrl,
@@ -199,6 +200,12 @@ class Settings:
         kind=Choice(LOG_LEVELS),
         help="the least severe log messages written; secrets are redacted at every level",
     )
+    log_format: str = setting(
+        default="text",
+        kind=Choice(("text", "json"), lower=True),
+        help="`text`: one readable line per message; `json`: one JSON object per line (time, "
+        "level, logger, message, and `job` when the line is about a job), for log collectors",
+    )
     user_cooldown_seconds: float = setting(
         default=30.0,
         kind=decimal("seconds (0 = no cooldown)", 0, 86400),
@@ -300,6 +307,24 @@ class Settings:
             "Members choose per request (`/speak as:` and `play:`); server admins set the "
             "defaults with /voiceclone delivery.",
         ),
+    )
+
+    metrics_port: int = setting(
+        default=0,
+        kind=whole("port (0 = off)", 0, 65535),
+        help="serve `/healthz` and `/metrics` (Prometheus) over HTTP on this port; 0 = no "
+        "HTTP server. The Docker health check then asks `/healthz`",
+        section=Section(
+            "Health, metrics and logs",
+            "Read-only and without secrets, but not meant for the internet: keep it on "
+            "127.0.0.1 or a private network.",
+        ),
+    )
+    metrics_host: str = setting(
+        default="127.0.0.1",
+        kind=Host(),
+        help="the address the HTTP server listens on (`0.0.0.0`: every interface, as in a "
+        "container whose port is published)",
     )
 
 

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 
 from ..audio import AudioFile
+from ..observe.json_logs import current_job
 from ..provenance import Provenance
 from ..segmind.errors import SegmindError
 from ..segmind.models import JobHandle
@@ -98,6 +99,7 @@ class JobDriver:
 
     async def drive(self, record: JobRecord, delivery: Delivery) -> JobRecord:
         """Run the job to its end for this run; return its record as last known."""
+        current_job.set(record.id)  # this task's log lines (and its children's) name it
         try:
             return await self._drive(record, delivery)
         except StoreUnavailable as exc:

@@ -47,7 +47,9 @@ class JobService:
         resampler: Resampler | None = None,
         cache: ResultCache | None = None,
         transcoder: Transcoder | None = None,
+        on_ended: Callable[[JobRecord], None] | None = None,
     ) -> None:
+        self._on_ended = on_ended  # the bot's metrics
         self._store = store
         self._cache = cache
         self._policy = policy
@@ -91,6 +93,8 @@ class JobService:
         record = await self.driver.drive(record, self._deliveries(record, upload_limit))
         # Ended for this run (even if the store failed to say so): its place is free.
         self._policy.job_ended(record)
+        if self._on_ended is not None:
+            self._on_ended(record)
 
     async def recover(self, unfinished: list[JobRecord]) -> None:
         """Once, at start-up: purge (and daily from now on), then finish every job the

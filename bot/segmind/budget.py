@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import itertools
+import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -88,6 +89,17 @@ class RequestBudget:
             self._paused_until = until
             self._resumed.clear()
             self._schedule(asyncio.get_running_loop(), seconds)
+
+    def available(self) -> float:
+        """Requests that would be granted back to back right now (inf: no limit)."""
+        if not self.per_minute:
+            return 0.0 if self.paused_for > 0 else math.inf
+        now = self._now()
+        if now < self._paused_until:
+            return 0.0
+        burst_left = self.burst - max(0.0, self._next_at - now) / self.interval
+        window_left = self.per_minute - sum(1 for t in self._grants if t > now - self._hold)
+        return float(max(0, min(math.floor(burst_left + 1e-9), window_left)))
 
     @property
     def paused_for(self) -> float:

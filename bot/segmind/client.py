@@ -78,6 +78,10 @@ def _is_segmind_host(host: str) -> bool:
     return any(host == d or host.endswith("." + d) for d in SEGMIND_DOMAINS)
 
 
+def _ignore(kind: str, error: SegmindError | None) -> None:
+    pass
+
+
 class SegmindClient:
     def __init__(
         self,
@@ -114,6 +118,8 @@ class SegmindClient:
         self.credits_url = f"{api.scheme}://{api.netloc}/v1/get-user-credits"
         self._output_hosts = tuple(output_hosts)
         self.upload_url = upload_url or upload_url_for(workflow_url)
+        # Told of every attempt's end (kind, error or None): the bot's metrics.
+        self.on_request: Callable[[str, SegmindError | None], None] = _ignore
 
     @classmethod
     def from_settings(
@@ -230,8 +236,11 @@ class SegmindClient:
         while True:
             attempt += 1
             try:
-                return await attempt_once()
+                result = await attempt_once()
+                self.on_request(what, None)
+                return result
             except RateLimitedError as exc:
+                self.on_request(what, exc)
                 exc.request_id = exc.request_id or request_id
                 rate_limited += 1
                 pause = exc.retry_after
@@ -247,6 +256,7 @@ class SegmindClient:
                 )
                 await self.budget.wait_unpaused()
             except SegmindError as exc:
+                self.on_request(what, exc)
                 exc.request_id = exc.request_id or request_id
                 if attempt >= self.retry.attempts or not retryable(exc):
                     raise

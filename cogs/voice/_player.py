@@ -128,7 +128,9 @@ class VoicePlayback:
         connect_timeout: float = 20.0,
         max_queue: int = 20,
         max_clip_seconds: float = 900.0,
+        on_played: Callable[[], None] | None = None,
     ) -> None:
+        self._on_played = on_played  # the bot's metrics: a result played in voice
         self._bot = bot
         self._idle_seconds = idle_seconds
         self._connect_timeout = connect_timeout
@@ -362,6 +364,8 @@ class VoicePlayback:
                 log.warning("voice: playing %s failed: %r", item.label, failure)
             else:
                 log.info("voice: played %s (%d frames)", item.label, source.frames_read)
+                if self._on_played is not None:
+                    self._on_played()
         except TimeoutError:
             log.warning(
                 "voice: %s still playing after %.0f s; cut", item.label, self._max_clip_seconds
