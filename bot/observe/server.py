@@ -74,6 +74,11 @@ class MetricsServer:
         self.port = int(self._runner.addresses[0][1])
         log.info("Health and metrics on http://%s:%d/ (/healthz, /metrics)", self._host, self.port)
 
+    @property
+    def addresses(self) -> list[tuple[str, int]]:
+        """(host, port) of every socket listening."""
+        return [(str(a[0]), int(a[1])) for a in self._runner.addresses]
+
     async def close(self) -> None:
         await self._runner.cleanup()
 
