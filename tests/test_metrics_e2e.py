@@ -4,6 +4,7 @@ loopback port (METRICS_PORT), scraped over real HTTP as Prometheus and Docker wo
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import importlib.util
 import json
 import socket
@@ -15,10 +16,26 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot import healthcheck
-from bot.store import SqliteJobStore, StoreUnavailable
+from bot.observe import Metrics, health
+from bot.segmind.budget import RequestBudget
+from bot.segmind.errors import (
+    BadRequestError,
+    RateLimitedError,
+    SegmindConnectionError,
+    ServerError,
+)
+from bot.store import JobState, SqliteJobStore, StoreUnavailable
+from tests.audio_files import real_mp3
+from tests.fakes.discord._constants import GUILD_VOICE
 from tests.fakes.segmind import FAKE_API_KEY, Injection, JobScript
+from tests.fakes.voice_client import FakeVoice
 from tests.harness import World, world
+from tests.test_store import make_job
 from tests.test_store_trouble import until
+from tests.test_voice_channel_e2e import SECONDS, speak_and_play, voice, voice_world
+from tests.test_voice_message_e2e import speak, voice_messages
+
+__all__ = ["voice"]  # a fixture, used by name
 
 TIMEOUT = aiohttp.ClientTimeout(total=5)
 
@@ -195,3 +212,120 @@ async def test_no_server_without_metrics_port(tmp_path: Path) -> None:
     async with world(tmp_path / "data") as w:
         assert w.settings.metrics_port == 0
         assert w.bot.metrics_server is None
+
+
+def delivered(w: World, route: str) -> float:
+    return value(
+        samples(w.bot.metrics.render().decode()), "voiceclone_deliveries_total", route=route
+    )
+
+
+async def test_voice_messages_and_voice_channel_plays_count_as_their_own_routes(
+    tmp_path: Path, voice: dict[str, FakeVoice]
+) -> None:
+    async with voice_world(tmp_path, voice) as (w, fake):
+        w.segmind.script_jobs(JobScript(audio=real_mp3(SECONDS)))
+        as_voice = await speak(w, **{"as": "voice_message"})
+        await w.discord.wait_for(lambda: bool(voice_messages(w)), 15)
+        await w.job_ended(as_voice)
+        assert delivered(w, "voice_message") == 1
+        assert delivered(w, "channel") == 0  # stored as a channel post, counted as a voice message
+
+        lounge = w.discord.add_channel("Lounge", kind=GUILD_VOICE)
+        await w.discord.join_voice(w.discord.user_id, lounge)
+        w.segmind.script_jobs(JobScript(audio=real_mp3(SECONDS)))
+        played = await speak_and_play(w)
+        await w.answered(played, 15)
+        await fake.next_finished()
+        await until(lambda: delivered(w, "voice_channel") == 1, 5)
+        assert delivered(w, "interaction") == 1  # its file, posted as well
+
+
+# -- the last hour in memory, and Segmind's health: a clock of our own -------------------
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_requests_per_minute_keeps_one_hour_by_utc_minute() -> None:
+    clock = Clock(60 * 1_000_000 + 59.5)  # the last half second of a UTC minute
+    metrics = Metrics(clock)
+    for _ in range(3):
+        metrics.segmind_request("poll", None)
+    clock.now += 1  # the next minute
+    metrics.segmind_request("submit", None)
+    counts = metrics.requests_per_minute()
+    assert len(counts) == 60
+    assert counts[-2:] == [3, 1]
+    assert sum(counts) == 4
+    clock.now += 59 * 60  # the first minute is now an hour old: gone; the second, oldest
+    assert metrics.requests_per_minute() == [1] + [0] * 59
+    for _ in range(500):  # a busy day stays 60 buckets in memory
+        clock.now += 60
+        metrics.segmind_request("poll", None)
+    assert len(metrics._minutes) <= 61
+    assert metrics.requests_per_minute() == [1] * 60
+
+
+def test_recent_durations_are_the_last_hours_deliveries() -> None:
+    clock = Clock(1_000_000.0)
+    metrics = Metrics(clock)
+    for n, age in enumerate((4000, 3000, 10)):
+        record = make_job(f"j{n}")
+        done = clock.now - age
+        metrics.job_ended(
+            dataclasses.replace(
+                record, state=JobState.DELIVERED, created_at=done - 12, delivered_at=done
+            )
+        )
+    assert metrics.recent_durations() == [(clock.now - 3000, 12.0), (clock.now - 10, 12.0)]
+    failed = dataclasses.replace(
+        make_job("f"), state=JobState.EXPLAINED, failure_cause="cancelled_after_submit"
+    )
+    metrics.job_ended(failed)
+    found = samples(metrics.render().decode())
+    assert (
+        value(found, "voiceclone_jobs_total", outcome="cancelled", cause="cancelled_after_submit")
+        == 1
+    )
+    assert value(found, "voiceclone_jobs_total", outcome="delivered", cause="") == 3
+
+
+def test_segmind_is_unhealthy_only_after_failing_for_a_while_with_no_success() -> None:
+    clock = Clock(1_000_000.0)
+    metrics = Metrics(clock)
+    assert health.segmind(metrics, clock.now)["ok"]  # fresh and idle
+    metrics.segmind_request("poll", RateLimitedError("slow down"))
+    metrics.segmind_request("submit", BadRequestError("a member's bad sample"))
+    assert metrics.failing_since is None  # neither says Segmind is down
+    metrics.segmind_request("poll", SegmindConnectionError("refused"))
+    for _ in range(5):
+        clock.now += health.SEGMIND_FAILING_FOR / 4
+        assert health.segmind(metrics, clock.now)["ok"] == (clock.now - 1_000_000 < 300)
+        metrics.segmind_request("poll", ServerError("down"))
+    assert not health.segmind(metrics, clock.now)["ok"]
+    clock.now += health.SEGMIND_FAILING_FOR  # nothing sent since: nothing known, healthy
+    assert health.segmind(metrics, clock.now)["ok"]
+    metrics.segmind_request("poll", ServerError("down"))
+    assert not health.segmind(metrics, clock.now)["ok"]
+    metrics.segmind_request("poll", None)
+    assert health.segmind(metrics, clock.now) == {
+        "ok": True,
+        "last_success_s_ago": 0.0,
+        "failing_for_s": None,
+    }
+
+
+async def test_budget_tokens_follow_the_grants() -> None:
+    budget = RequestBudget(50)
+    assert budget.available() == budget.burst
+    await budget.acquire()
+    assert budget.available() == budget.burst - 1
+    budget.pause_for(5)
+    assert budget.available() == 0
+    budget.close()
