@@ -8,11 +8,14 @@ import dataclasses
 import importlib.util
 import json
 import socket
+import sys
+import types
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot import healthcheck
@@ -26,12 +29,14 @@ from bot.segmind.errors import (
 )
 from bot.store import JobState, SqliteJobStore, StoreUnavailable
 from tests.audio_files import real_mp3
-from tests.fakes.discord._constants import GUILD_VOICE
+from tests.fakes.discord import DEFAULT_BOT_PERMISSIONS
+from tests.fakes.discord._constants import GUILD_VOICE, SEND_MESSAGES
 from tests.fakes.segmind import FAKE_API_KEY, Injection, JobScript
 from tests.fakes.voice_client import FakeVoice
 from tests.harness import World, world
 from tests.test_store import make_job
 from tests.test_store_trouble import until
+from tests.test_token_expiry import LIFETIME, OUTLASTS_TOKEN, with_audio
 from tests.test_voice_channel_e2e import SECONDS, speak_and_play, voice, voice_world
 from tests.test_voice_message_e2e import speak, voice_messages
 
@@ -329,3 +334,42 @@ async def test_budget_tokens_follow_the_grants() -> None:
     budget.pause_for(5)
     assert budget.available() == 0
     budget.close()
+
+
+async def test_a_status_page_module_plugs_in_at_the_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The contract for bot/observe/status_page.py: `handler(bot)` gives the handler of `/`."""
+    page = types.ModuleType("bot.observe.status_page")
+
+    def handler(bot: Any) -> Any:
+        async def status_page(request: web.Request) -> web.Response:
+            return web.Response(
+                text=f"<p>in flight: {bot.jobs.in_flight}</p>", content_type="text/html"
+            )
+
+        return status_page
+
+    setattr(page, "handler", handler)  # noqa: B010 (a module made here)
+    monkeypatch.setitem(sys.modules, "bot.observe.status_page", page)
+    async with world(tmp_path / "data", METRICS_PORT=str(free_port())) as w:
+        status, text = await get(w, "/")
+        assert status == 200
+        assert text == "<p>in flight: 0</p>"
+        assert (await get(w, "/healthz"))[0] == 200
+
+
+async def test_a_result_sent_by_dm_counts_as_dm(tmp_path: Path) -> None:
+    """A job that outlives its interaction token, in a channel the bot cannot post in."""
+    port = str(free_port())
+    async with world(tmp_path / "data", {"token_lifetime": LIFETIME}, METRICS_PORT=port) as w:
+        w.segmind.script_jobs(OUTLASTS_TOKEN)
+        locked = w.discord.add_channel(
+            "read-only", bot_permissions=DEFAULT_BOT_PERMISSIONS & ~SEND_MESSAGES
+        )
+        interaction = await w.speak("to my DMs", channel_id=locked)
+        user = w.discord.user_id
+        await w.discord.wait_for(lambda: bool(with_audio(w.discord.dm_messages(user))), 15)
+        await w.job_ended(interaction)
+        assert delivered(w, "dm") == 1
+        assert delivered(w, "interaction") == delivered(w, "channel") == 0
