@@ -94,7 +94,7 @@ async def test_all_good_passes_and_spends_nothing(
     assert "every permission" in one(checks, "Server 'VoiceClone Test Server'").message
     assert "balance 12.5 credits" in one(checks, "Segmind API key").message
     assert "libopus" in one(checks, "Voice features").message
-    assert text.endswith("Ready to run, with 2 warning(s)\n")
+    assert text.endswith("Ready to run, with 2 warnings\n")
     # Nothing spent, nothing joined: one credits call, REST reads only, no gateway.
     assert [r.kind for r in segmind.requests] == ["credits"]
     assert segmind.count("submit") == 0
@@ -134,6 +134,42 @@ async def test_wrong_discord_token(fakes: tuple[FakeDiscord, FakeSegmind], tmp_p
     assert "Reset Token" in token.fix
     assert wrong not in text
     assert one(checks, "Segmind API key").status is Status.OK  # the rest still ran
+
+
+async def test_discord_unreachable_is_one_clear_line(
+    fakes: tuple[FakeDiscord, FakeSegmind], tmp_path: Path
+) -> None:
+    discord, segmind = fakes
+    gone = FakeDiscord()
+    await gone.start()
+    await gone.close()  # its port now refuses connections
+    settings = bot_settings(tmp_path / "data", segmind, discord)
+    with gone.patch_discord_py():
+        checks = await collect(settings)
+    assert exit_status(checks) == 1
+    [token] = [c for c in checks if c.name.startswith("Discord")]
+    assert token.status is Status.FAIL
+    assert token.message == "Discord could not be reached (ClientConnectorError)"
+    assert one(checks, "Segmind API key").status is Status.OK
+
+
+async def test_an_unusable_answer_is_a_line_not_a_traceback(
+    fakes: tuple[FakeDiscord, FakeSegmind], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    discord, segmind = fakes
+    discord.inject_error("GET", r"/oauth2/applications/@me$", 200, message="no id here")
+
+    def broken(data_dir: Path) -> list[Check]:
+        raise RuntimeError(f"a bug that mentions {discord.token}")
+
+    monkeypatch.setattr("bot.doctor.local_checks", broken)
+    checks, text = await doctor(discord, segmind, tmp_path / "data")
+    assert exit_status(checks) == 1
+    assert one(checks, "Discord application").message == (
+        "Discord answered HTTP 200 to GET /oauth2/applications/@me"
+    )
+    assert one(checks, "Local checks").message == "the check itself failed (RuntimeError)"
+    assert_no_secret(text, discord)
 
 
 async def test_secrets_stay_out_even_when_an_error_body_echoes_them(
@@ -366,7 +402,7 @@ def test_report_symbols_on_a_terminal() -> None:
         "     fix: do this",
         "❌ C: broken",
         "     fix: do that",
-        "1 problem(s) to fix, 1 warning(s): fix them and check again",
+        "Not ready: 1 problem to fix, 1 warning",
     ]
     scrubbed = render(
         [Check("A", Status.FAIL, "has s3cret-value in it")], fancy=False, secrets=("s3cret-value",)

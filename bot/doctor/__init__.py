@@ -15,22 +15,33 @@ from typing import TextIO
 from ..config import Settings
 from .discord_rest import discord_checks
 from .local import local_checks
-from .report import Check, Status, exit_status, render
+from .report import Check, Status, exit_status, fail, render
 from .segmind import segmind_checks
 
 __all__ = ["Check", "Status", "collect", "exit_status", "render", "run_doctor"]
 
 
 async def collect(settings: Settings) -> list[Check]:
-    """Every check, Discord and Segmind at once; the local ones in a thread."""
-    discord, segmind, local = await asyncio.gather(
+    """Every check, Discord and Segmind at once; the local ones in a thread. A check that
+    breaks (a bug, an answer of a shape never seen) becomes a failed line, not a traceback."""
+    groups = await asyncio.gather(
         discord_checks(
             settings.discord_token.get(), settings.discord_guild_ids, settings.allowed_guild_ids
         ),
         segmind_checks(settings.segmind_api_key.get(), settings.segmind_workflow_url),
         asyncio.to_thread(local_checks, settings.bot_data_dir),
+        return_exceptions=True,
     )
-    return [*discord, *segmind, *local]
+    checks: list[Check] = []
+    for name, group in zip(("Discord", "Segmind", "Local checks"), groups, strict=True):
+        if isinstance(group, BaseException):
+            if not isinstance(group, Exception):
+                raise group
+            # Only the type: an exception's text could carry what a server sent.
+            checks.append(fail(name, f"the check itself failed ({type(group).__name__})"))
+        else:
+            checks += group
+    return checks
 
 
 def run_doctor(settings: Settings, *, out: TextIO | None = None, fancy: bool | None = None) -> int:

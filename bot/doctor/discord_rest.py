@@ -52,8 +52,14 @@ class Rest:
                 return Answer(r.status, body)
         except TimeoutError:
             raise Unreachable(f"no answer within {TIMEOUT.total:g} s") from None
-        except (aiohttp.ClientError, ValueError) as exc:
+        except aiohttp.ClientError as exc:
             raise Unreachable(type(exc).__name__) from None
+        except ValueError:
+            raise Unreachable("its answer is not JSON") from None
+
+
+def _snowflake(value: object) -> int | None:
+    return int(value) if isinstance(value, str | int) and str(value).isdigit() else None
 
 
 def invite_url(application_id: int) -> str:
@@ -74,7 +80,7 @@ async def check_token(rest: Rest) -> tuple[Check, dict[str, Any] | None]:
             "DISCORD_TOKEN was rejected (HTTP 401)",
             f"{PORTAL} → your app → Bot → Reset Token, and put it in .env as DISCORD_TOKEN",
         ), None
-    if me.status != 200 or not isinstance(me.body, dict):
+    if me.status != 200 or not isinstance(me.body, dict) or _snowflake(me.body.get("id")) is None:
         return fail(
             TOKEN, f"Discord answered HTTP {me.status} to GET /users/@me", "try again later"
         ), None
@@ -90,11 +96,10 @@ async def check_application(
         app = await rest.get("/oauth2/applications/@me")
     except Unreachable as exc:
         return fail(APP, f"Discord could not be reached ({exc})", "check the network"), None
-    if app.status != 200 or not isinstance(app.body, dict):
-        return fail(
-            APP, f"Discord answered HTTP {app.status} to GET /oauth2/applications/@me"
-        ), None
-    app_id = int(app.body["id"])
+    app_id = _snowflake(app.body.get("id")) if isinstance(app.body, dict) else None
+    if app.status != 200 or not isinstance(app.body, dict) or app_id is None:
+        http = f"HTTP {app.status}"
+        return fail(APP, f"Discord answered {http} to GET /oauth2/applications/@me"), None
     notes = f"id {app_id}"
     if int(app.body.get("flags") or 0) & PRIVILEGED_INTENT_FLAGS:
         notes += "; privileged intents are on but not needed (you may turn them off)"

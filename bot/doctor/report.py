@@ -64,11 +64,16 @@ def render(checks: Sequence[Check], *, fancy: bool, secrets: Sequence[str] = ())
             lines.append(f"{' ' * 5}fix: {check.fix}")
     failed = sum(c.status is Status.FAIL for c in checks)
     warned = sum(c.status is Status.WARN for c in checks)
+    warnings = _count(warned, "warning")
     if failed:
-        summary = f"{failed} problem(s) to fix, {warned} warning(s): fix them and check again"
+        summary = f"Not ready: {_count(failed, 'problem')} to fix, {warnings}"
     elif warned:
-        summary = f"Ready to run, with {warned} warning(s)"
+        summary = f"Ready to run, with {warnings}"
     else:
         summary = "Ready to run: every check passed"
     lines.append(summary)
     return scrub("\n".join(lines) + "\n", secrets)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
