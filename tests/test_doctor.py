@@ -381,6 +381,14 @@ async def test_as_a_process(fakes: tuple[FakeDiscord, FakeSegmind], tmp_path: Pa
     assert "sk-wrong-key" not in out + err
     assert_no_secret(out + err, discord)
 
+    url = f"http://127.0.0.1:{closed_port()}/workflows/x-v1"
+    code, out, err = await check_process(
+        discord, segmind, tmp_path / "data", SEGMIND_WORKFLOW_URL=url
+    )
+    assert code == 1
+    assert "FAIL Segmind API key: Segmind could not be reached at 127.0.0.1:" in out
+    assert err == ""  # the client's retry warning stays out of the report
+
     code, out, err = await check_process(discord, segmind, tmp_path / "data", DISCORD_TOKEN="")
     assert code == 2
     assert "configuration error" in err

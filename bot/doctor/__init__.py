@@ -13,6 +13,8 @@ import sys
 from typing import TextIO
 
 from ..config import Settings
+from ..logs import setup_logging
+from ..runtime import run
 from .discord_rest import discord_checks
 from .local import local_checks
 from .report import Check, Status, exit_status, fail, render
@@ -47,13 +49,13 @@ async def collect(settings: Settings) -> list[Check]:
 def run_doctor(settings: Settings, *, out: TextIO | None = None, fancy: bool | None = None) -> int:
     """Run the checks, print the report, return the exit status. `fancy` (symbols rather
     than OK/WARN/FAIL) defaults to whether `out` is a terminal."""
-    from ..runtime import run
-
     out = out or sys.stdout
+    secrets = (settings.discord_token.get(), settings.segmind_api_key.get())
+    # The report says what failed; the clients' retry warnings would only interleave.
+    setup_logging("ERROR", secrets)
     checks = run(collect(settings))
     if fancy is None:
         fancy = out.isatty()
-    secrets = (settings.discord_token.get(), settings.segmind_api_key.get())
     out.write(render(checks, fancy=fancy, secrets=secrets))
     out.flush()
     return exit_status(checks)

@@ -21,6 +21,7 @@ TIMEOUT = aiohttp.ClientTimeout(total=10, connect=5)
 # Application flags: the privileged intents, enabled or limited (the bot needs none).
 PRIVILEGED_INTENT_FLAGS = (1 << 12) | (1 << 13) | (1 << 14) | (1 << 15) | (1 << 18) | (1 << 19)
 PORTAL = "https://discord.com/developers/applications"
+NETWORK_FIX = "check the network, DNS, a proxy or firewall: discord.com must answer over HTTPS"
 
 
 class Unreachable(Exception):
@@ -73,7 +74,7 @@ async def check_token(rest: Rest) -> tuple[Check, dict[str, Any] | None]:
     try:
         me = await rest.get("/users/@me")
     except Unreachable as exc:
-        return fail(TOKEN, f"Discord could not be reached ({exc})", "check the network"), None
+        return fail(TOKEN, f"Discord could not be reached ({exc})", NETWORK_FIX), None
     if me.status == 401:
         return fail(
             TOKEN,
@@ -95,7 +96,7 @@ async def check_application(
     try:
         app = await rest.get("/oauth2/applications/@me")
     except Unreachable as exc:
-        return fail(APP, f"Discord could not be reached ({exc})", "check the network"), None
+        return fail(APP, f"Discord could not be reached ({exc})", NETWORK_FIX), None
     app_id = _snowflake(app.body.get("id")) if isinstance(app.body, dict) else None
     if app.status != 200 or not isinstance(app.body, dict) or app_id is None:
         http = f"HTTP {app.status}"
@@ -126,7 +127,7 @@ async def check_guild(rest: Rest, guild_id: int, bot_id: int, app_id: int, liste
         roles = await rest.get(f"/guilds/{guild_id}/roles")
         member = await rest.get(f"/guilds/{guild_id}/members/{bot_id}")
     except Unreachable as exc:
-        return fail(name, f"Discord could not be reached ({exc})", "check the network")
+        return fail(name, f"Discord could not be reached ({exc})", NETWORK_FIX)
     bad = next((a.status for a in (guild, roles, member) if a.status != 200), None)
     shapes = (
         isinstance(guild.body, dict)
