@@ -310,6 +310,27 @@ async def test_newer_schema_fails(fakes: tuple[FakeDiscord, FakeSegmind], tmp_pa
     assert "move the file aside" in schema.fix
 
 
+async def test_older_schema_is_upgraded_later_and_garbage_fails(
+    fakes: tuple[FakeDiscord, FakeSegmind], tmp_path: Path
+) -> None:
+    discord, segmind = fakes
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    with sqlite3.connect(data_dir / "jobs.sqlite3") as db:
+        db.execute("PRAGMA user_version = 1")
+    checks, _ = await doctor(discord, segmind, data_dir)
+    schema = one(checks, "Job database")
+    assert (schema.status, schema.message) == (
+        Status.OK,
+        f"schema version 1; upgraded to {len(MIGRATIONS)} at the next start",
+    )
+    (data_dir / "jobs.sqlite3").write_bytes(b"not a database at all" * 100)
+    checks, _ = await doctor(discord, segmind, data_dir)
+    schema = one(checks, "Job database")
+    assert schema.status is Status.FAIL
+    assert schema.message.endswith("cannot be read (file is not a database)")
+
+
 async def test_a_running_store_is_fine_and_keeps_its_lock(
     fakes: tuple[FakeDiscord, FakeSegmind], tmp_path: Path
 ) -> None:
@@ -324,6 +345,12 @@ async def test_a_running_store_is_fine_and_keeps_its_lock(
     assert schema.message == (
         f"schema version {len(MIGRATIONS)}, this bot's; a running bot has it open (fine)"
     )
+    # Stopped: read without leaving a -wal or -shm behind (made by the checking user, they
+    # could lock the bot out of its own database).
+    files = sorted(p.name for p in data_dir.iterdir())
+    checks, _ = await doctor(discord, segmind, data_dir)
+    assert one(checks, "Job database").message == f"schema version {len(MIGRATIONS)}, this bot's"
+    assert sorted(p.name for p in data_dir.iterdir()) == files
 
 
 async def check_process(

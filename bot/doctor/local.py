@@ -76,8 +76,13 @@ def check_schema(data_dir: Path) -> Check:
         )
     running = store_problem(data_dir) is None
     in_use = "; a running bot has it open (fine)" if running else ""
+    # A read-only connection still creates -wal and -shm files, which, made by another user
+    # (root, say), would lock the bot out of its own database. With no bot running,
+    # `immutable` reads the file alone (a clean stop leaves no WAL behind); a running bot
+    # has made those files already and its WAL may hold the newest pages.
+    mode = "ro" if running else "ro&immutable=1"
     try:
-        uri = path.absolute().as_uri() + "?mode=ro"
+        uri = f"{path.absolute().as_uri()}?mode={mode}"
         with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=SQLITE_TIMEOUT)) as db:
             version = int(db.execute("PRAGMA user_version").fetchone()[0])
     except sqlite3.Error as exc:
