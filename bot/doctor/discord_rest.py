@@ -37,7 +37,7 @@ class Answer:
 class Rest:
     def __init__(self, session: aiohttp.ClientSession, token: str) -> None:
         self._session = session
-        # Read at call time: tests point discord.py (and so this) at a loopback fake.
+        # discord.py's base, read now rather than at import: tests point it at a fake.
         self._base = discord.http.Route.BASE
         self._headers = {
             "Authorization": f"Bot {token}",
@@ -85,9 +85,8 @@ async def check_token(rest: Rest) -> tuple[Check, dict[str, Any] | None]:
         return fail(
             TOKEN, f"Discord answered HTTP {me.status} to GET /users/@me", "try again later"
         ), None
-    return ok(
-        TOKEN, f"accepted: the bot is {me.body.get('username')} (id {me.body.get('id')})"
-    ), me.body
+    name = "".join(ch for ch in str(me.body.get("username")) if ch.isprintable())
+    return ok(TOKEN, f"accepted: the bot is {name} (id {me.body['id']})"), me.body
 
 
 async def check_application(
