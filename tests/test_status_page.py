@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import re
-import time
 from collections.abc import AsyncIterator
 from html.parser import HTMLParser
 from pathlib import Path
@@ -23,7 +22,8 @@ from bot.store import JobRecord, JobState, SqliteJobStore, StoreError
 
 from .test_store import TOKEN, make_job
 
-NOW = time.time()
+# Noon UTC: every job below falls on one UTC day, whatever the real clock says.
+NOW = 1_796_212_800.0
 HOSTILE_LANGUAGE = "<script>alert('lang')</script>"
 HOSTILE_CAUSE = '<img src=x onerror="alert(1)">'
 HOSTILE_REF = "<b>r&1</b>"

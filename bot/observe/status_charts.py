@@ -77,7 +77,7 @@ def requests_chart(counts: list[int], limit: int, labels: list[str]) -> str:
     parts = _frame(
         "Segmind requests per minute, last hour",
         "requests per minute",
-        "minute (UTC)",
+        "minutes ago (each bar one minute)",
         top,
         _minute_ticks(),
     )

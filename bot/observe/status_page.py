@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import statistics
 import time
 from collections.abc import Awaitable, Callable
 from html import escape
@@ -175,12 +176,11 @@ def requests_section(snap: Snapshot) -> str:
 
 
 def durations_section(snap: Snapshot) -> str:
-    seconds = sorted(s for _, s in snap.durations)
+    seconds = [s for _, s in snap.durations]
     if seconds:
-        median = seconds[len(seconds) // 2]
         text = (
-            f"{len(seconds)} jobs finished in the last hour; median {median:.1f} s, "
-            f"longest {seconds[-1]:.1f} s."
+            f"{len(seconds)} jobs finished in the last hour; median "
+            f"{statistics.median(seconds):.1f} s, longest {max(seconds):.1f} s."
         )
     else:
         text = "No job finished in the last hour."
@@ -279,11 +279,13 @@ async def page(
     )
 
 
-def handler(bot: StatusBot) -> Callable[[web.Request], Awaitable[web.Response]]:
+def handler(
+    bot: StatusBot, *, clock: Callable[[], float] = time.time
+) -> Callable[[web.Request], Awaitable[web.Response]]:
     """The aiohttp handler for `/`. Reads the bot's parts at each request: the store and
     the policy exist only once the bot's setup has run."""
 
     async def status(request: web.Request) -> web.Response:
-        return await page(bot.store, bot.policy, bot.settings, bot.metrics)
+        return await page(bot.store, bot.policy, bot.settings, bot.metrics, now=clock())
 
     return status
