@@ -205,3 +205,15 @@ async def test_a_person_sees_jobs_usage_charts_and_failures(
     assert shot.stat().st_size > 10_000
     if SCREENSHOT_DIR:
         shutil.copy(shot, SCREENSHOT_DIR)
+
+
+def test_without_chromium_it_skips_with_the_reason_or_under_ci_fails(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(f"{__name__}.CHROMIUM", tmp_path / "chromium")
+    monkeypatch.delenv("VOICECLONE_REQUIRE_BROWSER", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="needs Debian's Chromium"):
+        need_chromium()
+    monkeypatch.setenv("VOICECLONE_REQUIRE_BROWSER", "1")
+    with pytest.raises(pytest.fail.Exception, match="VOICECLONE_REQUIRE_BROWSER=1 but"):
+        need_chromium()

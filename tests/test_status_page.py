@@ -19,6 +19,9 @@ from bot.observe.status_data import Snapshot, StatusReads, failure_ref, gather
 from bot.observe.status_page import page, render
 from bot.policy import Policy
 from bot.store import JobRecord, JobState, SqliteJobStore, StoreError
+from tests.fakes.discord import FAKE_TOKEN
+from tests.fakes.segmind import FAKE_API_KEY, JobScript
+from tests.harness import world
 
 from .test_store import TOKEN, make_job
 
@@ -337,3 +340,41 @@ async def test_a_store_that_does_not_answer_gives_503(
     assert ok.content_type == "text/html"
     assert "script-src" not in ok.headers["Content-Security-Policy"]
     assert ok.headers["Content-Security-Policy"].startswith("default-src 'none'")
+
+
+async def test_the_page_reads_a_running_bots_store_and_policy(tmp_path: Path) -> None:
+    """The real bot against the fakes: one job delivered, one failed at Segmind (with
+    hostile words), one at Segmind and one queued behind it (one slot)."""
+    limits = {"SEGMIND_MAX_CONCURRENT": "1", "GUILD_DAILY_JOBS": "50", "GLOBAL_DAILY_JOBS": "99"}
+    async with world(tmp_path, **limits) as w:
+        w.segmind.script_jobs(
+            JobScript(),
+            JobScript(statuses=("FAILED",), failure_reason="<i>too noisy</i>"),
+            JobScript(statuses=("PROCESSING",) * 100_000),
+        )
+        done = await w.speak("first secret words")
+        await w.answered(done)
+        failed = await w.speak("second secret words")
+        await w.answered(failed)
+        await w.job_ended(failed)
+        running = await w.speak("third secret words")
+        await w.segmind.wait_for(lambda: w.segmind.count("submit") == 3)
+        queued = await w.speak("fourth secret words")
+        await w.discord.wait_for(
+            lambda: queued.original is not None and "position" in queued.original.content
+        )
+
+        answer = await page(w.bot.store, w.bot.policy, w.bot.settings, busy_metrics())
+        assert answer.status == 200
+        html = answer.text or ""
+        checked(html)
+        jobs = re.findall(r"<tr><td>([^<]*)</td><td class=\"n\">", chart(html, "jobs"))
+        assert jobs == ["at Segmind", "queued"]
+        assert "1 in flight, 1 queued." in html
+        guild = w.discord.guild_id
+        assert f'<tr><td>{guild}</td><td class="n">4</td><td class="n">50 (8 %)</td>' in html
+        assert "<strong>4</strong> of 99" in html
+        failed_job = next(j for j in w.segmind.jobs.values() if j.text == "second secret words")
+        assert f'<td class="ref">{failed_job.request_id}</td><td>{failed.id}</td>' in html
+        for secret in ("secret words", FAKE_TOKEN, FAKE_API_KEY, "too noisy", running.token):
+            assert secret not in html
