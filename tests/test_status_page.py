@@ -345,8 +345,9 @@ async def test_a_store_that_does_not_answer_gives_503(
 async def test_the_page_reads_a_running_bots_store_and_policy(tmp_path: Path) -> None:
     """The real bot against the fakes: one job delivered, one failed at Segmind (with
     hostile words), one at Segmind and one queued behind it (one slot)."""
-    limits = {"SEGMIND_MAX_CONCURRENT": "1", "GUILD_DAILY_JOBS": "50", "GLOBAL_DAILY_JOBS": "99"}
-    async with world(tmp_path, **limits) as w:
+    async with world(
+        tmp_path, SEGMIND_MAX_CONCURRENT="1", GUILD_DAILY_JOBS="50", GLOBAL_DAILY_JOBS="99"
+    ) as w:
         w.segmind.script_jobs(
             JobScript(),
             JobScript(statuses=("FAILED",), failure_reason="<i>too noisy</i>"),
