@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck bench docs lock mutation clean
+.PHONY: run check test lint typecheck bench docs lock mutation clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,6 +14,10 @@ $(STAMP): pyproject.toml
 
 run: $(STAMP)
 	$(BIN)/python -m bot $(ARGS)
+
+# Is the setup ready? Token, permissions, Segmind key, data directory; spends nothing.
+check: $(STAMP)
+	$(BIN)/python -m bot check $(ARGS)
 
 # Two workers: most end-to-end tests wait on the bot's and the fakes' timers, not the CPU,
 # so the suite takes half the time even on two cores. TEST_WORKERS=0 runs it in-process.

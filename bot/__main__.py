@@ -1,4 +1,5 @@
-"""`python -m bot`: load settings, set up logging, run the bot until a signal stops it."""
+"""`python -m bot`: load settings, set up logging, run the bot until a signal stops it.
+`python -m bot check`: check the setup without running the bot (bot/doctor)."""
 
 from __future__ import annotations
 
@@ -15,12 +16,26 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="push the slash commands to Discord now, even if they did not change",
     )
+    commands = parser.add_subparsers(dest="command", metavar="{check}")
+    commands.add_parser(
+        "check",
+        help="check the settings, the Discord token and permissions, the Segmind key and "
+        "the data directory, spending nothing; exit 0 when nothing failed",
+        description="Check the setup without running the bot or spending anything.",
+    )
     args = parser.parse_args(argv)
+    if args.command == "check" and args.sync:
+        parser.error("--sync runs the bot; it does not go with check")
     try:
         settings = load_settings()
     except ConfigError as exc:
         print(f"voiceclone: configuration error: {exc}", file=sys.stderr)
         return 2
+
+    if args.command == "check":
+        from .doctor import run_doctor  # imported late, like run_bot
+
+        return run_doctor(settings)
 
     from .lifecycle import run_bot  # imported late: a config error needs no discord import
 

@@ -373,3 +373,15 @@ async def test_a_result_sent_by_dm_counts_as_dm(tmp_path: Path) -> None:
         await w.job_ended(interaction)
         assert delivered(w, "dm") == 1
         assert delivered(w, "interaction") == delivered(w, "channel") == 0
+
+
+async def test_the_status_page_is_served_at_the_root_with_the_real_metrics(w: World) -> None:
+    if importlib.util.find_spec("bot.observe.status_page") is None:
+        pytest.skip("no status page (bot/observe/status_page.py) on this branch")
+    interaction = await w.speak("on the page")
+    await w.answered(interaction)
+    await w.job_ended(interaction)
+    status, html = await get(w, "/")
+    assert status == 200
+    assert "<svg" in html  # the charts, drawn from requests_per_minute and recent_durations
+    no_secrets(w, html)

@@ -8,7 +8,7 @@ The package, one job per module: `models` (records, states, errors, the protocol
 `sqlite` (the store class: open, close, the lock, the public methods), `writer` (the one
 thread that talks to SQLite, group-committing), `transitions` (the state machine: each
 transition's SQL and the record it commits), `records` (rows <-> `JobRecord`), `queries`
-`fair_use` and `voices` (reads; fair use's settings and flags), `result_cache` (results
+`fair_use`, `status` and `voices` (reads; fair use's settings and flags), `result_cache` (results
 kept for identical requests), `errors` (sqlite3 errors as
 `StoreError`, the retry while locked), `migrations` (the schema's versions), `spool`
 (blocking file work: the data directory, the lock, audio files), `audio_files` (audio
@@ -24,16 +24,19 @@ from .models import (
     SUBMIT_UNKNOWN,
     TERMINAL_STATES,
     CachedResult,
+    FailureSummary,
     InvalidTransition,
     JobRecord,
     JobState,
     JobStore,
+    JobSummary,
     MemberRecord,
     NextStep,
     PolicyStore,
     Replay,
     ReplayStore,
     ResultCacheStore,
+    StatusStore,
     Store,
     StoreError,
     StoreUnavailable,
@@ -50,10 +53,12 @@ __all__ = [
     "SUBMIT_UNKNOWN",
     "TERMINAL_STATES",
     "CachedResult",
+    "FailureSummary",
     "InvalidTransition",
     "JobRecord",
     "JobState",
     "JobStore",
+    "JobSummary",
     "MemberRecord",
     "NextStep",
     "PolicyStore",
@@ -61,6 +66,7 @@ __all__ = [
     "ReplayStore",
     "ResultCacheStore",
     "SqliteJobStore",
+    "StatusStore",
     "Store",
     "StoreError",
     "StoreUnavailable",

@@ -369,5 +369,41 @@ class ResultCacheStore(Protocol):
     ) -> JobRecord: ...
 
 
-class Store(JobStore, PolicyStore, ReplayStore, ResultCacheStore, VoiceStore, Protocol):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobSummary:
+    """An open job as the status page shows it: no text, no URLs, no token."""
+
+    id: str
+    state: JobState
+    created_at: float
+    updated_at: float
+    guild_id: int | None
+    language: str
+    text_chars: int
+    submit_started_at: float | None
+    owner_pending_until: float | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FailureSummary:
+    """A failed job for the status page; `message` is the bot's own wording, which
+    carries the error's ref ("ref abcd1234")."""
+
+    id: str
+    at: float
+    guild_id: int | None
+    cause: str
+    message: str
+
+
+class StatusStore(Protocol):
+    """What the operator's status page reads (`bot/store/status.py`)."""
+
+    async def open_jobs(self, limit: int) -> list[JobSummary]: ...
+    async def recent_failures(self, limit: int) -> list[FailureSummary]: ...
+
+
+class Store(
+    JobStore, PolicyStore, ReplayStore, ResultCacheStore, StatusStore, VoiceStore, Protocol
+):
     """Everything the bot keeps."""

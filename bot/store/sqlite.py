@@ -55,6 +55,7 @@ from .records import (
 )
 from .replays import ReplayQueries
 from .result_cache import ResultCacheQueries
+from .status import StatusQueries
 from .transitions import (
     COMPLETED,
     COMPLETED_DELIVERING,
@@ -95,7 +96,13 @@ T = TypeVar("T")
 
 
 class SqliteJobStore(
-    JobQueries, FairUseQueries, ProvenanceQueries, ReplayQueries, ResultCacheQueries, VoiceQueries
+    JobQueries,
+    FairUseQueries,
+    ProvenanceQueries,
+    ReplayQueries,
+    ResultCacheQueries,
+    StatusQueries,
+    VoiceQueries,
 ):
     """Jobs in `data_dir/jobs.sqlite3`, their audio under `data_dir/audio/`, and an
     exclusive `data_dir/jobs.lock` held while open."""

@@ -35,7 +35,10 @@ Files 403/50013; DMs to users with `blocks_dms` 403/50007; replies without Read 
 History 400/160002; empty messages 400/50006; over-long content 400/50035; voice-message
 shape 400/50159-50161, edits 400/50162; more than `command_create_limit` new command names
 per scope per UTC day 429/30034 (sent without `Via`, so discord.py raises at once instead of
-sleeping until midnight as it would against real Discord); CDN URLs are signed and expire.
+sleeping until midnight as it would against real Discord); CDN URLs are signed and expire;
+sharding (`FakeDiscord(shards=n)`: `GET /gateway/bot` recommends n, IDENTIFY with fewer
+shards closes 4011 and a bad `shard` 4010, a guild's events go only to shard
+(guild_id >> 22) % n, DMs to shard 0).
 Like the Discord client, user actions refuse (PermissionError) what a user could not do:
 commands hidden from them by `default_member_permissions` (null: everyone; "0": admins;
 else every bit, which administrators and the owner always have), by `contexts` /

@@ -57,6 +57,7 @@ class FakeDiscord(
         cdn_url_lifetime: float = 86_400.0,
         command_create_limit: int = 200,
         nonce_window: float = NONCE_WINDOW,
+        shards: int = 1,
     ) -> None:
         self.token = token
         self.callback_deadline = callback_deadline
@@ -66,6 +67,7 @@ class FakeDiscord(
         self.cdn_url_lifetime = cdn_url_lifetime
         self.command_create_limit = command_create_limit
         self.nonce_window = nonce_window
+        self.shards = shards  # recommended (GET /gateway/bot), and the fewest accepted
 
         self.requests = []
         self.gateway_connections = []

@@ -113,16 +113,27 @@ class Gateway(Payloads):
         if not isinstance(data.get("intents"), int):
             await connection.ws.close(code=4013, message=b"Invalid intent(s).")
             return
-        session = GatewaySession(
-            secrets.token_hex(16), data["intents"], list(data.get("shard") or [0, 1])
-        )
+        shard = data.get("shard") or [0, 1]
+        if not (
+            isinstance(shard, list)
+            and len(shard) == 2
+            and all(isinstance(n, int) for n in shard)
+            and 0 <= shard[0] < shard[1]
+        ):
+            await connection.ws.close(code=4010, message=b"Invalid shard.")
+            return
+        if shard[1] < self.shards:
+            await connection.ws.close(code=4011, message=b"Sharding required.")
+            return
+        session = GatewaySession(secrets.token_hex(16), data["intents"], list(shard))
         self._sessions[session.session_id] = session
         session.connection = connection
         connection.session = session
+        guilds = [gid for gid in self._guilds if _serves(session, gid)]
         ready = {
             "v": 10,
             "user": self._bot_user_payload(),
-            "guilds": [{"id": str(gid), "unavailable": True} for gid in self._guilds],
+            "guilds": [{"id": str(gid), "unavailable": True} for gid in guilds],
             "session_id": session.session_id,
             "session_type": "normal",
             "resume_gateway_url": self.resume_gateway_url,
@@ -137,9 +148,9 @@ class Gateway(Payloads):
             "_trace": ["fake-discord"],
         }
         await self._send_dispatch(session, "READY", ready)
-        for guild in self._guilds.values():
+        for gid in guilds:
             await self._send_dispatch(
-                session, "GUILD_CREATE", self._guild_payload(guild, full=True)
+                session, "GUILD_CREATE", self._guild_payload(self._guilds[gid], full=True)
             )
 
     async def _resume(self, connection: GatewayConnection, data: Mapping[str, Any]) -> None:
@@ -200,12 +211,12 @@ class Gateway(Payloads):
         pending, self._pending_events = self._pending_events, []
         for session in sessions:
             for queued_event, queued_data, queued_intent in pending:
-                if session.intents & queued_intent:
+                if session.intents & queued_intent and _routes(session, queued_data):
                     await self._send_dispatch(session, queued_event, queued_data)
         if not sessions and intent is None:
             raise RuntimeError(f"cannot dispatch {event}: no client is connected to the gateway")
         for session in sessions:
-            if intent is None or session.intents & intent:
+            if (intent is None or session.intents & intent) and _routes(session, data):
                 await self._send_dispatch(session, event, data)
         await self._changed()
 
@@ -222,3 +233,18 @@ class Gateway(Payloads):
             if message.author_id in guild.members:
                 data["member"] = self._member_payload(guild, message.author_id, with_user=False)
         await self._dispatch("MESSAGE_CREATE", data, intent=intent)
+
+
+def _serves(session: GatewaySession, guild_id: int) -> bool:
+    """Discord's routing: a guild's events go to shard (guild_id >> 22) % num_shards."""
+    shard_id, num_shards = session.shard
+    return (guild_id >> 22) % num_shards == shard_id
+
+
+def _routes(session: GatewaySession, data: Any) -> bool:
+    """Whether an event goes to this session: by its guild's shard; without a guild (DMs,
+    a DM's interactions), to shard 0 only."""
+    guild_id = data.get("guild_id") if isinstance(data, Mapping) else None
+    if guild_id is None:
+        return session.shard[0] == 0
+    return _serves(session, int(guild_id))

@@ -162,7 +162,8 @@ class Rest(Messages):
 
     async def _get_gateway_bot(self, request: web.Request) -> web.Response:
         limit = {"total": 1000, "remaining": 999, "reset_after": 14_400_000, "max_concurrency": 1}
-        return _json_response({"url": self.gateway_url, "shards": 1, "session_start_limit": limit})
+        body = {"url": self.gateway_url, "shards": self.shards, "session_start_limit": limit}
+        return _json_response(body)
 
     async def _create_dm(self, request: web.Request) -> web.Response:
         recipient = _snowflake_field(self._json_body(request).get("recipient_id"))

@@ -46,6 +46,7 @@ class FakeState:
     token_lifetime: float
     attachment_size_limit: int
     heartbeat_interval_ms: int
+    shards: int
     cdn_url_lifetime: float
     command_create_limit: int
     nonce_window: float
