@@ -51,7 +51,7 @@ STORE_BROKEN_TEXT = (
 STORE_CHECK_INTERVAL = 1.0  # seconds between looks at the store's health
 
 
-class VoiceCloneBot(commands.Bot):
+class VoiceCloneBot(commands.AutoShardedBot):
     def __init__(
         self,
         settings: Settings,
@@ -72,6 +72,9 @@ class VoiceCloneBot(commands.Bot):
             allowed_mentions=discord.AllowedMentions.none(),
             tree_cls=VoiceCloneTree,
             help_command=None,
+            # Always the sharded client, with the count given: it never asks Discord for
+            # a count of its own, and one shard behaves as a plain connection.
+            shard_count=settings.shard_count,
         )
         self.settings = settings
         self._owns_session = session is None

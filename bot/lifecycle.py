@@ -52,6 +52,9 @@ async def _serve(settings: Settings, force_sync: bool) -> int:
 
 
 # Start-up failures an operator fixes by hand: one line on stderr, exit status 2.
+SHARDING_REQUIRED = 4011  # the gateway's close code: too many guilds for the shard count
+
+
 def _fatal(message: str) -> int:
     print(f"voiceclone: {message}", file=sys.stderr)
     return 2
@@ -74,5 +77,12 @@ def run_bot(settings: Settings, *, force_sync: bool = False) -> int:
         return _fatal(str(exc))
     except discord.PrivilegedIntentsRequired:
         return _fatal("Discord refused the gateway intents")
+    except discord.ConnectionClosed as exc:
+        if exc.code == SHARDING_REQUIRED:
+            return _fatal(
+                f"Discord requires more shards than SHARD_COUNT={settings.shard_count} for "
+                "this many servers: raise SHARD_COUNT (one per 2,500 servers)"
+            )
+        raise
     except KeyboardInterrupt:
         return 0

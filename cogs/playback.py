@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from bot.bot import VoiceCloneBot
 
 
-def playback_of(bot: commands.Bot) -> VoicePlayback | None:
+def playback_of(bot: commands.Bot | commands.AutoShardedBot) -> VoicePlayback | None:
     cog = bot.get_cog(VoiceCog.__cog_name__)
     return cog.playback if isinstance(cog, VoiceCog) else None
 

@@ -161,6 +161,12 @@ class Settings:
         "register globally (can take up to an hour to appear)",
         section=Section("Discord"),
     )
+    shard_count: int = setting(
+        default=1,
+        kind=whole("shards", 1, 4096),
+        help="gateway connections (shards) this process opens; Discord requires one per "
+        "2,500 servers (`make check` and the log say when). All run in this one process",
+    )
     max_text_chars: int = setting(
         default=1000,
         kind=whole("characters", 1, 5000),

@@ -23,14 +23,19 @@ Check = dict[str, object]
 
 
 def gateway(bot: VoiceCloneBot) -> Check:
-    ws = bot.ws
-    connected = not bot.is_closed() and bot.is_ready() and ws is not None and ws.open
+    shards = bot.shards
+    down = sorted(shard_id for shard_id, shard in shards.items() if shard.is_closed())
+    connected = not bot.is_closed() and bot.is_ready() and bool(shards) and not down
     latency = bot.latency
-    return {
+    check: Check = {
         "ok": connected,
         "ready": bot.is_ready(),
         "latency_s": round(latency, 3) if math.isfinite(latency) else None,
     }
+    if len(shards) > 1 or down:
+        check["shards"] = len(shards)
+        check["shards_down"] = down
+    return check
 
 
 async def store_answers(store: Store) -> Check:
