@@ -103,6 +103,17 @@ async def test_all_good_passes_and_spends_nothing(
     assert_no_secret(text, discord)
 
 
+async def test_too_few_shards_fails_with_the_count_discord_recommends(tmp_path: Path) -> None:
+    async with FakeDiscord(shards=3) as discord, FakeSegmind() as segmind:
+        checks, text = await doctor(discord, segmind, tmp_path / "data")
+        shards = one(checks, "Shards")
+        assert shards.status is Status.FAIL, text
+        assert "recommends 3" in shards.message
+        assert shards.fix == "set SHARD_COUNT=3"
+        checks, _ = await doctor(discord, segmind, tmp_path / "data", SHARD_COUNT="3")
+        assert one(checks, "Shards").status is Status.OK
+
+
 async def test_registered_commands_and_a_public_bot(
     fakes: tuple[FakeDiscord, FakeSegmind], tmp_path: Path
 ) -> None:

@@ -28,7 +28,10 @@ async def collect(settings: Settings) -> list[Check]:
     breaks (a bug, an answer of a shape never seen) becomes a failed line, not a traceback."""
     groups = await asyncio.gather(
         discord_checks(
-            settings.discord_token.get(), settings.discord_guild_ids, settings.allowed_guild_ids
+            settings.discord_token.get(),
+            settings.discord_guild_ids,
+            settings.allowed_guild_ids,
+            settings.shard_count,
         ),
         segmind_checks(settings.segmind_api_key.get(), settings.segmind_workflow_url),
         asyncio.to_thread(local_checks, settings.bot_data_dir),

@@ -17,6 +17,7 @@ from .report import Check, fail, ok, warn
 TOKEN = "Discord token"
 APP = "Discord application"
 COMMANDS = "Slash commands"
+SHARDS = "Shards"
 TIMEOUT = aiohttp.ClientTimeout(total=10, connect=5)
 # Application flags: the privileged intents, enabled or limited (the bot needs none).
 PRIVILEGED_INTENT_FLAGS = (1 << 12) | (1 << 13) | (1 << 14) | (1 << 15) | (1 << 18) | (1 << 19)
@@ -187,6 +188,25 @@ async def check_commands(rest: Rest, app_id: int, guild_ids: Sequence[int]) -> l
     return checks
 
 
+async def check_shards(rest: Rest, shard_count: int) -> Check:
+    """SHARD_COUNT against the number Discord recommends (GET /gateway/bot): fewer cannot
+    connect once the bot is in more than 2,500 servers per shard."""
+    try:
+        gateway = await rest.get("/gateway/bot")
+    except Unreachable as exc:
+        return fail(SHARDS, f"Discord could not be reached ({exc})", NETWORK_FIX)
+    shards = gateway.body.get("shards") if isinstance(gateway.body, dict) else None
+    if gateway.status != 200 or not isinstance(shards, int):
+        return warn(SHARDS, f"Discord answered HTTP {gateway.status} to GET /gateway/bot")
+    if shards > shard_count:
+        return fail(
+            SHARDS,
+            f"Discord recommends {shards} shards for this bot; SHARD_COUNT is {shard_count}",
+            f"set SHARD_COUNT={shards}",
+        )
+    return ok(SHARDS, f"SHARD_COUNT={shard_count}; Discord recommends {shards}")
+
+
 def listed_guilds(guild_ids: Sequence[int], allowed: Sequence[int]) -> dict[int, str]:
     """Each server once, with the setting(s) naming it."""
     listed: dict[int, list[str]] = {}
@@ -197,7 +217,7 @@ def listed_guilds(guild_ids: Sequence[int], allowed: Sequence[int]) -> dict[int,
 
 
 async def discord_checks(
-    token: str, guild_ids: Sequence[int], allowed: Sequence[int]
+    token: str, guild_ids: Sequence[int], allowed: Sequence[int], shard_count: int = 1
 ) -> list[Check]:
     async with aiohttp.ClientSession() as session:
         rest = Rest(session, token)
@@ -212,4 +232,5 @@ async def discord_checks(
         for guild_id, listed_in in listed_guilds(guild_ids, allowed).items():
             checks.append(await check_guild(rest, guild_id, bot_id, app_id, listed_in))
         checks += await check_commands(rest, app_id, guild_ids)
+        checks.append(await check_shards(rest, shard_count))
         return checks
