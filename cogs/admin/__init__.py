@@ -1,7 +1,8 @@
 """/voiceclone: the server admins' controls and the bot owner's (an extension package).
 
-`_cog.py` holds the cog (the server admins' subcommands), `_owner.py` the bot owner's,
-`_format.py` how their answers are worded; who may run what is checked by the decorators
+`_cog.py` holds the cog (the server admins' subcommands, with `_access.py`: channels and
+roles, and `_sound.py`: delivery and stop), `_owner.py` the bot owner's, `_format.py` how
+their answers are worded; who may run what is checked by the decorators
 in `cogs/checks.py`.
 """
 

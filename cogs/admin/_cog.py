@@ -25,10 +25,10 @@ from bot.policy import DAY, AboveCeiling, utc_day_start
 
 from ..checks import checked_guild, manage_server_here
 from ..wording import neutralise
+from ._access import AccessCommands
 from ._format import (
     EMBED_BUDGET,
     LIMIT_OPTIONS,
-    MAX_LISTED,
     MESSAGE_BUDGET,
     NO_MENTIONS,
     USAGE_DAYS,
@@ -56,7 +56,6 @@ if TYPE_CHECKING:
 # The extension's name, as before it was a package: log filters keep working.
 log = logging.getLogger(__package__)
 
-Action = Literal["add", "remove", "clear", "list"]
 ConsentChoice = Literal["on", "off", "default"]
 
 
@@ -184,105 +183,6 @@ class ServerAdmin(commands.Cog):
             self._changed(interaction, "set the voice owner's consent to %s", owner)
             state = _setting_state(asked, self.bot.settings.require_owner_consent)
             text += f"\nThe voice owner's consent for “Speak in this voice”: **{state}**."
-        await reply(interaction, text)
-
-    # -- channels and roles --------------------------------------------------------------
-
-    @app_commands.command(name="channels", description="Limit the bot to some channels")
-    @manage_server_here()
-    @app_commands.describe(
-        action="Add or remove a channel, clear the list (every channel), or show it",
-        channel="The channel to add or remove",
-    )
-    async def channels(
-        self,
-        interaction: discord.Interaction[Any],
-        action: Action,
-        channel: app_commands.AppCommandChannel | app_commands.AppCommandThread | None = None,
-    ) -> None:
-        guild_id = checked_guild(interaction)
-        if channel is not None and channel.type is discord.ChannelType.category:
-            await reply(interaction, "Pick a channel or thread, not a category.")
-            return
-        await self._edit_list(
-            interaction,
-            guild_id,
-            action,
-            None if channel is None else channel.id,
-            field="channels",
-            noun="channel",
-            mention="<#{}>",
-            everyone="every channel",
-        )
-
-    @app_commands.command(name="roles", description="Limit the bot to members with some roles")
-    @manage_server_here()
-    @app_commands.describe(
-        action="Add or remove a role, clear the list (every member), or show it",
-        role="The role to add or remove",
-    )
-    async def roles(
-        self,
-        interaction: discord.Interaction[Any],
-        action: Action,
-        role: discord.Role | None = None,
-    ) -> None:
-        guild_id = checked_guild(interaction)
-        if role is not None and role.id == guild_id:
-            await reply(interaction, "@everyone means every member: use `action: clear` for that.")
-            return
-        await self._edit_list(
-            interaction,
-            guild_id,
-            action,
-            None if role is None else role.id,
-            field="roles",
-            noun="role",
-            mention="<@&{}>",
-            everyone="every member",
-        )
-
-    async def _edit_list(
-        self,
-        interaction: discord.Interaction[Any],
-        guild_id: int,
-        action: Action,
-        item: int | None,
-        *,
-        field: Literal["channels", "roles"],
-        noun: str,
-        mention: str,
-        everyone: str,
-    ) -> None:
-        current: frozenset[int] = getattr(self.bot.policy.guild(guild_id), field)
-        if action == "list":
-            shown = listed(current, mention, MAX_LISTED)
-            await reply(interaction, f"Allowed {field}: {shown}.")
-            return
-        if action == "clear":
-            updated: frozenset[int] = frozenset()
-        elif item is None:
-            await reply(interaction, f"Pick the {noun} to {action}.")
-            return
-        elif action == "add":
-            if item in current:
-                await reply(interaction, f"{mention.format(item)} is already allowed.")
-                return
-            if len(current) >= MAX_LISTED:
-                await reply(interaction, f"That's {MAX_LISTED} {field} already: remove some first.")
-                return
-            updated = current | {item}
-        else:
-            if item not in current:
-                await reply(interaction, f"{mention.format(item)} is not on the list.")
-                return
-            updated = current - {item}
-        await self.bot.policy.update_guild(guild_id, interaction.user.id, **{field: updated})
-        self._changed(interaction, "%s %s %s", action, field, item if item is not None else "")
-        if updated:
-            text = f"Allowed {field} now: {listed(updated, mention, MAX_LISTED)}."
-        else:
-            text = f"No {noun} restriction: the bot works for {everyone}."
         await reply(interaction, text)
 
     # -- limits ----------------------------------------------------------------------
@@ -456,6 +356,7 @@ class ServerAdmin(commands.Cog):
 class Admin(
     OwnerCommands,
     SoundCommands,
+    AccessCommands,
     ServerAdmin,
     commands.GroupCog,
     group_name="voiceclone",
