@@ -22,7 +22,7 @@ import numpy as np
 
 from bot import transcode
 from bot.audio import AudioFile
-from bot.transcode import Transcoder
+from bot.transcoder import Transcoder
 from tests.audio_files import FloatArray, encode
 
 from . import docs

@@ -23,7 +23,7 @@ from .policy import Policy
 from .segmind.budget import RequestBudget
 from .segmind.client import SegmindClient
 from .store import JobRecord, SqliteJobStore, Store
-from .transcode import Transcoder
+from .transcoder import Transcoder
 from .tree import VoiceCloneTree
 
 log = logging.getLogger(__name__)

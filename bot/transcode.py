@@ -1,22 +1,19 @@
 """Audio in-process with PyAV: decode what Segmind returns, encode Opus, measure it.
 
 PyAV's wheels bundle FFmpeg with libopus, so nothing is needed on the host. The functions
-here block (PyAV releases the GIL while it codes); `Transcoder` is their async face on a
-small bounded pool. Every pass decodes incrementally, one 200 ms chunk at a time, never
-the whole PCM, and stops at MAX_SECONDS so a small hostile file cannot cost hours of CPU.
+here block (PyAV releases the GIL while it codes); `Transcoder` (bot/transcoder.py) is
+their async face on a small bounded pool. Every pass decodes incrementally, one 200 ms
+chunk at a time, never the whole PCM, and stops at MAX_SECONDS so a small hostile file
+cannot cost hours of CPU.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import contextlib
 import io
 import itertools
 import math
-from collections.abc import Callable, Generator, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from functools import partial
+from collections.abc import Generator, Iterator
 from typing import Any, TypeVar
 
 import av
@@ -25,13 +22,10 @@ import numpy as np
 from av.audio.frame import AudioFrame
 from av.container import InputContainer
 
-from .audio import AudioFile, VoiceShape
+from .audio import VoiceShape
+from .transcoder import AudioError
 
 T = TypeVar("T")
-
-
-class AudioError(Exception):
-    """The bytes cannot be made into audio: undecodable, no audio stream, empty, too long."""
 
 
 VOICE_BITRATE = 64_000
@@ -61,7 +55,6 @@ _BLOCK = 480  # samples (10 ms at 48 kHz) in the waveform's finest bucket
 _MAX_BUCKETS = 1024  # the waveform keeps at most this many buckets while decoding
 _OGG_BYTES_PER_SECOND = 100  # Ogg page headers at 50 packets/s: measured ~90 at any bitrate
 _HEADER_BYTES = 1024  # OpusHead + OpusTags pages (~100 bytes) with room to spare
-CLOSE_TIMEOUT = 30.0  # seconds `Transcoder.close` waits for running conversions
 _REASON_LIMIT = 80  # characters of a PyAV error kept in an AudioError
 
 
@@ -260,50 +253,3 @@ def pcm_frames(data: bytes) -> Iterator[bytes]:
         del pending[:whole]
     if pending:
         yield bytes(pending) + bytes(FRAME_BYTES - len(pending))
-
-
-class Transcoder:
-    """The async face: the blocking calls above on a small bounded pool, so many results at
-    once never starve the event loop; each job holds at most one decoded copy at a time."""
-
-    def __init__(self, workers: int = 2) -> None:
-        # Threads, not processes: PyAV releases the GIL while coding, so the loop's lag
-        # stays under its floor (bench/transcode.py; processes finish a burst sooner but
-        # cost an interpreter each and pickle the audio). The pool queues the rest.
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="transcode")
-        self._closed = False
-
-    async def _run(self, call: Callable[[], T]) -> T:
-        if self._closed:
-            raise AudioError("the transcoder is closed")
-        return await asyncio.get_running_loop().run_in_executor(self._pool, call)
-
-    async def voice_message(self, audio: AudioFile) -> AudioFile:
-        """The audio as a voice message: Opus/Ogg with its VoiceShape."""
-        ogg, shape = await self._run(partial(voice_message, audio.data))
-        return _ogg_file(ogg, audio.source_url, shape)
-
-    async def fit(self, audio: AudioFile, limit: int) -> AudioFile | None:
-        """`audio` itself if it is within `limit` bytes, else an Opus/Ogg re-encoding that
-        is (keeping a voice message's shape: the same sound), or None if none can be."""
-        if audio.size <= limit:
-            return audio
-        ogg = await self._run(partial(fit_opus, audio.data, limit))
-        return None if ogg is None else _ogg_file(ogg, audio.source_url, audio.voice)
-
-    async def duration(self, audio: AudioFile) -> float:
-        return await self._run(partial(duration_of, audio.data))
-
-    async def close(self) -> None:
-        """Shut the pool down: queued work is cancelled (its callers get CancelledError);
-        running work finishes off the loop (a PyAV call cannot be interrupted), waited for
-        up to CLOSE_TIMEOUT. Cancelling this wait leaves the shutdown under way."""
-        self._closed = True
-        self._pool.shutdown(wait=False, cancel_futures=True)
-        joined = asyncio.shield(asyncio.to_thread(self._pool.shutdown, wait=True))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(joined, CLOSE_TIMEOUT)
-
-
-def _ogg_file(ogg: bytes, source_url: str, voice: VoiceShape | None) -> AudioFile:
-    return AudioFile(ogg, "audio/ogg", "ogg", source_url=source_url, voice=voice)

@@ -23,7 +23,6 @@ from bot.audio import MIB, AudioFile
 from bot.jobs import Ending, Progress, Sent, Undeliverable
 from bot.segmind.errors import SegmindError
 from bot.store import JobRecord
-from bot.transcode import pcm_frames
 
 from .buttons import cancel_view, carries_result, result_view
 from .playback import playback_of
@@ -140,6 +139,8 @@ class Answer:
                 playback = None
         sent = await self._post_result(record, audio, content)
         if playback is not None and record.guild_id is not None:
+            from bot.transcode import pcm_frames  # PyAV loads at the first play
+
             data = audio.data
             refused = await playback.enqueue(
                 record.guild_id, record.user_id, lambda: pcm_frames(data), f"job {record.id}"

@@ -19,8 +19,6 @@ from bot.transcode import (
     FLOOR_BITRATE,
     FRAME_BYTES,
     MAX_SECONDS,
-    AudioError,
-    Transcoder,
     duration_of,
     estimate_size,
     fit_opus,
@@ -28,6 +26,7 @@ from bot.transcode import (
     to_opus,
     voice_message,
 )
+from bot.transcoder import AudioError, Transcoder
 from tests.audio_files import encode, flac_claiming, opus_facts, real_mp3, real_wav, tone
 from tests.fakes.segmind_shapes import fake_mp3
 

@@ -37,7 +37,7 @@ from ..store import (
     StoreError,
     StoreUnavailable,
 )
-from ..transcode import AudioError, Transcoder
+from ..transcoder import AudioError, Transcoder
 from ..tree import error_reference
 from .cache import ResultCache
 from .delivery import Delivery, Ending, Undeliverable

@@ -16,7 +16,7 @@ from discord.ext import tasks
 
 from ..policy import Policy
 from ..store import JobRecord, JobStore, StoreError
-from ..transcode import Transcoder
+from ..transcoder import Transcoder
 from .cache import ResultCache
 from .delivery import Delivery
 from .driver import JobDriver
