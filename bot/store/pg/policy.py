@@ -19,7 +19,8 @@ _MEMBER_VALUES = ", ".join(f"${i}" for i in range(1, len(_MEMBER_COLUMNS) + 1))
 
 
 class PgPolicy(PgBase):
-    """Mixed into `PostgresJobStore`."""
+    """Mixed into `PostgresJobStore`. Its writes go through `_fetch`, not `_execute`:
+    as on SQLite, `writes` counts the jobs' transitions, not these."""
 
     async def usage(self, since: float, guild_id: int | None = None) -> list[UsageRow]:
         where = "" if guild_id is None else " AND guild_id = $2"
@@ -51,7 +52,7 @@ class PgPolicy(PgBase):
     async def save_guild_settings(
         self, guild_id: int, settings: dict[str, object], by: int | None
     ) -> None:
-        await self._execute(
+        await self._fetch(
             "INSERT INTO guild_settings (guild_id, settings, updated_at, updated_by) "
             "VALUES ($1, $2, $3, $4) ON CONFLICT (guild_id) DO UPDATE SET "
             "settings = excluded.settings, updated_at = excluded.updated_at, "
@@ -67,7 +68,7 @@ class PgPolicy(PgBase):
         return [MemberRecord(**dict(zip(_MEMBER_COLUMNS, row, strict=True))) for row in rows]
 
     async def save_member(self, member: MemberRecord) -> None:
-        await self._execute(
+        await self._fetch(
             f"INSERT INTO members ({', '.join(_MEMBER_COLUMNS)}) VALUES ({_MEMBER_VALUES}) "
             f"ON CONFLICT (guild_id, user_id) DO UPDATE SET {_MEMBER_UPDATES}",
             *astuple(member),
@@ -77,7 +78,7 @@ class PgPolicy(PgBase):
         return {str(k): str(v) for k, v in await self._fetch("SELECT key, value FROM bot_state")}
 
     async def set_flag(self, key: str, value: str) -> None:
-        await self._execute(
+        await self._fetch(
             "INSERT INTO bot_state (key, value) VALUES ($1, $2) "
             "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             key,

@@ -14,11 +14,12 @@ _REPLACE = ", ".join(f"{name} = excluded.{name}" for name in _COLUMNS[1:])
 
 
 class PgReplays(PgBase):
-    """Mixed into `PostgresJobStore`."""
+    """Mixed into `PostgresJobStore`. Writes go through `_fetch`: as on SQLite, `writes`
+    counts the jobs' transitions (`mark_delivered` keeps its replay first), not these."""
 
     async def keep_replay(self, job_id: str) -> None:
         """Copy what a replay needs from the job's row, before its end wipes it."""
-        await self._execute(
+        await self._fetch(
             f"INSERT INTO replays ({', '.join(_COLUMNS)}) "
             "SELECT id, $1, guild_id, user_id, voice_owner_id, text, language, sample_url, "
             "voice_id, sample_sha256, send_as, play FROM jobs WHERE id = $2 AND text <> '' "
@@ -40,27 +41,26 @@ class PgReplays(PgBase):
 
     async def update_replay_url(self, job_id: str, sample_url: str) -> None:
         """A refreshed CDN URL for the clip (the old one expired)."""
-        await self._execute(
+        await self._fetch(
             "UPDATE replays SET sample_url = $1 WHERE job_id = $2", sample_url, job_id
         )
 
     async def drop_replay(self, job_id: str) -> None:
-        await self._execute("DELETE FROM replays WHERE job_id = $1", job_id)
+        await self._fetch("DELETE FROM replays WHERE job_id = $1", job_id)
 
     async def drop_replays_of(self, guild_id: int, user_id: int) -> int:
         """Forget the replays in a guild that the member asked for or whose voice is
         theirs (their /optout). Returns how many."""
-        status = await self._execute(
-            "DELETE FROM replays WHERE guild_id = $1 AND (user_id = $2 OR voice_owner_id = $2)",
+        rows = await self._fetch(
+            "DELETE FROM replays WHERE guild_id = $1 AND (user_id = $2 OR voice_owner_id = $2) "
+            "RETURNING job_id",
             guild_id,
             user_id,
         )
-        return _count(status)
+        return len(rows)
 
     async def _purge_replays(self, before: float) -> int:
-        return _count(await self._execute("DELETE FROM replays WHERE created_at < $1", before))
-
-
-def _count(status: str) -> int:
-    """The rows a command's status names ("DELETE 3", "UPDATE 1", "INSERT 0 1")."""
-    return int(status.rsplit(" ", 1)[-1])
+        rows = await self._fetch(
+            "DELETE FROM replays WHERE created_at < $1 RETURNING job_id", before
+        )
+        return len(rows)

@@ -44,7 +44,8 @@ def _count(status: str) -> int:
 
 
 class PgResultCache(PgBase):
-    """Mixed into `PostgresJobStore`."""
+    """Mixed into `PostgresJobStore`. Writes go through `_fetch` and `_transaction`: as on
+    SQLite, `writes` counts the jobs' transitions, not these."""
 
     async def _transition(
         self, job_id: str, change: Change, values: tuple[object, ...]
@@ -81,12 +82,11 @@ class PgResultCache(PgBase):
 
     async def cache_expire(self, older_than_seconds: float) -> int:
         """Delete the entries made more than `older_than_seconds` ago; return how many."""
-        return _count(
-            await self._execute(
-                "DELETE FROM result_cache WHERE created_at < $1",
-                self._clock() - older_than_seconds,
-            )
+        rows = await self._fetch(
+            "DELETE FROM result_cache WHERE created_at < $1 RETURNING key",
+            self._clock() - older_than_seconds,
         )
+        return len(rows)
 
     async def cache_forget(
         self,
@@ -106,9 +106,10 @@ class PgResultCache(PgBase):
         if not given:
             return 0
         where = " OR ".join(f"{name} = ${i}" for i, name in enumerate(given, 1))
-        return _count(
-            await self._execute(f"DELETE FROM result_cache WHERE {where}", *given.values())
+        rows = await self._fetch(
+            f"DELETE FROM result_cache WHERE {where} RETURNING key", *given.values()
         )
+        return len(rows)
 
     async def cache_usage(self) -> tuple[int, int]:
         """(entries, bytes of audio) in the cache."""

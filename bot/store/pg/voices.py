@@ -61,7 +61,8 @@ async def _lock_owner(conn: asyncpg.Connection, owner_id: int) -> None:
 
 
 class PgVoices(PgBase):
-    """Mixed into `PostgresJobStore`."""
+    """Mixed into `PostgresJobStore`. Writes go through `_fetch` and `_transaction`: as
+    on SQLite, `writes` counts the jobs' transitions, not these."""
 
     async def add_voice(
         self,
@@ -156,7 +157,7 @@ class PgVoices(PgBase):
                 voice_id,
                 owner_id,
             )
-        return status != "UPDATE 0"
+        return str(status) != "UPDATE 0"
 
     async def delete_voice(self, owner_id: int, voice_id: int) -> bool:
         """Bytes, record and shares go in one statement."""
@@ -170,13 +171,13 @@ class PgVoices(PgBase):
         return bool(gone)
 
     async def set_default_voice(self, owner_id: int, voice_id: int) -> bool:
-        status = await self._execute(
+        rows = await self._fetch(
             "UPDATE voices SET is_default = (id = $1) WHERE owner_id = $2 "
-            "AND EXISTS (SELECT 1 FROM voices WHERE id = $1 AND owner_id = $2)",
+            "AND EXISTS (SELECT 1 FROM voices WHERE id = $1 AND owner_id = $2) RETURNING id",
             voice_id,
             owner_id,
         )
-        return status != "UPDATE 0"
+        return bool(rows)
 
     async def share_voice(self, owner_id: int, voice_id: int, guild_id: int, share: bool) -> bool:
         """Share with (or stop sharing with) a server; False if the voice is not theirs."""
@@ -188,7 +189,7 @@ class PgVoices(PgBase):
         ):
             return False
         if share:
-            await self._execute(
+            await self._fetch(
                 "INSERT INTO voice_shares (voice_id, guild_id, shared_at) VALUES ($1, $2, $3) "
                 "ON CONFLICT DO NOTHING",
                 voice_id,
@@ -196,7 +197,7 @@ class PgVoices(PgBase):
                 self._clock(),
             )
         else:
-            await self._execute(
+            await self._fetch(
                 "DELETE FROM voice_shares WHERE voice_id = $1 AND guild_id = $2",
                 voice_id,
                 guild_id,
@@ -204,7 +205,7 @@ class PgVoices(PgBase):
         return True
 
     async def set_voice_url(self, voice_id: int, storage_url: str) -> None:
-        await self._execute(
+        await self._fetch(
             "UPDATE voices SET storage_url = $1, uploaded_at = $2 WHERE id = $3",
             storage_url,
             self._clock(),
