@@ -41,6 +41,8 @@ def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         pgserver = importlib.import_module("pgserver")
     except ImportError as exc:
         postgres_unavailable(f"the pgserver package is missing ({exc}): make .venv/.installed")
+    # pgserver's platformdirs warns without a runtime dir (root in a container has none).
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(tmp_path_factory.mktemp("run")))
     try:
         server = pgserver.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="stop")
     except Exception as exc:  # any reason it cannot start is the reason
