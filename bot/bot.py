@@ -140,7 +140,7 @@ class VoiceCloneBot(commands.AutoShardedBot):
     async def setup_hook(self) -> None:
         settings = self.settings
         if self._store is None:
-            store = SqliteJobStore(settings.bot_data_dir, keep_text=settings.audit_store_text)
+            store = open_store(settings)
             await store.open()  # StoreError: one clear line, before anything else starts
             self._store = store
         if self._session is None:
@@ -302,3 +302,14 @@ class VoiceCloneBot(commands.AutoShardedBot):
                 await self._session.close()
             if self._store is not None:
                 await self._store.close()
+
+
+def open_store(settings: Settings) -> Store:
+    """The job store the settings name: PostgreSQL when DATABASE_URL is set, else the
+    SQLite file in BOT_DATA_DIR. Not opened yet."""
+    url = settings.database_url.get()
+    if url:
+        from .store.pg import PostgresJobStore  # asyncpg loads only for PostgreSQL
+
+        return PostgresJobStore(url, keep_text=settings.audit_store_text)
+    return SqliteJobStore(settings.bot_data_dir, keep_text=settings.audit_store_text)

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import signal
 import sys
+from urllib.parse import urlsplit
 
 import discord
 
@@ -63,7 +64,11 @@ def _fatal(message: str) -> int:
 def run_bot(settings: Settings, *, force_sync: bool = False) -> int:
     setup_logging(
         settings.log_level,
-        (settings.discord_token.get(), settings.segmind_api_key.get()),
+        (
+            settings.discord_token.get(),
+            settings.segmind_api_key.get(),
+            urlsplit(settings.database_url.get()).password or "",
+        ),
         json_lines=settings.log_format == "json",
     )
     try:

@@ -12,6 +12,12 @@ from bot.segmind.client import SegmindClient
 from bot.segmind.retry import RetryPolicy
 from tests.fakes.segmind import FAKE_API_KEY, FakeSegmind
 from tests.proc import reap
+from tests.store_backends import (  # noqa: F401 - the store tests' backends
+    make_store,
+    pg_database,
+    pg_server,
+    store_backend,
+)
 
 FAST_RETRY = RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.05, max_total=5.0)
 

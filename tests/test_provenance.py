@@ -21,9 +21,38 @@ from tests.audio_files import fake_opus, untagged
 from tests.fakes.discord import FakeDiscord, FakeInteraction
 from tests.fakes.segmind import FakeSegmind, fake_mp3
 from tests.harness import World, bot_settings, running_bot, world
+from tests.store_backends import MakeStore
 from tests.test_admin_e2e import audit_embed, run
+from tests.test_store import make_job
 
 STAMP = Stamp("Bot", 42, "1234", 1764680000.5)
+
+# -- the store's half ------------------------------------------------------------------
+
+
+async def test_the_store_finds_delivered_jobs_by_either_hash_oldest_first(
+    make_store: MakeStore,
+) -> None:
+    async with make_store() as store:
+        for job_id, at, hashes in (
+            ("made", 100.0, ("file-1", "audio-1")),
+            ("again", 200.0, ("file-2", "audio-1")),  # a cached result, tagged anew
+            ("other", 150.0, ("file-3", "audio-3")),
+        ):
+            await store.add(make_job(job_id, created_at=at))
+            await store.mark_submit_started(job_id)
+            await store.mark_submitted(job_id, f"r-{job_id}", "https://api.segmind.com/p")
+            await store.mark_completed(job_id, b"ID3", "audio/mpeg", "mp3", "u", delivering=True)
+            await store.mark_delivered(job_id, "channel", 1, hashes=hashes)
+        assert [j.id for j in await store.delivered_matching("file-2", "audio-1")] == [
+            "made",
+            "again",
+        ]
+        assert [j.id for j in await store.delivered_matching("file-3", None)] == ["other"]
+        assert [j.id for j in await store.delivered_matching("nothing", None)] == []
+        (found,) = await store.delivered_matching("file-1", None)
+        assert (found.result_sha256, found.result_audio_sha256) == ("file-1", "audio-1")
+
 
 # -- tagging ---------------------------------------------------------------------------
 

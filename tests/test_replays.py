@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from pathlib import Path
 
-from bot.store import MemberRecord, SqliteJobStore
+from bot.store import MemberRecord
+from bot.store.models import Store
+from tests.store_backends import MakeStore
 from tests.test_store import AUDIO, Clock, make_job
 
 
-async def delivered(store: SqliteJobStore, job_id: str, **changes: object) -> None:
+async def delivered(store: Store, job_id: str, **changes: object) -> None:
     await store.add(dataclasses.replace(make_job(job_id), **changes))  # type: ignore[arg-type]
     await store.mark_submit_started(job_id)
     await store.mark_submitted(job_id, f"r-{job_id}", "https://poll")
@@ -21,8 +22,8 @@ async def delivered(store: SqliteJobStore, job_id: str, **changes: object) -> No
     await store.mark_delivered(job_id, "interaction", 1)
 
 
-async def test_delivery_keeps_what_a_replay_needs_after_the_wipe(tmp_path: Path) -> None:
-    async with SqliteJobStore(tmp_path) as store:
+async def test_delivery_keeps_what_a_replay_needs_after_the_wipe(make_store: MakeStore) -> None:
+    async with make_store() as store:
         await delivered(
             store,
             "1",
@@ -52,8 +53,8 @@ async def test_delivery_keeps_what_a_replay_needs_after_the_wipe(tmp_path: Path)
         assert await store.replay("1") is None
 
 
-async def test_failed_jobs_keep_nothing(tmp_path: Path) -> None:
-    async with SqliteJobStore(tmp_path) as store:
+async def test_failed_jobs_keep_nothing(make_store: MakeStore) -> None:
+    async with make_store() as store:
         await store.add(make_job("1"))
         await store.mark_failed("1", "JobFailedError", "It failed.")
         await store.mark_explained("1")
@@ -61,9 +62,9 @@ async def test_failed_jobs_keep_nothing(tmp_path: Path) -> None:
 
 
 async def test_optout_of_requester_or_voice_owner_drops_theirs_in_that_guild(
-    tmp_path: Path,
+    make_store: MakeStore,
 ) -> None:
-    async with SqliteJobStore(tmp_path) as store:
+    async with make_store() as store:
         await delivered(store, "asked")  # user 9, guild 8
         await delivered(store, "voice", user_id=5, voice_owner_id=9)
         await delivered(store, "other-guild", guild_id=3)
@@ -74,9 +75,9 @@ async def test_optout_of_requester_or_voice_owner_drops_theirs_in_that_guild(
         assert await store.replay("someone-else") is not None
 
 
-async def test_the_purge_drops_replays_past_the_retention(tmp_path: Path) -> None:
+async def test_the_purge_drops_replays_past_the_retention(make_store: MakeStore) -> None:
     clock = Clock(time.time())
-    async with SqliteJobStore(tmp_path, clock=clock) as store:
+    async with make_store(clock=clock) as store:
         await delivered(store, "old")
         clock.now += 2 * 86400
         await delivered(store, "recent")
@@ -85,8 +86,8 @@ async def test_the_purge_drops_replays_past_the_retention(tmp_path: Path) -> Non
         assert await store.replay("recent") is not None
 
 
-async def test_a_job_delivered_after_an_optout_keeps_nothing(tmp_path: Path) -> None:
-    async with SqliteJobStore(tmp_path) as store:
+async def test_a_job_delivered_after_an_optout_keeps_nothing(make_store: MakeStore) -> None:
+    async with make_store() as store:
         await store.save_member(MemberRecord(guild_id=8, user_id=77, opted_out_at=1.0))
         await delivered(store, "owner-out", voice_owner_id=77)
         await delivered(store, "fine", voice_owner_id=78)

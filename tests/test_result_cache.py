@@ -3,9 +3,9 @@ core's `ResultCache` over a real SQLite store."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import aiohttp
 import pytest
@@ -13,8 +13,10 @@ import pytest
 from bot.audio import MIB, AudioFile
 from bot.jobs.cache import ResultCache, cache_key
 from bot.policy import Policy
-from bot.store import CachedResult, InvalidTransition, JobState, SqliteJobStore
+from bot.store import CachedResult, InvalidTransition, JobState
+from bot.store.models import Store
 from tests import test_policy
+from tests.store_backends import MakeStore
 from tests.test_store import Clock, make_job
 
 NOW = 1_800_000_000.0
@@ -27,8 +29,8 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-async def store(tmp_path: Path, clock: Clock) -> AsyncIterator[SqliteJobStore]:
-    async with SqliteJobStore(tmp_path / "data", clock=clock) as opened:
+async def store(make_store: MakeStore, clock: Clock) -> AsyncIterator[Store]:
+    async with make_store(clock=clock) as opened:
         yield opened
 
 
@@ -51,7 +53,7 @@ def entry(key: str, size: int = 100, **changes: object) -> CachedResult:
     return dataclasses.replace(made, **changes)  # type: ignore[arg-type]
 
 
-async def test_hit_and_miss(store: SqliteJobStore, clock: Clock) -> None:
+async def test_hit_and_miss(store: Store, clock: Clock) -> None:
     await store.cache_put(entry("a"), 10 * MIB)
     assert await store.cache_lookup("b", 0) is None
     clock.now = NOW + 5
@@ -62,7 +64,7 @@ async def test_hit_and_miss(store: SqliteJobStore, clock: Clock) -> None:
 
 
 async def test_an_entry_past_the_retention_never_answers_and_is_purged(
-    store: SqliteJobStore, clock: Clock
+    store: Store, clock: Clock
 ) -> None:
     await store.cache_put(entry("old"), 10 * MIB)
     clock.now = NOW + 2 * DAY
@@ -73,9 +75,7 @@ async def test_an_entry_past_the_retention_never_answers_and_is_purged(
     assert await store.cache_lookup("new", clock.now - DAY) is not None
 
 
-async def test_least_recently_used_go_first_past_the_size_bound(
-    store: SqliteJobStore, clock: Clock
-) -> None:
+async def test_least_recently_used_go_first_past_the_size_bound(store: Store, clock: Clock) -> None:
     for i, key in enumerate("abc"):
         clock.now = NOW + i
         await store.cache_put(entry(key, created_at=clock.now, last_used_at=clock.now), 1000)
@@ -89,7 +89,14 @@ async def test_least_recently_used_go_first_past_the_size_bound(
     assert await store.cache_usage() == (2, 400)
 
 
-async def test_a_fresh_take_replaces_the_entry(store: SqliteJobStore) -> None:
+async def test_puts_at_once_stay_within_the_bound(store: Store, clock: Clock) -> None:
+    """Each put evicts in its own transaction: racing puts never leave the cache over."""
+    await asyncio.gather(*(store.cache_put(entry(f"k{i}", 100), 450) for i in range(10)))
+    entries, size = await store.cache_usage()
+    assert (entries, size) == (4, 400)
+
+
+async def test_a_fresh_take_replaces_the_entry(store: Store) -> None:
     await store.cache_put(entry("a"), MIB)
     await store.cache_put(entry("a", 50, source_job="again"), MIB)
     hit = await store.cache_lookup("a", 0)
@@ -98,7 +105,7 @@ async def test_a_fresh_take_replaces_the_entry(store: SqliteJobStore) -> None:
     assert await store.cache_usage() == (1, 50)
 
 
-async def test_forget_by_clip_saved_voice_and_owner(store: SqliteJobStore) -> None:
+async def test_forget_by_clip_saved_voice_and_owner(store: Store) -> None:
     await store.cache_put(entry("a"), MIB)
     await store.cache_put(entry("b", voice_id=3), MIB)
     await store.cache_put(entry("c", voice_owner_id=77), MIB)
@@ -115,7 +122,7 @@ async def test_forget_by_clip_saved_voice_and_owner(store: SqliteJobStore) -> No
     ]
 
 
-async def test_a_cached_answer_is_delivering_with_its_audio(store: SqliteJobStore) -> None:
+async def test_a_cached_answer_is_delivering_with_its_audio(store: Store) -> None:
     job = await store.add(make_job("1"))
     audio = AudioFile(b"ID3cached", "audio/mpeg", "mp3")
     record = await store.mark_cached(job.id, "0", audio, "f" * 64)
@@ -138,7 +145,7 @@ def test_the_key_ignores_spacing_only() -> None:
     assert key != cache_key("t" * 64, "en", "Hello world")
 
 
-async def test_answer_then_remember_then_answer(store: SqliteJobStore) -> None:
+async def test_answer_then_remember_then_answer(store: Store) -> None:
     async with aiohttp.ClientSession() as session:  # unused: the clip's hash is known
         cache = ResultCache(store, session, days=7, max_mb=1, max_sample_bytes=MIB)
         first = await store.add(dataclasses.replace(make_job("1"), sample_sha256="c" * 64))
@@ -162,7 +169,7 @@ async def test_answer_then_remember_then_answer(store: SqliteJobStore) -> None:
 
 
 async def test_a_cached_answer_counts_for_fair_use_like_any_request(
-    store: SqliteJobStore,
+    store: Store,
 ) -> None:
     """Counted when asked for (before the cache is looked up), and not refunded when it
     ends delivered without a submit; a job that ends undelivered without one still is."""

@@ -18,10 +18,12 @@ from bot.observe import status_page
 from bot.observe.status_data import Snapshot, StatusReads, failure_ref, gather
 from bot.observe.status_page import page, render
 from bot.policy import Policy
-from bot.store import JobRecord, JobState, SqliteJobStore, StoreError
+from bot.store import JobRecord, JobState, StoreError
+from bot.store.models import Store
 from tests.fakes.discord import FAKE_TOKEN
 from tests.fakes.segmind import FAKE_API_KEY, JobScript
 from tests.harness import world
+from tests.store_backends import MakeStore
 
 from .test_store import TOKEN, make_job
 
@@ -73,7 +75,7 @@ def job(job_id: str, *, ago: float, guild: int | None = 8, **changes: object) ->
     return dataclasses.replace(record, guild_id=guild, **changes)  # type: ignore[arg-type]
 
 
-async def fill(store: SqliteJobStore) -> None:
+async def fill(store: Store) -> None:
     """Jobs in every state the page tells apart, two guilds and DMs, hostile values."""
     await store.add(job("queued", ago=5))
     await store.add(job("owner", ago=50, owner_pending_until=NOW + 500))
@@ -102,13 +104,13 @@ async def fill(store: SqliteJobStore) -> None:
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteJobStore]:
-    async with SqliteJobStore(tmp_path) as opened:
+async def store(make_store: MakeStore) -> AsyncIterator[Store]:
+    async with make_store() as opened:
         await fill(opened)
         yield opened
 
 
-async def loaded_policy(store: SqliteJobStore, settings: Settings) -> Policy:
+async def loaded_policy(store: Store, settings: Settings) -> Policy:
     policy = Policy(settings, store, clock=lambda: NOW)
     await policy.load(await store.unfinished())
     return policy
@@ -146,7 +148,7 @@ def checked(html: str) -> Checker:
     return checker
 
 
-async def test_store_summaries_leave_out_text_urls_and_tokens(store: SqliteJobStore) -> None:
+async def test_store_summaries_leave_out_text_urls_and_tokens(store: Store) -> None:
     open_jobs = await store.open_jobs(100)
     assert [(j.id, j.state) for j in open_jobs] == [
         ("delivering", JobState.COMPLETED),
@@ -176,7 +178,7 @@ def test_failure_refs_are_read_from_the_bots_wording() -> None:
     assert failure_ref("❌ The clip was too long.") == ""
 
 
-async def test_snapshot_counts_as_the_rules_do(store: SqliteJobStore) -> None:
+async def test_snapshot_counts_as_the_rules_do(store: Store) -> None:
     settings = status_settings()
     policy = await loaded_policy(store, settings)
     snap = await gather(store, policy, settings, busy_metrics(), NOW)
@@ -207,7 +209,7 @@ async def test_snapshot_counts_as_the_rules_do(store: SqliteJobStore) -> None:
     ]
 
 
-async def test_page_escapes_hostile_values_and_shows_no_secret(store: SqliteJobStore) -> None:
+async def test_page_escapes_hostile_values_and_shows_no_secret(store: Store) -> None:
     settings = status_settings()
     policy = await loaded_policy(store, settings)
     html = render(await gather(store, policy, settings, busy_metrics(), NOW))
@@ -320,7 +322,7 @@ class BrokenStore(HungStore):
 
 
 async def test_a_store_that_does_not_answer_gives_503(
-    store: SqliteJobStore, monkeypatch: pytest.MonkeyPatch
+    store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings = status_settings()
     policy = await loaded_policy(store, settings)

@@ -32,6 +32,7 @@ from bot.store import (
 )
 from bot.store import migrations as migrations_module
 from bot.store.migrations import MIGRATIONS
+from tests.store_backends import MakeStore
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "aW50ZXJhY3Rpb246c2VjcmV0LXRva2Vu"
@@ -70,8 +71,23 @@ def data_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-async def store(data_dir: Path) -> AsyncIterator[SqliteJobStore]:
+async def sqlite_store(data_dir: Path) -> AsyncIterator[SqliteJobStore]:
+    """For what is SQLite's own: its files, its writer thread's batches."""
     async with SqliteJobStore(data_dir) as opened:
+        yield opened
+
+
+@pytest.fixture
+async def store(
+    store_backend: str, data_dir: Path, make_store: MakeStore
+) -> AsyncIterator[SqliteJobStore]:
+    """A store of each backend (tests/store_backends.py); SQLite's in `data_dir`, which a
+    test of SQLite's own files looks into."""
+    if store_backend == "sqlite":
+        opened: Any = SqliteJobStore(data_dir)
+    else:
+        opened = make_store()
+    async with opened:
         yield opened
 
 
@@ -87,21 +103,23 @@ def audio_files(data_dir: Path) -> list[str]:
 # -- lifecycle -------------------------------------------------------------------------
 
 
-async def test_full_lifecycle(store: SqliteJobStore, data_dir: Path) -> None:
-    job_store: JobStore = store  # the implementation satisfies the interface
+async def test_full_lifecycle(sqlite_store: SqliteJobStore, data_dir: Path) -> None:
+    job_store: JobStore = sqlite_store  # the implementation satisfies the interface
     before = job_store.writes
 
-    added = await store.add(make_job())
+    added = await sqlite_store.add(make_job())
     assert added.state is JobState.ACCEPTED
     assert added.next_step is NextStep.SUBMIT
-    assert (await store.set_original_message_id("1001", 555)).original_message_id == 555
+    assert (await sqlite_store.set_original_message_id("1001", 555)).original_message_id == 555
 
-    started = await store.mark_submit_started("1001")
+    started = await sqlite_store.mark_submit_started("1001")
     assert started.state is JobState.ACCEPTED
     assert started.submit_started_at is not None
     assert started.next_step is NextStep.GIVE_UP
 
-    submitted = await store.mark_submitted("1001", "req-1", "https://api.segmind.com/p/1", 123.0)
+    submitted = await sqlite_store.mark_submitted(
+        "1001", "req-1", "https://api.segmind.com/p/1", 123.0
+    )
     assert (submitted.state, submitted.request_id, submitted.submitted_at) == (
         JobState.SUBMITTED,
         "req-1",
@@ -109,14 +127,14 @@ async def test_full_lifecycle(store: SqliteJobStore, data_dir: Path) -> None:
     )
     assert submitted.next_step is NextStep.POLL
 
-    completed = await store.mark_completed(
+    completed = await sqlite_store.mark_completed(
         "1001", AUDIO, "audio/mpeg", "mp3", "https://out.segmind.com/x.mp3"
     )
     assert completed.state is JobState.COMPLETED
     assert completed.audio_size == len(AUDIO)
     assert completed.audio_path is None  # the audio is kept in the row, not in a file
     assert audio_files(data_dir) == []
-    audio = await store.read_audio(completed)
+    audio = await sqlite_store.read_audio(completed)
     assert audio is not None
     assert (audio.data, audio.content_type, audio.extension, audio.source_url) == (
         AUDIO,
@@ -126,23 +144,23 @@ async def test_full_lifecycle(store: SqliteJobStore, data_dir: Path) -> None:
     )
     assert completed.next_step is NextStep.DELIVER
 
-    assert (await store.mark_delivering("1001")).attempts == 1
-    delivering = await store.mark_delivering("1001")  # a retry after a failed attempt
+    assert (await sqlite_store.mark_delivering("1001")).attempts == 1
+    delivering = await sqlite_store.mark_delivering("1001")  # a retry after a failed attempt
     assert (delivering.state, delivering.attempts) == (JobState.DELIVERING, 2)
 
-    delivered = await store.mark_delivered("1001", "interaction", 777)
+    delivered = await sqlite_store.mark_delivered("1001", "interaction", 777)
     assert delivered.state is JobState.DELIVERED
     assert (delivered.delivery_channel, delivered.delivery_message_id) == ("interaction", 777)
     assert delivered.delivered_at is not None
     assert delivered.next_step is NextStep.NOTHING
-    assert await store.read_audio(delivered) is None  # audio dropped once delivered
+    assert await sqlite_store.read_audio(delivered) is None  # audio dropped once delivered
 
-    assert await store.get("1001") == delivered
-    assert await store.unfinished() == []
-    counts = await store.count_by_state()
+    assert await sqlite_store.get("1001") == delivered
+    assert await sqlite_store.unfinished() == []
+    counts = await sqlite_store.count_by_state()
     assert counts[JobState.DELIVERED] == 1
     assert sum(counts.values()) == 1
-    assert store.writes - before == 8
+    assert sqlite_store.writes - before == 8
 
 
 async def test_submit_started_carries_the_message_id(store: SqliteJobStore) -> None:
@@ -285,26 +303,26 @@ def operation(store: SqliteJobStore, name: str, job_id: str) -> Awaitable[JobRec
     return calls[name]()
 
 
-async def test_every_transition_is_checked(store: SqliteJobStore, data_dir: Path) -> None:
+async def test_every_transition_is_checked(sqlite_store: SqliteJobStore, data_dir: Path) -> None:
     for name, allowed in ALLOWED.items():
         for setup in SETUPS:
             job_id = f"{name}-{setup}"
-            await put_in(store, job_id, setup)
-            before = await store.get(job_id)
-            writes = store.writes
+            await put_in(sqlite_store, job_id, setup)
+            before = await sqlite_store.get(job_id)
+            writes = sqlite_store.writes
             files = audio_files(data_dir)
             if setup in allowed:
-                await operation(store, name, job_id)
-                assert store.writes == writes + 1
+                await operation(sqlite_store, name, job_id)
+                assert sqlite_store.writes == writes + 1
                 continue
             with pytest.raises(InvalidTransition) as caught:
-                await operation(store, name, job_id)
+                await operation(sqlite_store, name, job_id)
             assert caught.value.job_id == job_id
             assert caught.value.operation == name
             assert caught.value.state is (None if before is None else before.state)
             # A refusal changes nothing: not the row, not the spooled files.
-            assert await store.get(job_id) == before, (name, setup)
-            assert store.writes == writes
+            assert await sqlite_store.get(job_id) == before, (name, setup)
+            assert sqlite_store.writes == writes
             assert audio_files(data_dir) == files, (name, setup)
 
 
@@ -417,15 +435,15 @@ async def test_values_sqlite_converts_are_read_back(data_dir: Path) -> None:
 
 
 async def test_cancelled_write_that_committed_does_not_confuse_the_next(
-    store: SqliteJobStore,
+    sqlite_store: SqliteJobStore,
 ) -> None:
-    await store.add(make_job())
-    started = asyncio.ensure_future(store.mark_submit_started("1001"))
+    await sqlite_store.add(make_job())
+    started = asyncio.ensure_future(sqlite_store.mark_submit_started("1001"))
     await asyncio.sleep(0)  # queued
     started.cancel()
-    submitted = await store.mark_submitted("1001", "req-1", "https://api/p/1")
+    submitted = await sqlite_store.mark_submitted("1001", "req-1", "https://api/p/1")
     assert submitted.submit_started_at is not None  # the cancelled write committed first
-    assert same(submitted, await store.get("1001"))
+    assert same(submitted, await sqlite_store.get("1001"))
 
 
 # -- many writes in one batch ------------------------------------------------------------
@@ -484,23 +502,26 @@ async def test_writes_committed_together_return_their_rows(data_dir: Path, keep_
         assert {r.state for r in await store.recent_jobs(8, 10)} == {JobState.DELIVERED}
 
 
-async def test_refusals_in_one_batch_are_each_jobs_own(store: SqliteJobStore) -> None:
+async def test_refusals_in_one_batch_are_each_jobs_own(sqlite_store: SqliteJobStore) -> None:
     for i in ("a", "b", "c", "d"):
-        await store.add(make_job(i))
+        await sqlite_store.add(make_job(i))
     for i in ("a", "b", "d"):
-        await store.mark_submit_started(i)
-    await store.mark_failed("d", "JobFailedError", "It failed.")
-    async with one_batch(store):
+        await sqlite_store.mark_submit_started(i)
+    await sqlite_store.mark_failed("d", "JobFailedError", "It failed.")
+    async with one_batch(sqlite_store):
         futures = queue(
-            *(store.mark_submitted(i, "req", "https://api/p") for i in ("a", "b", "c", "d", "zz"))
+            *(
+                sqlite_store.mark_submitted(i, "req", "https://api/p")
+                for i in ("a", "b", "c", "d", "zz")
+            )
         )
     a, b, c, d, zz = await settle(futures)
     assert isinstance(a, JobRecord)
     assert a.state is JobState.SUBMITTED
     assert isinstance(b, JobRecord)
     assert b.state is JobState.SUBMITTED
-    assert same(a, await store.get("a"))
-    assert same(b, await store.get("b"))
+    assert same(a, await sqlite_store.get("a"))
+    assert same(b, await sqlite_store.get("b"))
     assert isinstance(c, InvalidTransition)
     assert "never started (call mark_submit_started first)" in str(c)
     assert isinstance(d, InvalidTransition)
@@ -509,51 +530,55 @@ async def test_refusals_in_one_batch_are_each_jobs_own(store: SqliteJobStore) ->
     assert zz.state is None
 
 
-async def test_a_missing_job_in_a_batch_fails_alone(store: SqliteJobStore) -> None:
-    await store.add(make_job("a"))
-    async with one_batch(store):
-        futures = queue(store.mark_submit_started("a"), store.mark_submit_started("gone"))
+async def test_a_missing_job_in_a_batch_fails_alone(sqlite_store: SqliteJobStore) -> None:
+    await sqlite_store.add(make_job("a"))
+    async with one_batch(sqlite_store):
+        futures = queue(
+            sqlite_store.mark_submit_started("a"), sqlite_store.mark_submit_started("gone")
+        )
     a, gone = await settle(futures)
     assert isinstance(a, JobRecord)
-    assert same(a, await store.get("a"))
+    assert same(a, await sqlite_store.get("a"))
     assert isinstance(gone, InvalidTransition)
     assert "does not exist" in str(gone)
 
 
-async def test_adds_in_one_batch_are_refused_each_on_its_own(store: SqliteJobStore) -> None:
-    first = await store.add(make_job("dup"))
-    async with one_batch(store):
+async def test_adds_in_one_batch_are_refused_each_on_its_own(sqlite_store: SqliteJobStore) -> None:
+    first = await sqlite_store.add(make_job("dup"))
+    async with one_batch(sqlite_store):
         futures = queue(
-            store.add(make_job("a")),
-            store.add(make_job("dup")),
-            store.add(dataclasses.replace(make_job("bad"), channel_id=None)),  # type: ignore[arg-type]
-            store.add(make_job("b")),
+            sqlite_store.add(make_job("a")),
+            sqlite_store.add(make_job("dup")),
+            sqlite_store.add(dataclasses.replace(make_job("bad"), channel_id=None)),  # type: ignore[arg-type]
+            sqlite_store.add(make_job("b")),
         )
     a, dup, bad, b = await settle(futures)
     assert isinstance(a, JobRecord)
-    assert same(a, await store.get("a"))
+    assert same(a, await sqlite_store.get("a"))
     assert isinstance(b, JobRecord)
-    assert same(b, await store.get("b"))
+    assert same(b, await sqlite_store.get("b"))
     assert isinstance(dup, InvalidTransition)
     assert dup.state is JobState.ACCEPTED
-    assert await store.get("dup") == first
+    assert await sqlite_store.get("dup") == first
     assert isinstance(bad, ValueError)
     assert "NOT NULL" in str(bad)
-    assert await store.get("bad") is None
+    assert await sqlite_store.get("bad") is None
 
 
-async def test_writes_to_one_job_in_one_batch_keep_their_order(store: SqliteJobStore) -> None:
+async def test_writes_to_one_job_in_one_batch_keep_their_order(
+    sqlite_store: SqliteJobStore,
+) -> None:
     for i in ("a", "b", "c"):
-        await store.add(make_job(i))
-        await store.mark_submit_started(i)
-    async with one_batch(store):
+        await sqlite_store.add(make_job(i))
+        await sqlite_store.mark_submit_started(i)
+    async with one_batch(sqlite_store):
         futures = queue(
-            store.mark_failed("a", "JobFailedError", "It failed."),
-            store.mark_submitted("b", "req-b", "https://api/p/b"),
-            store.mark_submitted("a", "req-a", "https://api/p/a"),
-            store.mark_submitted("c", "req-c", "https://api/p/c"),
-            store.mark_failed("c", "JobFailedError", "It failed."),
-            store.mark_submit_started("b"),
+            sqlite_store.mark_failed("a", "JobFailedError", "It failed."),
+            sqlite_store.mark_submitted("b", "req-b", "https://api/p/b"),
+            sqlite_store.mark_submitted("a", "req-a", "https://api/p/a"),
+            sqlite_store.mark_submitted("c", "req-c", "https://api/p/c"),
+            sqlite_store.mark_failed("c", "JobFailedError", "It failed."),
+            sqlite_store.mark_submit_started("b"),
         )
     failed_a, b, submitted_a, c, failed_c, started_b = await settle(futures)
     assert isinstance(failed_a, JobRecord)
@@ -561,14 +586,14 @@ async def test_writes_to_one_job_in_one_batch_keep_their_order(store: SqliteJobS
     assert isinstance(submitted_a, InvalidTransition)
     assert submitted_a.state is JobState.FAILED
     assert isinstance(b, JobRecord)
-    assert same(b, await store.get("b"))
+    assert same(b, await sqlite_store.get("b"))
     assert isinstance(started_b, InvalidTransition)
     assert started_b.state is JobState.SUBMITTED
     assert isinstance(c, JobRecord)
     assert c.state is JobState.SUBMITTED
     assert isinstance(failed_c, JobRecord)
     assert failed_c.request_id == "req-c"
-    assert same(failed_c, await store.get("c"))
+    assert same(failed_c, await sqlite_store.get("c"))
 
 
 async def test_jobs_written_before_a_restart_are_read_back(data_dir: Path) -> None:

@@ -3,9 +3,9 @@ hiding) and the core decisions (names, the once-only re-upload)."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -15,11 +15,12 @@ from bot.store import (
     JobState,
     MemberRecord,
     NextStep,
-    SqliteJobStore,
     VoiceLimitReached,
     VoiceNameTaken,
 )
+from bot.store.models import Store
 from bot.voices import clean_name, sample_sha256, should_reupload, voice_name_problem
+from tests.store_backends import MakeStore
 from tests.test_store import make_job
 
 OWNER, OTHER, GUILD = 11, 22, 500
@@ -27,12 +28,12 @@ CLIP = b"ID3 pretend audio"
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteJobStore]:
-    async with SqliteJobStore(tmp_path) as opened:
+async def store(make_store: MakeStore) -> AsyncIterator[Store]:
+    async with make_store() as opened:
         yield opened
 
 
-async def save(store: SqliteJobStore, name: str, owner: int = OWNER, limit: int = 5) -> int:
+async def save(store: Store, name: str, owner: int = OWNER, limit: int = 5) -> int:
     return await store.add_voice(
         owner,
         name,
@@ -45,7 +46,7 @@ async def save(store: SqliteJobStore, name: str, owner: int = OWNER, limit: int 
     )
 
 
-async def test_voice_keeps_its_bytes_and_the_first_is_the_default(store: SqliteJobStore) -> None:
+async def test_voice_keeps_its_bytes_and_the_first_is_the_default(store: Store) -> None:
     first = await save(store, "Me")
     await save(store, "Other")
     voices = await store.own_voices(OWNER)
@@ -57,7 +58,7 @@ async def test_voice_keeps_its_bytes_and_the_first_is_the_default(store: SqliteJ
     assert (await store.get_voice(first)) == voices[0]
 
 
-async def test_names_are_unique_per_owner_ignoring_case(store: SqliteJobStore) -> None:
+async def test_names_are_unique_per_owner_ignoring_case(store: Store) -> None:
     first = await save(store, "Me")
     with pytest.raises(VoiceNameTaken):
         await save(store, "ME")
@@ -70,7 +71,7 @@ async def test_names_are_unique_per_owner_ignoring_case(store: SqliteJobStore) -
     assert (await store.voice_named(OWNER, "new")) is not None
 
 
-async def test_the_limit_is_kept(store: SqliteJobStore) -> None:
+async def test_the_limit_is_kept(store: Store) -> None:
     await save(store, "a", limit=2)
     await save(store, "b", limit=2)
     with pytest.raises(VoiceLimitReached):
@@ -78,7 +79,23 @@ async def test_the_limit_is_kept(store: SqliteJobStore) -> None:
     assert len(await store.own_voices(OWNER)) == 2
 
 
-async def test_delete_takes_bytes_record_and_shares(store: SqliteJobStore) -> None:
+async def test_the_limit_and_names_hold_for_saves_racing(store: Store) -> None:
+    """Saves at once (on PostgreSQL each on a connection of its own) never pass the
+    limit, never keep two voices of one name, and make exactly one the default."""
+    results = await asyncio.gather(
+        *(save(store, f"v{i}", limit=3) for i in range(8)), return_exceptions=True
+    )
+    assert sorted(type(r).__name__ for r in results) == ["VoiceLimitReached"] * 5 + ["int"] * 3
+    voices = await store.own_voices(OWNER)
+    assert len(voices) == 3
+    assert sum(v.is_default for v in voices) == 1
+    same = await asyncio.gather(
+        *(save(store, "Same", owner=OTHER) for _ in range(4)), return_exceptions=True
+    )
+    assert sorted(type(r).__name__ for r in same) == ["VoiceNameTaken"] * 3 + ["int"]
+
+
+async def test_delete_takes_bytes_record_and_shares(store: Store) -> None:
     voice = await save(store, "Me")
     assert await store.share_voice(OWNER, voice, GUILD, True)
     assert not await store.delete_voice(OTHER, voice)  # not theirs
@@ -88,7 +105,7 @@ async def test_delete_takes_bytes_record_and_shares(store: SqliteJobStore) -> No
     assert await store.usable_voices(GUILD, OTHER) == []
 
 
-async def test_default_moves(store: SqliteJobStore) -> None:
+async def test_default_moves(store: Store) -> None:
     await save(store, "a")
     b = await save(store, "b")
     assert await store.set_default_voice(OWNER, b)
@@ -96,7 +113,7 @@ async def test_default_moves(store: SqliteJobStore) -> None:
     assert not await store.set_default_voice(OTHER, b)
 
 
-async def test_shared_voices_are_usable_in_that_server_only(store: SqliteJobStore) -> None:
+async def test_shared_voices_are_usable_in_that_server_only(store: Store) -> None:
     voice = await save(store, "Me")
     assert await store.usable_voices(GUILD, OTHER) == []
     assert not await store.share_voice(OTHER, voice, GUILD, True)  # only the owner shares
@@ -108,7 +125,7 @@ async def test_shared_voices_are_usable_in_that_server_only(store: SqliteJobStor
     assert await store.usable_voices(GUILD, OTHER) == []
 
 
-async def test_opt_out_hides_the_owners_voices_from_everyone(store: SqliteJobStore) -> None:
+async def test_opt_out_hides_the_owners_voices_from_everyone(store: Store) -> None:
     voice = await save(store, "Me")
     await store.share_voice(OWNER, voice, GUILD, True)
     await store.save_member(MemberRecord(guild_id=GUILD, user_id=OWNER, opted_out_at=1.0))
@@ -117,7 +134,7 @@ async def test_opt_out_hides_the_owners_voices_from_everyone(store: SqliteJobSto
     assert len(await store.usable_voices(GUILD + 1, OWNER)) == 1  # another server
 
 
-async def test_new_storage_url_is_kept(store: SqliteJobStore) -> None:
+async def test_new_storage_url_is_kept(store: Store) -> None:
     voice = await save(store, "Me")
     await store.set_voice_url(voice, "https://example.invalid/b.mp3")
     got = await store.get_voice(voice)
@@ -142,7 +159,7 @@ def test_reupload_once_only_for_a_saved_voice_whose_sample_could_not_be_fetched(
     assert not should_reupload(7, JobTimeoutError("Failed to download voice sample"), 0)
 
 
-async def test_resubmit_is_allowed_once_and_only_after_a_submit(store: SqliteJobStore) -> None:
+async def test_resubmit_is_allowed_once_and_only_after_a_submit(store: Store) -> None:
     job = await store.add(dataclasses.replace(make_job("r1"), voice_id=1))
     with pytest.raises(InvalidTransition):  # never sent: nothing to retry
         await store.mark_resubmit(job.id, "https://example.invalid/new.mp3")

@@ -97,6 +97,24 @@ class SecretText(Kind[Secret]):
         return "text without spaces"
 
 
+class DatabaseUrl(Kind[Secret]):
+    """A PostgreSQL URL, kept as a secret (it may hold a password)."""
+
+    def parse(self, raw: str) -> Secret:
+        scheme = raw.split("://", 1)[0].lower() if "://" in raw else ""
+        if scheme not in ("postgresql", "postgres"):
+            raise ValueError(
+                "must be a postgresql:// URL (leave it empty for the SQLite file in BOT_DATA_DIR)"
+            )
+        return Secret(raw)
+
+    def show(self, value: Secret) -> str:
+        return ""  # empty: SQLite; the URL itself is never printed
+
+    def allowed(self) -> str:
+        return "`postgresql://user:password@host:5432/database`, or empty"
+
+
 @dataclass(frozen=True)
 class Number(Kind[N]):
     """A whole number (`convert=int`) or a finite decimal, between two bounds inclusive."""

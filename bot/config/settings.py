@@ -21,6 +21,7 @@ from .kinds import (
     MIB,
     Choice,
     ConfigError,
+    DatabaseUrl,
     Directory,
     Flag,
     Host,
@@ -195,6 +196,12 @@ class Settings:
         'command-sync fingerprint (see "What survives a restart" in the README); keep it '
         "across restarts",
         section=Section("Bot"),
+    )
+    database_url: Secret = setting(
+        default=Secret(""),
+        kind=DatabaseUrl(),
+        help="keep the jobs in PostgreSQL instead of the SQLite file in BOT_DATA_DIR (see "
+        '"PostgreSQL" below); the URL may carry a password and is never printed',
     )
     job_retention_days: float = setting(
         default=7.0,

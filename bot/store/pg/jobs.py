@@ -1,0 +1,258 @@
+"""The job half of the PostgreSQL store: the state machine's transitions and the job
+reads, on the same `Change` definitions as SQLite's (`transitions.py`), each run as one
+`UPDATE … RETURNING` so that the state check, the write and the record read back are one
+atomic statement, whichever process sends it."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from ...audio import AudioFile
+from ..models import (
+    DELIVERY_CHANNELS,
+    TERMINAL_STATES,
+    InvalidTransition,
+    JobRecord,
+    JobState,
+    StoreError,
+)
+from ..records import (
+    COLUMNS,
+    SAMPLE_HOST,
+    SELECT,
+    STATE,
+    TEXT_CHARS,
+    UPDATED_AT,
+    field_values,
+    from_row,
+)
+from ..transitions import (
+    COMPLETED,
+    COMPLETED_DELIVERING,
+    DELIVERING,
+    FAILED,
+    OPEN_STATES,
+    OWNER_ALLOWED,
+    RESUBMIT,
+    SET_MESSAGE_ID,
+    SUBMIT_STARTED,
+    SUBMIT_STARTED_WITH_MESSAGE,
+    SUBMITTED,
+    Change,
+    Transitions,
+    refusal,
+)
+from .base import PgBase
+from .order import INSERTED
+
+log = logging.getLogger(__name__)
+
+_INSERT = (
+    f"INSERT INTO jobs ({SELECT}) VALUES ({', '.join(f'${n + 1}' for n in range(len(COLUMNS)))}) "
+    f"ON CONFLICT (id) DO NOTHING RETURNING {SELECT}"
+)
+_OPEN = tuple(state.value for state in OPEN_STATES)
+_TERMINAL = tuple(state.value for state in TERMINAL_STATES)
+
+
+def numbered(sql: str) -> str:
+    """SQLite's `?` parameters as PostgreSQL's `$1, $2, …` (the statements here hold no
+    `?` in a literal)."""
+    count = iter(range(1, sql.count("?") + 1))
+    return re.sub(r"\?", lambda _: f"${next(count)}", sql)
+
+
+class PgJobs(PgBase):
+    """Mixed into `PostgresJobStore`, first among its bases (the others' `_transition`
+    placeholders resolve to this one)."""
+
+    _machine: Transitions
+    _updates: dict[str, str]
+
+    if TYPE_CHECKING:  # replays.PgReplays, later in the store's bases
+
+        async def keep_replay(self, job_id: str) -> None: ...
+        async def _purge_replays(self, before: float) -> int: ...
+
+    def _update_sql(self, change: Change) -> str:
+        sql = self._updates.get(change.sql)
+        if sql is None:
+            sql = self._updates[change.sql] = f"{numbered(change.sql)} RETURNING {SELECT}"
+        return sql
+
+    async def _transition(
+        self, job_id: str, change: Change, values: tuple[object, ...]
+    ) -> JobRecord:
+        """Apply `change` with `values` (for its columns but `updated_at`)."""
+        row = await self._fetchrow(self._update_sql(change), *values, self._clock(), job_id)
+        if row is None:
+            raise await self._refusal(job_id, change.operation)
+        self._writes += 1
+        record = from_row(row)
+        log.debug("job %s: %s -> %s", job_id, change.operation, record.state.name)
+        return record
+
+    async def _refusal(self, job_id: str, operation: str) -> InvalidTransition:
+        rows = await self._fetch("SELECT state, submit_started_at FROM jobs WHERE id = $1", job_id)
+        return refusal(job_id, operation, [tuple(row) for row in rows])
+
+    async def add(self, record: JobRecord, *, deadline: float | None = None) -> JobRecord:
+        """Record a newly accepted job; an id already present is refused. `deadline` is
+        kept for the interface: a statement here is sent at once, so it is never late."""
+        if record.state is not JobState.ACCEPTED:
+            raise InvalidTransition(record.id, "add", record.state, " (a new job is ACCEPTED)")
+        values = list(field_values(record))
+        values[STATE] = record.state.value
+        values[UPDATED_AT] = self._clock()
+        values[TEXT_CHARS] = len(record.text)
+        values[SAMPLE_HOST] = urlsplit(record.sample_url).hostname or ""
+        row = await self._fetchrow(_INSERT, *values)
+        if row is None:
+            raise await self._refusal(record.id, "add")
+        self._writes += 1
+        return from_row(row)
+
+    async def mark_submit_started(
+        self, job_id: str, original_message_id: int | None = None
+    ) -> JobRecord:
+        if original_message_id is None:
+            return await self._transition(job_id, SUBMIT_STARTED, (self._clock(),))
+        return await self._transition(
+            job_id, SUBMIT_STARTED_WITH_MESSAGE, (self._clock(), original_message_id)
+        )
+
+    async def mark_submitted(
+        self, job_id: str, request_id: str, poll_url: str, at: float | None = None
+    ) -> JobRecord:
+        return await self._transition(
+            job_id, SUBMITTED, (request_id, poll_url, self._clock() if at is None else at)
+        )
+
+    async def mark_resubmit(self, job_id: str, sample_url: str) -> JobRecord:
+        host = urlsplit(sample_url).hostname or ""
+        return await self._transition(job_id, RESUBMIT, (sample_url, host, None, None, None, None))
+
+    async def mark_completed(
+        self,
+        job_id: str,
+        audio: bytes,
+        content_type: str,
+        extension: str,
+        audio_url: str,
+        *,
+        delivering: bool = False,
+        seen: tuple[float, float] | None = None,
+    ) -> JobRecord:
+        """The result with its audio, in the row whatever its size (no files: several
+        hosts may share this database)."""
+        change = COMPLETED_DELIVERING if delivering else COMPLETED
+        running, done = seen if seen is not None else (None, None)
+        return await self._transition(
+            job_id,
+            change,
+            (audio, None, content_type, extension, audio_url, len(audio), running, done),
+        )
+
+    async def mark_delivering(self, job_id: str) -> JobRecord:
+        return await self._transition(job_id, DELIVERING, ())
+
+    async def mark_delivered(
+        self,
+        job_id: str,
+        channel: str,
+        message_id: int | None,
+        *,
+        from_memory: bool = False,
+        hashes: tuple[str | None, str | None] = (None, None),
+    ) -> JobRecord:
+        if channel not in DELIVERY_CHANNELS:
+            raise ValueError(f"delivery channel must be one of {DELIVERY_CHANNELS}")
+        machine = self._machine
+        change = machine.delivered_from_memory if from_memory else machine.delivered
+        try:  # before the wipe: the result's buttons replay it
+            await self.keep_replay(job_id)
+        except StoreError as exc:
+            log.warning("Job %s: could not keep what its buttons replay: %s", job_id, exc)
+        return await self._transition(
+            job_id, change, (self._clock(), channel, message_id, *hashes, *machine.wipe)
+        )
+
+    async def mark_failed(self, job_id: str, cause: str, message: str) -> JobRecord:
+        return await self._transition(job_id, FAILED, (cause, message))
+
+    async def mark_explained(self, job_id: str) -> JobRecord:
+        return await self._transition(job_id, self._machine.explained, self._machine.wipe)
+
+    async def mark_owner_allowed(self, job_id: str, message_id: int | None) -> JobRecord:
+        return await self._transition(job_id, OWNER_ALLOWED, (None, message_id))
+
+    async def set_original_message_id(self, job_id: str, message_id: int) -> JobRecord:
+        return await self._transition(job_id, SET_MESSAGE_ID, (message_id,))
+
+    # -- reads ----------------------------------------------------------------------------
+
+    async def get(self, job_id: str) -> JobRecord | None:
+        row = await self._fetchrow(f"SELECT {SELECT} FROM jobs WHERE id = $1", job_id)
+        return from_row(row) if row is not None else None
+
+    async def job_for_message(self, guild_id: int, message_id: int) -> JobRecord | None:
+        row = await self._fetchrow(
+            f"SELECT {SELECT} FROM jobs WHERE guild_id = $1 "
+            "AND (original_message_id = $2 OR delivery_message_id = $2) "
+            f"ORDER BY created_at DESC, {INSERTED} DESC LIMIT 1",
+            guild_id,
+            message_id,
+        )
+        return from_row(row) if row is not None else None
+
+    async def unfinished(self) -> list[JobRecord]:
+        rows = await self._fetch(
+            f"SELECT {SELECT} FROM jobs WHERE state = ANY($1::text[]) "
+            f"ORDER BY created_at, {INSERTED}",
+            list(_OPEN),
+        )
+        return [from_row(row) for row in rows]
+
+    async def finish_times(self, limit: int) -> list[tuple[int, float, float]]:
+        rows = await self._fetch(
+            "SELECT text_chars, seen_running_s, seen_done_s FROM ("
+            f"SELECT text_chars, seen_running_s, seen_done_s, created_at, {INSERTED} AS r "
+            f"FROM jobs WHERE seen_done_s IS NOT NULL ORDER BY created_at DESC, {INSERTED} DESC "
+            "LIMIT $1) AS latest ORDER BY created_at, r",
+            limit,
+        )
+        return [(int(chars), float(running), float(done)) for chars, running, done in rows]
+
+    async def count_by_state(self) -> dict[JobState, int]:
+        counts = dict.fromkeys(JobState, 0)
+        for state, count in await self._fetch("SELECT state, COUNT(*) FROM jobs GROUP BY state"):
+            counts[JobState(state)] = int(count)
+        return counts
+
+    async def read_audio(self, record: JobRecord) -> AudioFile | None:
+        data = await self._fetchval("SELECT audio FROM jobs WHERE id = $1", record.id)
+        if data is None:
+            return None
+        return AudioFile(
+            bytes(data),
+            record.audio_content_type or "application/octet-stream",
+            record.audio_extension or "bin",
+            record.audio_url or "",
+        )
+
+    async def purge(self, older_than_seconds: float) -> int:
+        """Delete DELIVERED/EXPLAINED jobs last changed more than `older_than_seconds`
+        ago (their audio is in the row: nothing else to sweep). Returns the rows deleted."""
+        before = self._clock() - older_than_seconds
+        rows = await self._fetch(
+            "DELETE FROM jobs WHERE state = ANY($1::text[]) AND updated_at < $2 RETURNING id",
+            list(_TERMINAL),
+            before,
+        )
+        if rows:
+            self._writes += 1
+        await self._purge_replays(before)
+        return len(rows)

@@ -1,0 +1,27 @@
+"""The PostgreSQL job store (`DATABASE_URL=postgresql://…`): the same `Store` interface
+and guarantees as the SQLite one, for one process or several sharing the database."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from ..transitions import Transitions
+from .jobs import PgJobs
+from .policy import PgPolicy
+from .provenance import PgProvenance
+from .replays import PgReplays
+from .result_cache import PgResultCache
+from .status import PgStatus
+from .voices import PgVoices
+
+
+class PostgresJobStore(
+    PgJobs, PgPolicy, PgReplays, PgResultCache, PgProvenance, PgStatus, PgVoices
+):
+    def __init__(
+        self, url: str, *, clock: Callable[[], float] = time.time, keep_text: bool = False
+    ) -> None:
+        super().__init__(url, clock=clock)
+        self._machine = Transitions(keep_text=keep_text)
+        self._updates = {}
