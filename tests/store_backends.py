@@ -37,12 +37,12 @@ def postgres_unavailable(reason: str) -> NoReturn:
 def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A throwaway PostgreSQL server for the session (pgserver: a unix socket, no
     network); its URL."""
+    # pgserver's platformdirs warns without a runtime dir (root in a container has none).
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(tmp_path_factory.mktemp("run")))
     try:
         pgserver = importlib.import_module("pgserver")
     except ImportError as exc:
         postgres_unavailable(f"the pgserver package is missing ({exc}): make .venv/.installed")
-    # pgserver's platformdirs warns without a runtime dir (root in a container has none).
-    os.environ.setdefault("XDG_RUNTIME_DIR", str(tmp_path_factory.mktemp("run")))
     try:
         server = pgserver.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="stop")
     except Exception as exc:  # any reason it cannot start is the reason
