@@ -14,9 +14,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import astuple, fields
 from typing import Any, TypeVar
 
-from ..audio import AudioFile
-from .models import CachedResult, JobRecord, JobState
-from .transitions import OPEN_STATES, Change, change
+from .models import CachedResult, JobState
+from .transitions import OPEN_STATES, change
 
 T = TypeVar("T")
 
@@ -71,7 +70,7 @@ def _put(conn: sqlite3.Connection, values: tuple[object, ...], max_bytes: int) -
 
 
 class ResultCacheQueries:
-    """Mixed into `SqliteJobStore` (its `_query`, `_write` and `_transition`)."""
+    """Mixed into `SqliteJobStore` (its `_query` and `_write`)."""
 
     _clock: Callable[[], float]
 
@@ -79,11 +78,6 @@ class ResultCacheQueries:
         raise NotImplementedError
 
     async def _write(self, work: Callable[..., T], *args: Any) -> T:
-        raise NotImplementedError
-
-    async def _transition(
-        self, job_id: str, change: Change, values: tuple[object, ...]
-    ) -> JobRecord:
         raise NotImplementedError
 
     async def cache_lookup(self, key: str, made_since: float) -> CachedResult | None:
@@ -136,35 +130,3 @@ class ResultCacheQueries:
         """(entries, bytes of audio) in the cache."""
         rows = await self._query("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM result_cache")
         return int(rows[0][0]), int(rows[0][1])
-
-    async def mark_cached(
-        self,
-        job_id: str,
-        source_job: str,
-        audio: AudioFile,
-        sample_sha256: str,
-        original_message_id: int | None = None,
-    ) -> JobRecord:
-        """The job is answered with `source_job`'s stored result: DELIVERING, with the
-        audio in its row (so a crash before the delivery resumes like any other job)."""
-        return await self._transition(
-            job_id,
-            CACHED,
-            (
-                audio.data,
-                None,
-                audio.content_type,
-                audio.extension,
-                audio.source_url,
-                audio.size,
-                source_job,
-                sample_sha256,
-                original_message_id,
-            ),
-        )
-
-    async def set_sample_sha256(
-        self, job_id: str, sample_sha256: str, original_message_id: int | None = None
-    ) -> JobRecord:
-        """Record the hash of a one-off clip's bytes, fetched for the cache's key."""
-        return await self._transition(job_id, SAMPLE_SHA256, (sample_sha256, original_message_id))

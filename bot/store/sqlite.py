@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 from ..audio import AudioFile
 from . import spool
 from .audio_files import AudioFiles
+from .changes import JobChanges
 from .errors import RETRY_FOR, WriterDied, explain, translate
 from .fair_use import FairUseQueries
 from .migrations import migrate
@@ -59,16 +60,8 @@ from .status import StatusQueries
 from .transitions import (
     COMPLETED,
     COMPLETED_DELIVERING,
-    DELIVERING,
-    FAILED,
     OPEN_STATES,
-    OWNER_ALLOWED,
     REFUSAL,
-    RESUBMIT,
-    SET_MESSAGE_ID,
-    SUBMIT_STARTED,
-    SUBMIT_STARTED_WITH_MESSAGE,
-    SUBMITTED,
     Change,
     Transitions,
     refusal,
@@ -96,6 +89,7 @@ T = TypeVar("T")
 
 
 class SqliteJobStore(
+    JobChanges,
     JobQueries,
     FairUseQueries,
     ProvenanceQueries,
@@ -317,31 +311,6 @@ class SqliteJobStore(
         self._writes += 1
         return added
 
-    async def mark_submit_started(
-        self, job_id: str, original_message_id: int | None = None
-    ) -> JobRecord:
-        """Call right before sending the submit. Succeeds once per job: the caller that
-        gets the record back is the only one allowed to send it. The interaction's message
-        id can ride along (one write fewer per job than `set_original_message_id`)."""
-        if original_message_id is None:
-            return await self._transition(job_id, SUBMIT_STARTED, (self._clock(),))
-        return await self._transition(
-            job_id, SUBMIT_STARTED_WITH_MESSAGE, (self._clock(), original_message_id)
-        )
-
-    async def mark_submitted(
-        self, job_id: str, request_id: str, poll_url: str, at: float | None = None
-    ) -> JobRecord:
-        return await self._transition(
-            job_id, SUBMITTED, (request_id, poll_url, self._clock() if at is None else at)
-        )
-
-    async def mark_resubmit(self, job_id: str, sample_url: str) -> JobRecord:
-        """A SUBMITTED job whose saved voice's sample Segmind could not fetch goes back to
-        ACCEPTED with `sample_url`, to be submitted once more; refused the second time."""
-        host = urlsplit(sample_url).hostname or ""
-        return await self._transition(job_id, RESUBMIT, (sample_url, host, None, None, None, None))
-
     async def mark_completed(
         self,
         job_id: str,
@@ -381,11 +350,6 @@ class SqliteJobStore(
                 await self._audio.remove(name)
             raise
 
-    async def mark_delivering(self, job_id: str) -> JobRecord:
-        """Call before each delivery attempt; counts it. After a crash, DELIVERING means
-        an attempt may have reached Discord."""
-        return await self._transition(job_id, DELIVERING, ())
-
     async def mark_delivered(
         self,
         job_id: str,
@@ -413,21 +377,10 @@ class SqliteJobStore(
         await self._audio.drop(record)
         return record
 
-    async def mark_failed(self, job_id: str, cause: str, message: str) -> JobRecord:
-        """Record why the job failed and what the user will be told (once)."""
-        return await self._transition(job_id, FAILED, (cause, message))
-
     async def mark_explained(self, job_id: str) -> JobRecord:
         record = await self._transition(job_id, self._machine.explained, self._machine.wipe)
         await self._audio.drop(record)
         return record
-
-    async def mark_owner_allowed(self, job_id: str, message_id: int | None) -> JobRecord:
-        """The voice owner allowed the job: it no longer waits, and may be submitted."""
-        return await self._transition(job_id, OWNER_ALLOWED, (None, message_id))
-
-    async def set_original_message_id(self, job_id: str, message_id: int) -> JobRecord:
-        return await self._transition(job_id, SET_MESSAGE_ID, (message_id,))
 
     # -- audio and housekeeping -----------------------------------------------------
 

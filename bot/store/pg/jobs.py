@@ -32,15 +32,7 @@ from ..records import (
 from ..transitions import (
     COMPLETED,
     COMPLETED_DELIVERING,
-    DELIVERING,
-    FAILED,
     OPEN_STATES,
-    OWNER_ALLOWED,
-    RESUBMIT,
-    SET_MESSAGE_ID,
-    SUBMIT_STARTED,
-    SUBMIT_STARTED_WITH_MESSAGE,
-    SUBMITTED,
     Change,
     Transitions,
     refusal,
@@ -115,26 +107,6 @@ class PgJobs(PgBase):
         self._writes += 1
         return from_row(row)
 
-    async def mark_submit_started(
-        self, job_id: str, original_message_id: int | None = None
-    ) -> JobRecord:
-        if original_message_id is None:
-            return await self._transition(job_id, SUBMIT_STARTED, (self._clock(),))
-        return await self._transition(
-            job_id, SUBMIT_STARTED_WITH_MESSAGE, (self._clock(), original_message_id)
-        )
-
-    async def mark_submitted(
-        self, job_id: str, request_id: str, poll_url: str, at: float | None = None
-    ) -> JobRecord:
-        return await self._transition(
-            job_id, SUBMITTED, (request_id, poll_url, self._clock() if at is None else at)
-        )
-
-    async def mark_resubmit(self, job_id: str, sample_url: str) -> JobRecord:
-        host = urlsplit(sample_url).hostname or ""
-        return await self._transition(job_id, RESUBMIT, (sample_url, host, None, None, None, None))
-
     async def mark_completed(
         self,
         job_id: str,
@@ -155,9 +127,6 @@ class PgJobs(PgBase):
             change,
             (audio, None, content_type, extension, audio_url, len(audio), running, done),
         )
-
-    async def mark_delivering(self, job_id: str) -> JobRecord:
-        return await self._transition(job_id, DELIVERING, ())
 
     async def mark_delivered(
         self,
@@ -180,17 +149,8 @@ class PgJobs(PgBase):
             job_id, change, (self._clock(), channel, message_id, *hashes, *machine.wipe)
         )
 
-    async def mark_failed(self, job_id: str, cause: str, message: str) -> JobRecord:
-        return await self._transition(job_id, FAILED, (cause, message))
-
     async def mark_explained(self, job_id: str) -> JobRecord:
         return await self._transition(job_id, self._machine.explained, self._machine.wipe)
-
-    async def mark_owner_allowed(self, job_id: str, message_id: int | None) -> JobRecord:
-        return await self._transition(job_id, OWNER_ALLOWED, (None, message_id))
-
-    async def set_original_message_id(self, job_id: str, message_id: int) -> JobRecord:
-        return await self._transition(job_id, SET_MESSAGE_ID, (message_id,))
 
     # -- reads ----------------------------------------------------------------------------
 

@@ -14,10 +14,7 @@ from collections.abc import Sequence
 from dataclasses import astuple, fields
 from typing import Any
 
-from ...audio import AudioFile
-from ..models import CachedResult, JobRecord
-from ..result_cache import CACHED, SAMPLE_SHA256
-from ..transitions import Change
+from ..models import CachedResult
 from .base import PgBase
 
 _COLUMNS = tuple(f.name for f in fields(CachedResult))
@@ -46,12 +43,6 @@ def _count(status: str) -> int:
 class PgResultCache(PgBase):
     """Mixed into `PostgresJobStore`. Writes go through `_fetch` and `_transaction`: as on
     SQLite, `writes` counts the jobs' transitions, not these."""
-
-    async def _transition(
-        self, job_id: str, change: Change, values: tuple[object, ...]
-    ) -> JobRecord:
-        """The job half's (`jobs.PgJobs`, earlier in the store's bases)."""
-        raise NotImplementedError
 
     async def cache_lookup(self, key: str, made_since: float) -> CachedResult | None:
         """The entry for `key` made at or after `made_since`, marked used now; None if
@@ -116,35 +107,3 @@ class PgResultCache(PgBase):
         row = await self._fetchrow("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM result_cache")
         assert row is not None
         return int(row[0]), int(row[1])
-
-    async def mark_cached(
-        self,
-        job_id: str,
-        source_job: str,
-        audio: AudioFile,
-        sample_sha256: str,
-        original_message_id: int | None = None,
-    ) -> JobRecord:
-        """The job is answered with `source_job`'s stored result: DELIVERING, with the
-        audio in its row (so a crash before the delivery resumes like any other job)."""
-        return await self._transition(
-            job_id,
-            CACHED,
-            (
-                audio.data,
-                None,
-                audio.content_type,
-                audio.extension,
-                audio.source_url,
-                audio.size,
-                source_job,
-                sample_sha256,
-                original_message_id,
-            ),
-        )
-
-    async def set_sample_sha256(
-        self, job_id: str, sample_sha256: str, original_message_id: int | None = None
-    ) -> JobRecord:
-        """Record the hash of a one-off clip's bytes, fetched for the cache's key."""
-        return await self._transition(job_id, SAMPLE_SHA256, (sample_sha256, original_message_id))

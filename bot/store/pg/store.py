@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from ..changes import JobChanges
 from ..transitions import Transitions
 from .jobs import PgJobs
 from .policy import PgPolicy
@@ -17,7 +18,7 @@ from .voices import PgVoices
 
 
 class PostgresJobStore(
-    PgJobs, PgPolicy, PgReplays, PgResultCache, PgProvenance, PgStatus, PgVoices
+    JobChanges, PgJobs, PgPolicy, PgReplays, PgResultCache, PgProvenance, PgStatus, PgVoices
 ):
     def __init__(
         self, url: str, *, clock: Callable[[], float] = time.time, keep_text: bool = False
