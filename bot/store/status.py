@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
+from typing import Any
 
 from .models import FailureSummary, JobState, JobSummary
 from .queries import marks, state_values
@@ -31,20 +32,7 @@ class StatusQueries:
             "ORDER BY created_at, rowid LIMIT ?",
             (*state_values(OPEN_STATES), limit),
         )
-        return [
-            JobSummary(
-                id=str(r[0]),
-                state=JobState(r[1]),
-                created_at=float(r[2]),
-                updated_at=float(r[3]),
-                guild_id=r[4],
-                language=str(r[5]),
-                text_chars=int(r[6]),
-                submit_started_at=r[7],
-                owner_pending_until=r[8],
-            )
-            for r in rows
-        ]
+        return [summary_from_row(r) for r in rows]
 
     async def recent_failures(self, limit: int) -> list[FailureSummary]:
         """Jobs that failed (told or not yet told), the latest first, at most `limit`.
@@ -60,3 +48,18 @@ class StatusQueries:
             )
             for r in rows
         ]
+
+
+def summary_from_row(r: Sequence[Any]) -> JobSummary:
+    """An open job's summary from a row in `open_jobs`' column order (both backends)."""
+    return JobSummary(
+        id=str(r[0]),
+        state=JobState(r[1]),
+        created_at=float(r[2]),
+        updated_at=float(r[3]),
+        guild_id=r[4],
+        language=str(r[5]),
+        text_chars=int(r[6]),
+        submit_started_at=r[7],
+        owner_pending_until=r[8],
+    )

@@ -63,7 +63,8 @@ def _raise_refusal(result: int) -> int:
     return result
 
 
-def _record(row: Sequence[Any], shared: bool = False) -> VoiceRecord:
+def voice_from_row(row: Sequence[Any], shared: bool = False) -> VoiceRecord:
+    """A `voices` row selected in this module's column order (both backends use it)."""
     return VoiceRecord(
         id=int(row[0]),
         owner_id=int(row[1]),
@@ -187,14 +188,14 @@ class VoiceQueries:
             f"SELECT {_COLUMNS} FROM voices WHERE owner_id = ? ORDER BY name COLLATE NOCASE",
             (owner_id,),
         )
-        return [_record(row) for row in rows]
+        return [voice_from_row(row) for row in rows]
 
     async def voice_named(self, owner_id: int, name: str) -> VoiceRecord | None:
         rows = await self._query(
             f"SELECT {_COLUMNS} FROM voices WHERE owner_id = ? AND name = ? COLLATE NOCASE",
             (owner_id, name),
         )
-        return _record(rows[0]) if rows else None
+        return voice_from_row(rows[0]) if rows else None
 
     async def usable_voices(self, guild_id: int | None, user_id: int) -> list[VoiceRecord]:
         """What `user_id` may speak with in `guild_id`: their own voices and the voices
@@ -209,7 +210,7 @@ class VoiceQueries:
             "ORDER BY v.owner_id != ?, v.name COLLATE NOCASE",
             (guild_id, user_id, guild_id, user_id),
         )
-        return [_record(row, bool(row[11])) for row in rows]
+        return [voice_from_row(row, bool(row[11])) for row in rows]
 
     async def voice_sample(self, voice_id: int) -> bytes | None:
         rows = await self._query("SELECT sample FROM voices WHERE id = ?", (voice_id,))
@@ -217,7 +218,7 @@ class VoiceQueries:
 
     async def get_voice(self, voice_id: int) -> VoiceRecord | None:
         rows = await self._query(f"SELECT {_COLUMNS} FROM voices WHERE id = ?", (voice_id,))
-        return _record(rows[0]) if rows else None
+        return voice_from_row(rows[0]) if rows else None
 
     async def rename_voice(self, owner_id: int, voice_id: int, name: str) -> bool:
         """False if the voice is not theirs; raises `VoiceNameTaken`."""

@@ -4,8 +4,9 @@ the result's URL and the interaction token."""
 
 from __future__ import annotations
 
-from ..models import FailureSummary, JobState, JobSummary
+from ..models import FailureSummary, JobSummary
 from ..queries import state_values
+from ..status import summary_from_row
 from ..transitions import OPEN_STATES
 from .base import PgBase
 from .order import INSERTED
@@ -27,20 +28,7 @@ class PgStatus(PgBase):
             list(state_values(OPEN_STATES)),
             limit,
         )
-        return [
-            JobSummary(
-                id=str(r[0]),
-                state=JobState(r[1]),
-                created_at=float(r[2]),
-                updated_at=float(r[3]),
-                guild_id=r[4],
-                language=str(r[5]),
-                text_chars=int(r[6]),
-                submit_started_at=r[7],
-                owner_pending_until=r[8],
-            )
-            for r in rows
-        ]
+        return [summary_from_row(r) for r in rows]
 
     async def recent_failures(self, limit: int) -> list[FailureSummary]:
         """Jobs that failed (told or not yet told), the latest first, at most `limit`."""

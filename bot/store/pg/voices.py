@@ -10,12 +10,9 @@ saves racing from two processes cannot both pass them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
-
 import asyncpg
 
-from ..voices import VoiceLimitReached, VoiceNameTaken, VoiceRecord
+from ..voices import VoiceLimitReached, VoiceNameTaken, VoiceRecord, voice_from_row
 from .base import PgBase
 
 # Everything but the bytes: listing and autocomplete never load clips.
@@ -37,23 +34,6 @@ _BY_NAME = 'lower(name) COLLATE "C"'
 # pg_advisory_xact_lock(int, int): this class of lock, keyed by the owner.
 _LOCK_OWNER = "SELECT pg_advisory_xact_lock(1987011, hashtext($1::bigint::text))"
 _TAKEN = "SELECT 1 FROM voices WHERE owner_id = $1 AND lower(name) = lower($2) AND id <> $3"
-
-
-def _record(row: Sequence[Any], shared: bool = False) -> VoiceRecord:
-    return VoiceRecord(
-        id=int(row[0]),
-        owner_id=int(row[1]),
-        name=str(row[2]),
-        sha256=str(row[3]),
-        content_type=str(row[4]),
-        filename=str(row[5]),
-        storage_url=row[6],
-        uploaded_at=row[7],
-        is_default=bool(row[8]),
-        created_at=float(row[9]),
-        size=int(row[10]),
-        shared=shared,
-    )
 
 
 async def _lock_owner(conn: asyncpg.Connection, owner_id: int) -> None:
@@ -108,7 +88,7 @@ class PgVoices(PgBase):
         rows = await self._fetch(
             f"SELECT {_COLUMNS} FROM voices WHERE owner_id = $1 ORDER BY {_BY_NAME}", owner_id
         )
-        return [_record(row) for row in rows]
+        return [voice_from_row(row) for row in rows]
 
     async def voice_named(self, owner_id: int, name: str) -> VoiceRecord | None:
         row = await self._fetchrow(
@@ -116,7 +96,7 @@ class PgVoices(PgBase):
             owner_id,
             name,
         )
-        return None if row is None else _record(row)
+        return None if row is None else voice_from_row(row)
 
     async def usable_voices(self, guild_id: int | None, user_id: int) -> list[VoiceRecord]:
         """What `user_id` may speak with in `guild_id`: their own voices and the voices
@@ -135,7 +115,7 @@ class PgVoices(PgBase):
             guild_id,
             user_id,
         )
-        return [_record(row, bool(row[11])) for row in rows]
+        return [voice_from_row(row, bool(row[11])) for row in rows]
 
     async def voice_sample(self, voice_id: int) -> bytes | None:
         row = await self._fetchrow("SELECT sample FROM voices WHERE id = $1", voice_id)
@@ -143,7 +123,7 @@ class PgVoices(PgBase):
 
     async def get_voice(self, voice_id: int) -> VoiceRecord | None:
         row = await self._fetchrow(f"SELECT {_COLUMNS} FROM voices WHERE id = $1", voice_id)
-        return None if row is None else _record(row)
+        return None if row is None else voice_from_row(row)
 
     async def rename_voice(self, owner_id: int, voice_id: int, name: str) -> bool:
         """False if the voice is not theirs; raises `VoiceNameTaken`."""
