@@ -28,6 +28,10 @@ log = logging.getLogger(__name__)
 CONNECT_TIMEOUT = 10.0
 COMMAND_TIMEOUT = 30.0
 MIGRATION_LOCK = 0x766F6963  # pg_advisory_xact_lock key: "voic"
+# Held (a session lock, on a connection of its own) while a store is open: until jobs are
+# claimed with leases, a second bot process on the same database would resume and submit
+# the first one's jobs again, so it is refused, as SQLite's jobs.lock refuses a second bot.
+PROCESS_LOCK = 0x766F6365  # "voce"
 _NO_PATH = Path("postgresql")  # StoreError names a path; a database has none
 
 
@@ -44,6 +48,7 @@ class PgBase:
         self.where = describe(url)
         self._clock = clock
         self._pool: asyncpg.Pool | None = None
+        self._holder: asyncpg.Connection | None = None  # holds PROCESS_LOCK
         self._writes = 0
         self._problem: str | None = None
 
@@ -53,7 +58,7 @@ class PgBase:
         return self._writes
 
     async def open(self) -> None:
-        if self._pool is not None:
+        if self._pool is not None or self._holder is not None:
             raise RuntimeError("job store is already open")
         with self._translated():
             self._pool = await asyncpg.create_pool(
@@ -64,10 +69,22 @@ class PgBase:
                 command_timeout=COMMAND_TIMEOUT,
             )
         try:
+            await self._hold_process_lock()
             await self._migrate()
         except BaseException:
             await self.close()
             raise
+
+    async def _hold_process_lock(self) -> None:
+        with self._translated():
+            holder = self._holder = await asyncpg.connect(self._url, timeout=CONNECT_TIMEOUT)
+            got = await holder.fetchval("SELECT pg_try_advisory_lock($1)", PROCESS_LOCK)
+        if not got:
+            raise StoreError(
+                _NO_PATH,
+                f"{self.where} is in use by another running bot: stop it, or give each bot "
+                "its own database (several processes on one database are not supported yet)",
+            )
 
     async def _migrate(self) -> None:
         latest = len(MIGRATIONS)
@@ -95,6 +112,10 @@ class PgBase:
         if pool is not None:
             with contextlib.suppress(Exception):
                 await pool.close()
+        holder, self._holder = self._holder, None
+        if holder is not None:  # closing the session releases its lock
+            with contextlib.suppress(Exception):
+                await holder.close()
 
     async def __aenter__(self) -> Self:
         await self.open()
