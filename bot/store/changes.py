@@ -5,12 +5,13 @@ SQLite writer's batch, or PostgreSQL's `UPDATE … RETURNING`). What differs per
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from ..audio import AudioFile
-from .models import JobRecord
+from .models import DELIVERY_CHANNELS, JobRecord, StoreError
 from .result_cache import CACHED, SAMPLE_SHA256
 from .transitions import (
     DELIVERING,
@@ -22,19 +23,28 @@ from .transitions import (
     SUBMIT_STARTED_WITH_MESSAGE,
     SUBMITTED,
     Change,
+    Transitions,
 )
+
+log = logging.getLogger(__name__)
 
 
 class JobChanges:
-    """Mixed into both stores, which provide `_transition` and `_clock`."""
+    """Mixed into both stores, which provide `_transition`, `_clock`, `_machine` (the
+    ending transitions, which depend on `keep_text`), `keep_replay` and `_released`."""
 
     _clock: Callable[[], float]
+    _machine: Transitions
 
     if TYPE_CHECKING:
 
         async def _transition(
             self, job_id: str, change: Change, values: tuple[object, ...]
         ) -> JobRecord: ...
+        async def keep_replay(self, job_id: str) -> None: ...
+
+    async def _released(self, record: JobRecord) -> None:
+        """The job has ended: a backend that keeps audio outside the row drops it here."""
 
     async def mark_submit_started(
         self, job_id: str, original_message_id: int | None = None
@@ -65,6 +75,38 @@ class JobChanges:
         """Call before each delivery attempt; counts it. After a crash, DELIVERING means
         an attempt may have reached Discord."""
         return await self._transition(job_id, DELIVERING, ())
+
+    async def mark_delivered(
+        self,
+        job_id: str,
+        channel: str,
+        message_id: int | None,
+        *,
+        from_memory: bool = False,
+        hashes: tuple[str | None, str | None] = (None, None),
+    ) -> JobRecord:
+        """The result reached the member. `from_memory`: it was delivered although the
+        store could not record it complete (a failed write): the job ends from whatever
+        open state it has, so a restart neither posts it again nor explains it away.
+        `hashes`: (result_sha256, result_audio_sha256) of the file as delivered."""
+        if channel not in DELIVERY_CHANNELS:
+            raise ValueError(f"delivery channel must be one of {DELIVERY_CHANNELS}")
+        machine = self._machine
+        change = machine.delivered_from_memory if from_memory else machine.delivered
+        try:  # before the wipe: the result's buttons replay it
+            await self.keep_replay(job_id)
+        except StoreError as exc:  # the buttons then say it is gone; the delivery counts
+            log.warning("Job %s: could not keep what its buttons replay: %s", job_id, exc)
+        record = await self._transition(
+            job_id, change, (self._clock(), channel, message_id, *hashes, *machine.wipe)
+        )
+        await self._released(record)
+        return record
+
+    async def mark_explained(self, job_id: str) -> JobRecord:
+        record = await self._transition(job_id, self._machine.explained, self._machine.wipe)
+        await self._released(record)
+        return record
 
     async def mark_failed(self, job_id: str, cause: str, message: str) -> JobRecord:
         """Record why the job failed and what the user will be told (once)."""

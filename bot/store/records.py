@@ -10,6 +10,7 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import fields
 from typing import Any
+from urllib.parse import urlsplit
 
 from .models import JobRecord, JobState
 
@@ -72,3 +73,15 @@ def exact(kinds: Kinds, columns: Iterable[str], values: Iterable[object]) -> boo
         if kind is not kinds.get(column) or (kind is float and value != value):
             return False
     return True
+
+
+def new_row(record: JobRecord, now: float) -> list[Any]:
+    """A newly accepted job's values in `COLUMNS` order as both stores insert them: its
+    state as text, and the fields the store sets itself (`updated_at`, `text_chars`,
+    `sample_host`)."""
+    values = list(field_values(record))
+    values[STATE] = record.state.value
+    values[UPDATED_AT] = now
+    values[TEXT_CHARS] = len(record.text)
+    values[SAMPLE_HOST] = urlsplit(record.sample_url).hostname or ""
+    return values

@@ -112,21 +112,30 @@ class ResultCacheQueries:
     ) -> int:
         """Delete every entry made from that clip, that saved voice or that owner's voice
         (any of those given); return how many."""
-        wanted = {
-            "sample_sha256": sample_sha256,
-            "voice_id": voice_id,
-            "voice_owner_id": voice_owner_id,
-        }
-        given = {name: value for name, value in wanted.items() if value is not None}
-        if not given:
+        statement = forget_statement(sample_sha256, voice_id, voice_owner_id)
+        if statement is None:
             return 0
-        where = " OR ".join(f"{name} = ?" for name in given)
-        rows = await self._query(
-            f"DELETE FROM result_cache WHERE {where} RETURNING key", tuple(given.values())
-        )
+        rows = await self._query(*statement)
         return len(rows)
 
     async def cache_usage(self) -> tuple[int, int]:
         """(entries, bytes of audio) in the cache."""
         rows = await self._query("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM result_cache")
         return int(rows[0][0]), int(rows[0][1])
+
+
+def forget_statement(
+    sample_sha256: str | None, voice_id: int | None, voice_owner_id: int | None
+) -> tuple[str, tuple[object, ...]] | None:
+    """`cache_forget`'s DELETE (with `?` parameters) and its values, for whichever of the
+    three are given; None if none is."""
+    wanted = {
+        "sample_sha256": sample_sha256,
+        "voice_id": voice_id,
+        "voice_owner_id": voice_owner_id,
+    }
+    given = {name: value for name, value in wanted.items() if value is not None}
+    if not given:
+        return None
+    where = " OR ".join(f"{name} = ?" for name in given)
+    return f"DELETE FROM result_cache WHERE {where} RETURNING key", tuple(given.values())

@@ -25,7 +25,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path, PurePath
 from types import TracebackType
 from typing import Any, Literal, Self, TypeVar
-from urllib.parse import urlsplit
 
 from ..audio import AudioFile
 from . import spool
@@ -35,7 +34,6 @@ from .errors import RETRY_FOR, WriterDied, explain, translate
 from .fair_use import FairUseQueries
 from .migrations import migrate
 from .models import (
-    DELIVERY_CHANNELS,
     TERMINAL_STATES,
     InvalidTransition,
     JobRecord,
@@ -44,16 +42,7 @@ from .models import (
 )
 from .provenance import ProvenanceQueries
 from .queries import JobQueries, marks, state_values
-from .records import (
-    COLUMNS,
-    SAMPLE_HOST,
-    STATE,
-    TEXT_CHARS,
-    UPDATED_AT,
-    column_kinds,
-    exact,
-    field_values,
-)
+from .records import COLUMNS, column_kinds, exact, new_row
 from .replays import ReplayQueries
 from .result_cache import ResultCacheQueries
 from .status import StatusQueries
@@ -297,11 +286,7 @@ class SqliteJobStore(
         there later (the caller stopped waiting), nothing is inserted (TimeoutError)."""
         if record.state is not JobState.ACCEPTED:
             raise InvalidTransition(record.id, "add", record.state, " (a new job is ACCEPTED)")
-        values = list(field_values(record))
-        values[STATE] = record.state.value
-        values[UPDATED_AT] = self._clock()
-        values[TEXT_CHARS] = len(record.text)
-        values[SAMPLE_HOST] = urlsplit(record.sample_url).hostname or ""
+        values = new_row(record, self._clock())
         fast = exact(self._machine.kinds, COLUMNS, values)
         added = await self._write(self._machine.insert, values, fast, deadline)
         if added is None:
@@ -350,37 +335,9 @@ class SqliteJobStore(
                 await self._audio.remove(name)
             raise
 
-    async def mark_delivered(
-        self,
-        job_id: str,
-        channel: str,
-        message_id: int | None,
-        *,
-        from_memory: bool = False,
-        hashes: tuple[str | None, str | None] = (None, None),
-    ) -> JobRecord:
-        """The result reached the member. `from_memory`: it was delivered although the
-        store could not record it complete (a failed write): the job ends from whatever
-        open state it has, so a restart neither posts it again nor explains it away.
-        `hashes`: (result_sha256, result_audio_sha256) of the file as delivered."""
-        if channel not in DELIVERY_CHANNELS:
-            raise ValueError(f"delivery channel must be one of {DELIVERY_CHANNELS}")
-        machine = self._machine
-        change = machine.delivered_from_memory if from_memory else machine.delivered
-        try:  # before the wipe: the result's buttons replay it
-            await self.keep_replay(job_id)
-        except StoreError as exc:  # the buttons then say it is gone; the delivery counts
-            log.warning("Job %s: could not keep what its buttons replay: %s", job_id, exc)
-        record = await self._transition(
-            job_id, change, (self._clock(), channel, message_id, *hashes, *machine.wipe)
-        )
+    async def _released(self, record: JobRecord) -> None:
+        """The job has ended: its audio file, if it had one, is deleted."""
         await self._audio.drop(record)
-        return record
-
-    async def mark_explained(self, job_id: str) -> JobRecord:
-        record = await self._transition(job_id, self._machine.explained, self._machine.wipe)
-        await self._audio.drop(record)
-        return record
 
     # -- audio and housekeeping -----------------------------------------------------
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -40,6 +41,13 @@ def describe(url: str) -> str:
     parts = urlsplit(url)
     host = parts.hostname or "local socket"
     return f"PostgreSQL database {parts.path.lstrip('/') or '(default)'} on {host}"
+
+
+def numbered(sql: str) -> str:
+    """SQLite's `?` parameters as PostgreSQL's `$1, $2, …` (the statements here hold no
+    `?` in a literal)."""
+    count = iter(range(1, sql.count("?") + 1))
+    return re.sub(r"\?", lambda _: f"${next(count)}", sql)
 
 
 class PgBase:

@@ -6,29 +6,16 @@ atomic statement, whichever process sends it."""
 from __future__ import annotations
 
 import logging
-import re
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
 from ...audio import AudioFile
 from ..models import (
-    DELIVERY_CHANNELS,
     TERMINAL_STATES,
     InvalidTransition,
     JobRecord,
     JobState,
-    StoreError,
 )
-from ..records import (
-    COLUMNS,
-    SAMPLE_HOST,
-    SELECT,
-    STATE,
-    TEXT_CHARS,
-    UPDATED_AT,
-    field_values,
-    from_row,
-)
+from ..records import COLUMNS, SELECT, from_row, new_row
 from ..transitions import (
     COMPLETED,
     COMPLETED_DELIVERING,
@@ -37,7 +24,7 @@ from ..transitions import (
     Transitions,
     refusal,
 )
-from .base import PgBase
+from .base import PgBase, numbered
 from .order import INSERTED
 
 log = logging.getLogger(__name__)
@@ -50,13 +37,6 @@ _OPEN = tuple(state.value for state in OPEN_STATES)
 _TERMINAL = tuple(state.value for state in TERMINAL_STATES)
 
 
-def numbered(sql: str) -> str:
-    """SQLite's `?` parameters as PostgreSQL's `$1, $2, …` (the statements here hold no
-    `?` in a literal)."""
-    count = iter(range(1, sql.count("?") + 1))
-    return re.sub(r"\?", lambda _: f"${next(count)}", sql)
-
-
 class PgJobs(PgBase):
     """Mixed into `PostgresJobStore`, first among its bases (the others' `_transition`
     placeholders resolve to this one)."""
@@ -66,7 +46,6 @@ class PgJobs(PgBase):
 
     if TYPE_CHECKING:  # replays.PgReplays, later in the store's bases
 
-        async def keep_replay(self, job_id: str) -> None: ...
         async def _purge_replays(self, before: float) -> int: ...
 
     def _update_sql(self, change: Change) -> str:
@@ -96,12 +75,7 @@ class PgJobs(PgBase):
         kept for the interface: a statement here is sent at once, so it is never late."""
         if record.state is not JobState.ACCEPTED:
             raise InvalidTransition(record.id, "add", record.state, " (a new job is ACCEPTED)")
-        values = list(field_values(record))
-        values[STATE] = record.state.value
-        values[UPDATED_AT] = self._clock()
-        values[TEXT_CHARS] = len(record.text)
-        values[SAMPLE_HOST] = urlsplit(record.sample_url).hostname or ""
-        row = await self._fetchrow(_INSERT, *values)
+        row = await self._fetchrow(_INSERT, *new_row(record, self._clock()))
         if row is None:
             raise await self._refusal(record.id, "add")
         self._writes += 1
@@ -127,30 +101,6 @@ class PgJobs(PgBase):
             change,
             (audio, None, content_type, extension, audio_url, len(audio), running, done),
         )
-
-    async def mark_delivered(
-        self,
-        job_id: str,
-        channel: str,
-        message_id: int | None,
-        *,
-        from_memory: bool = False,
-        hashes: tuple[str | None, str | None] = (None, None),
-    ) -> JobRecord:
-        if channel not in DELIVERY_CHANNELS:
-            raise ValueError(f"delivery channel must be one of {DELIVERY_CHANNELS}")
-        machine = self._machine
-        change = machine.delivered_from_memory if from_memory else machine.delivered
-        try:  # before the wipe: the result's buttons replay it
-            await self.keep_replay(job_id)
-        except StoreError as exc:
-            log.warning("Job %s: could not keep what its buttons replay: %s", job_id, exc)
-        return await self._transition(
-            job_id, change, (self._clock(), channel, message_id, *hashes, *machine.wipe)
-        )
-
-    async def mark_explained(self, job_id: str) -> JobRecord:
-        return await self._transition(job_id, self._machine.explained, self._machine.wipe)
 
     # -- reads ----------------------------------------------------------------------------
 

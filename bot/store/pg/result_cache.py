@@ -15,7 +15,8 @@ from dataclasses import astuple, fields
 from typing import Any
 
 from ..models import CachedResult
-from .base import PgBase
+from ..result_cache import forget_statement
+from .base import PgBase, numbered
 
 _COLUMNS = tuple(f.name for f in fields(CachedResult))
 _SELECT = ", ".join(_COLUMNS)
@@ -88,18 +89,11 @@ class PgResultCache(PgBase):
     ) -> int:
         """Delete every entry made from that clip, that saved voice or that owner's voice
         (any of those given); return how many."""
-        wanted = {
-            "sample_sha256": sample_sha256,
-            "voice_id": voice_id,
-            "voice_owner_id": voice_owner_id,
-        }
-        given = {name: value for name, value in wanted.items() if value is not None}
-        if not given:
+        statement = forget_statement(sample_sha256, voice_id, voice_owner_id)
+        if statement is None:
             return 0
-        where = " OR ".join(f"{name} = ${i}" for i, name in enumerate(given, 1))
-        rows = await self._fetch(
-            f"DELETE FROM result_cache WHERE {where} RETURNING key", *given.values()
-        )
+        sql, values = statement
+        rows = await self._fetch(numbered(sql), *values)
         return len(rows)
 
     async def cache_usage(self) -> tuple[int, int]:
