@@ -27,12 +27,11 @@ from bot.store import JobRecord
 from .buttons import cancel_view, carries_result, result_view
 from .playback import playback_of
 from .progress import ProgressMessage
-from .voice_message import REFUSED_CODES, send_voice_message
+from .voice_message import VoiceMessageReplies
 from .wording import (
     CACHED_NOTE,
     CANNOT_CONVERT,
     NO_PLAYBACK,
-    VOICE_MESSAGE_NOTE,
     audio_filename,
     ending_text,
     failure_text,
@@ -64,7 +63,7 @@ def token_gone(exc: discord.HTTPException) -> bool:
     return exc.code in TOKEN_GONE_CODES or exc.status in (401, 404)
 
 
-class Answer:
+class Answer(VoiceMessageReplies):
     def __init__(
         self, bot: VoiceCloneBot, record: JobRecord, upload_limit: int | None = None
     ) -> None:
@@ -165,62 +164,6 @@ class Answer:
         self.bot.metrics.delivered(sent.channel)
         return sent
 
-    async def _send_voice_message(self, content: str, audio: AudioFile) -> Sent | str:
-        """The voice message, as a reply to the job's message, which then carries the label,
-        the quote and the buttons (a voice message can carry none of them); or why Discord
-        refused it (the result then goes as a file)."""
-        record = self.record
-        try:
-            voice_id = await send_voice_message(
-                self.bot.http,
-                record.channel_id,
-                audio,
-                reply_to=record.original_message_id,
-                nonce=self.nonce,
-            )
-        except discord.HTTPException as exc:
-            log.info(
-                "Job %s: voice message refused (HTTP %s %s); sending a file",
-                record.id,
-                exc.status,
-                exc.code,
-            )
-            return REFUSED_CODES.get(exc.code, f"Discord answered HTTP {exc.status}")
-        await self._label_voice_message(content, voice_id)
-        return Sent("channel", voice_id)
-
-    async def _label_voice_message(self, content: str, voice_id: int) -> None:
-        """The label, the quote and the buttons for the voice message: on the job's message
-        while its token lives, else in a reply to the voice message."""
-        record = self.record
-        text = f"{content}\n{VOICE_MESSAGE_NOTE}"
-        try:
-            if self.alive():
-                await self.webhook.edit_message(
-                    self.message_id,
-                    content=text,
-                    attachments=[],
-                    view=result_view(record.id),
-                    allowed_mentions=NO_MENTIONS,
-                )
-            else:
-                await self.bot.get_partial_messageable(record.channel_id).send(
-                    text,
-                    reference=discord.MessageReference(
-                        message_id=voice_id, channel_id=record.channel_id
-                    ),
-                    view=result_view(record.id),
-                    allowed_mentions=NO_MENTIONS,
-                )
-        except discord.HTTPException as exc:
-            # The member has the result: only its label and buttons are missing.
-            log.warning(
-                "Job %s: voice message sent, but its label could not be (HTTP %s %s)",
-                record.id,
-                exc.status,
-                exc.code,
-            )
-
     async def send_failure(self, text: str) -> None:
         try:
             await self.send(text, None, "", "")
@@ -295,16 +238,6 @@ class Answer:
                 log.warning("Job %s: cannot read the %s's messages: %s", record.id, kind, exc)
         return None
 
-    def _is_voice_message(self, message: discord.Message) -> bool:
-        """The job's voice message: it replies to the job's message (and has no mark)."""
-        reference = message.reference
-        return (
-            message.flags.voice
-            and reference is not None
-            and self.record.original_message_id is not None
-            and reference.message_id == self.record.original_message_id
-        )
-
     async def _interaction_message(self) -> discord.Message | None:
         try:
             if self.alive(margin=0):
@@ -326,14 +259,9 @@ class Answer:
         """The limit of the first path tried: the interaction's while its token lives."""
         if self.alive():
             return self.interaction_limit or DEFAULT_UPLOAD_LIMIT
-        return self._limit_for(self.bot.get_channel(self.record.channel_id))  # type: ignore[arg-type]
+        return self._limit_for(self.bot.get_channel(self.record.channel_id))
 
-    async def voice_message_refused(self) -> str | None:
-        if await self.channel(voice_message=True) is None:
-            return self.no_channel_because or "voice messages go to a server's text channels only"
-        return None
-
-    def _limit_for(self, channel: discord.abc.Messageable | None) -> int:
+    def _limit_for(self, channel: object) -> int:
         guild = getattr(channel, "guild", None)
         if isinstance(guild, discord.Guild):
             return guild.filesize_limit
