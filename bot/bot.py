@@ -75,6 +75,7 @@ class VoiceCloneBot(commands.AutoShardedBot):
             # Always the sharded client, with the count given: it never asks Discord for
             # a count of its own, and one shard behaves as a plain connection.
             shard_count=settings.shard_count,
+            **_shard_ids(settings),
         )
         self.settings = settings
         self._owns_session = session is None
@@ -302,6 +303,11 @@ class VoiceCloneBot(commands.AutoShardedBot):
                 await self._session.close()
             if self._store is not None:
                 await self._store.close()
+
+
+def _shard_ids(settings: Settings) -> dict[str, Any]:
+    """SHARD_IDS when given; without it, the client opens every shard of the count."""
+    return {"shard_ids": list(settings.shard_ids)} if settings.shard_ids else {}
 
 
 def open_store(settings: Settings) -> Store:

@@ -182,3 +182,11 @@ def test_fair_use_errors_name_the_variable(name: str, value: str, problem: str) 
     with pytest.raises(ConfigError, match=name) as caught:
         load(**{name: value})
     assert problem in str(caught.value)
+
+
+def test_shard_ids_each_below_the_count() -> None:
+    s = load_settings({**REQUIRED, "SHARD_COUNT": "4", "SHARD_IDS": "2, 3,2"}, dotenv_path=None)
+    assert (s.shard_count, s.shard_ids) == (4, (2, 3))
+    assert load_settings(REQUIRED, dotenv_path=None).shard_ids == ()
+    with pytest.raises(ConfigError, match=r"SHARD_IDS.*shard 4 is not below SHARD_COUNT=4"):
+        load_settings({**REQUIRED, "SHARD_COUNT": "4", "SHARD_IDS": "1,4"}, dotenv_path=None)

@@ -166,7 +166,15 @@ class Settings:
         default=1,
         kind=whole("shards", 1, 4096),
         help="gateway connections (shards) this process opens; Discord requires one per "
-        "2,500 servers (`make check` and the log say when). All run in this one process",
+        "2,500 servers (`make check` and the log say when); with several processes, the "
+        "total over all of them",
+    )
+    shard_ids: tuple[int, ...] = setting(
+        default=(),
+        kind=Ids(),
+        help="the shards this process opens, each below SHARD_COUNT (e.g. `0,1`); empty = all "
+        'of them. Several processes, each with its own shards, need DATABASE_URL (see "Running '
+        'at scale")',
     )
     max_text_chars: int = setting(
         default=1000,
@@ -202,6 +210,13 @@ class Settings:
         kind=DatabaseUrl(),
         help="keep the jobs in PostgreSQL instead of the SQLite file in BOT_DATA_DIR (see "
         '"PostgreSQL" below); the URL may carry a password and is never printed',
+    )
+    job_lease_seconds: float = setting(
+        default=30.0,
+        kind=decimal("seconds", 2, 600),
+        help="with DATABASE_URL: how long a process's claim on the jobs it drives lasts "
+        "(renewed every third of it); the jobs of a process that stops renewing (killed, cut "
+        "off) are resumed by another after about this long",
     )
     job_retention_days: float = setting(
         default=7.0,
@@ -362,4 +377,12 @@ def load_settings(
             values[declared.name] = spec(declared).kind.parse(raw)
         except ValueError as exc:
             raise ConfigError(name, str(exc)) from None
-    return Settings(**values)
+    settings = Settings(**values)
+    beyond = [shard for shard in settings.shard_ids if shard >= settings.shard_count]
+    if beyond:
+        raise ConfigError(
+            "SHARD_IDS",
+            f"shard {beyond[0]} is not below SHARD_COUNT={settings.shard_count} "
+            "(shards are numbered from 0)",
+        )
+    return settings

@@ -69,5 +69,19 @@ _INDEXES = (
     "CREATE INDEX result_cache_by_use ON result_cache (last_used_at)",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = ((*_VERSION_1, *_INDEXES),)
+# Several processes on one database: a job is driven by the process holding its lease
+# (`lease_owner`, renewed until `lease_until`, database time); the Segmind request budget
+# all of them share is one row (`pg/budget.py`).
+_VERSION_2 = (
+    "ALTER TABLE jobs ADD COLUMN lease_owner TEXT, ADD COLUMN lease_until DOUBLE PRECISION",
+    "CREATE INDEX jobs_open_by_lease ON jobs (lease_until) "
+    "WHERE state IN ('accepted', 'submitted', 'completed', 'delivering', 'failed')",
+    "CREATE TABLE segmind_budget (id SMALLINT PRIMARY KEY CHECK (id = 1), "
+    "next_at DOUBLE PRECISION NOT NULL DEFAULT 0, "
+    "paused_until DOUBLE PRECISION NOT NULL DEFAULT 0, "
+    "grants DOUBLE PRECISION[] NOT NULL DEFAULT '{}')",
+    "INSERT INTO segmind_budget (id) VALUES (1)",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = ((*_VERSION_1, *_INDEXES), _VERSION_2)
 """Each entry one schema version's statements, run in one transaction; append, never edit."""
