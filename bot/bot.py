@@ -157,7 +157,7 @@ class VoiceCloneBot(commands.AutoShardedBot):
         self._policy = Policy(
             settings, self._store, credits_paused_until=lambda: self.credits.paused_until
         )
-        self.unfinished_at_start = await self._store.unfinished()
+        self.unfinished_at_start = await self._store.claim_unfinished()
         await self._policy.load(self.unfinished_at_start)
         for chars, running, done in await self._store.finish_times(HISTORY):
             self._jobs.durations.observe(Observation(chars, running, done))
@@ -181,6 +181,8 @@ class VoiceCloneBot(commands.AutoShardedBot):
             cache=self._cache,
             transcoder=self.transcoder,
             on_ended=self.metrics.job_ended,
+            # Several processes may share a PostgreSQL store: look for a dead one's jobs.
+            claim_every=settings.job_lease_seconds / 3 if settings.database_url.get() else None,
         )
         if settings.metrics_port:
             server = MetricsServer(
@@ -317,5 +319,10 @@ def open_store(settings: Settings) -> Store:
     if url:
         from .store.pg import PostgresJobStore  # asyncpg loads only for PostgreSQL
 
-        return PostgresJobStore(url, keep_text=settings.audit_store_text)
+        return PostgresJobStore(
+            url,
+            keep_text=settings.audit_store_text,
+            lease_seconds=settings.job_lease_seconds,
+            shards=(settings.shard_count, settings.shard_ids),
+        )
     return SqliteJobStore(settings.bot_data_dir, keep_text=settings.audit_store_text)

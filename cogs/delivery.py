@@ -379,6 +379,11 @@ class Answer(VoiceMessageReplies):
                 return None
         if not isinstance(channel, discord.TextChannel | discord.Thread | discord.VoiceChannel):
             return None
+        user = self.bot.user
+        if user is None or channel.guild.get_member(user.id) is None:
+            # A server on another process's shard (a job resumed here): no member cache
+            # to check against; Discord refuses what is missing, and that is handled.
+            return channel
         missing = _missing_permissions(channel, voice_message=voice_message)
         if missing:
             self.no_channel_because = f"the bot lacks {' and '.join(missing)} in this channel"

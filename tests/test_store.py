@@ -873,19 +873,6 @@ async def test_second_instance_is_refused_by_the_lock(data_dir: Path) -> None:
         assert (await second.get("1001")) is not None
 
 
-async def test_a_second_bot_on_the_same_store_is_refused(make_store: MakeStore) -> None:
-    """Either backend: until jobs are claimed with leases, a second process would resume
-    and submit the first one's jobs again."""
-    async with make_store() as first:
-        await first.add(make_job())
-        with pytest.raises(StoreError) as caught:
-            await make_store().open()
-        assert "another running bot" in str(caught.value)
-        assert (await first.get("1001")) is not None  # the first is unaffected
-    async with make_store() as second:  # free again once closed
-        assert (await second.get("1001")) is not None
-
-
 async def test_database_locked_by_another_program(data_dir: Path) -> None:
     async with SqliteJobStore(data_dir):
         pass

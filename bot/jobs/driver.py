@@ -33,6 +33,7 @@ from ..store import (
     JobRecord,
     JobState,
     JobStore,
+    LeaseLost,
     NextStep,
     StoreError,
     StoreUnavailable,
@@ -110,6 +111,10 @@ class JobDriver:
                 record.state.name,
                 exc,
             )
+        except LeaseLost as exc:
+            # Another process claimed it (this one stopped renewing in time): it goes on
+            # there; nothing here may submit, post or explain anything more.
+            log.warning("Job %s: %s; stopped here", record.id, exc)
         except asyncio.CancelledError:
             by = self._cancelled.pop(record.id, None)
             task = asyncio.current_task()

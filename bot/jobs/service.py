@@ -1,6 +1,7 @@
 """A job's life in one place: the Speak cog hands a stored job over (`start`), and the
 service drives it to its end, frees the member's place when it ends, resumes what the
-last run left at start-up, and purges old records once a day.
+last run left at start-up (and, with several processes on one database, what a process
+that died left: `claim_every`), and purges old records once a day.
 
 The Discord layer registers how a job reaches its member (`use`); the service knows no
 more of Discord than that factory. It is built by the Bot beside the store and the
@@ -48,6 +49,7 @@ class JobService:
         cache: ResultCache | None = None,
         transcoder: Transcoder | None = None,
         on_ended: Callable[[JobRecord], None] | None = None,
+        claim_every: float | None = None,
     ) -> None:
         self._on_ended = on_ended  # the bot's metrics
         self._store = store
@@ -59,6 +61,9 @@ class JobService:
         self.driver = JobDriver(store, runner, spawn, accepting, resampler, cache, transcoder)
         self._deliveries: DeliveryFactory | None = None
         self._housekeeping = tasks.loop(hours=PURGE_HOURS)(self._daily_purge)
+        self._claiming = (
+            tasks.loop(seconds=claim_every)(self._claim_orphans) if claim_every else None
+        )
 
     def use(self, deliveries: DeliveryFactory) -> None:
         """How jobs reach their members: the Discord layer's side of the service."""
@@ -106,6 +111,22 @@ class JobService:
             log.info("Resuming %d unfinished job(s) from the last run", len(unfinished))
         for record in unfinished:
             self.start(record)
+        if self._claiming is not None:
+            self._claiming.start()
+
+    async def _claim_orphans(self) -> None:
+        """Resume the jobs of a process that stopped renewing its leases (the store
+        hands each to one process only)."""
+        try:
+            claimed = await self._store.claim_unfinished()
+        except StoreError as exc:  # tried again next round
+            log.warning("Could not look for other processes' orphaned jobs: %s", exc)
+            return
+        if claimed:
+            log.info("Resuming %d job(s) a stopped bot process left", len(claimed))
+        self._policy.adopt(claimed)
+        for record in claimed:
+            self.start(record)
 
     async def _daily_purge(self) -> None:
         if self._housekeeping.current_loop > 0:  # the first round is recover()'s own purge
@@ -127,3 +148,5 @@ class JobService:
 
     def close(self) -> None:
         self._housekeeping.cancel()
+        if self._claiming is not None:
+            self._claiming.cancel()

@@ -90,7 +90,12 @@ class Policy:
         for row in await self._store.usage(now - self.settings.user_cooldown_seconds - DAY):
             key = (row.guild_id or 0, row.user_id)
             self._last_start[key] = max(self._last_start.get(key, 0.0), row.last_at)
-        for record in unfinished:
+        self.adopt(unfinished)
+
+    def adopt(self, records: Iterable[JobRecord]) -> None:
+        """Jobs this process drives from now on that it did not reserve (the last run's,
+        or another process's): each counts as in flight until it ends."""
+        for record in records:
             key = (record.guild_id or 0, record.user_id)
             self._track(record.id, Job(key, record.text_chars, day_of(record.created_at), 0, None))
 

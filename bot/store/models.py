@@ -147,6 +147,15 @@ class StoreUnavailable(StoreError):
     be recorded or read until the bot restarts."""
 
 
+class LeaseLost(Exception):
+    """Another process holds the job's lease now (this one stopped renewing it in time):
+    this process must stop driving the job at once, without telling anyone anything."""
+
+    def __init__(self, job_id: str, operation: str) -> None:
+        super().__init__(f"job {job_id}: cannot {operation}: another bot process drives it now")
+        self.job_id = job_id
+
+
 class InvalidTransition(Exception):
     """The job is not in a state the operation may start from (a caller bug, or a
     second attempt at something that must happen once)."""
@@ -214,6 +223,11 @@ class JobStore(Protocol):
     async def get(self, job_id: str) -> JobRecord | None: ...
     async def job_for_message(self, guild_id: int, message_id: int) -> JobRecord | None: ...
     async def unfinished(self) -> list[JobRecord]: ...
+    async def claim_unfinished(self) -> list[JobRecord]:
+        """The unfinished jobs no live process drives, now this one's to drive, oldest
+        first (SQLite: every unfinished job; its lock makes this the only process)."""
+        ...
+
     async def finish_times(self, limit: int) -> list[tuple[int, float, float]]: ...
     async def count_by_state(self) -> dict[JobState, int]: ...
     async def read_audio(self, record: JobRecord) -> AudioFile | None: ...

@@ -50,6 +50,9 @@ class JobQueries:
         )
         return [from_row(row) for row in rows]
 
+    async def claim_unfinished(self) -> list[JobRecord]:
+        return await self.unfinished()  # jobs.lock: no other process drives any of them
+
     async def recent_jobs(self, guild_id: int, limit: int) -> list[JobRecord]:
         """The guild's latest jobs, newest first: the audit log."""
         rows = await self._query(

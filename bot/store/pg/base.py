@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import re
+import secrets
+import socket
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -51,12 +54,23 @@ def numbered(sql: str) -> str:
 
 
 class PgBase:
-    def __init__(self, url: str, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        clock: Callable[[], float] = time.time,
+        lease_seconds: float = 30.0,
+        shards: tuple[int, tuple[int, ...]] = (1, ()),
+    ) -> None:
         self._url = url
         self.where = describe(url)
         self._clock = clock
         self._pool: asyncpg.Pool | None = None
-        self._holder: asyncpg.Connection | None = None  # holds PROCESS_LOCK
+        # This process among those sharing the database (leases.py): unique per open
+        # store, readable in the table by an operator.
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self.lease_seconds = lease_seconds
+        self.shards = shards  # (SHARD_COUNT, SHARD_IDS): whose jobs it takes back first
         self._writes = 0
         self._problem: str | None = None
 
@@ -66,7 +80,7 @@ class PgBase:
         return self._writes
 
     async def open(self) -> None:
-        if self._pool is not None or self._holder is not None:
+        if self._pool is not None:
             raise RuntimeError("job store is already open")
         with self._translated():
             self._pool = await asyncpg.create_pool(
@@ -77,22 +91,17 @@ class PgBase:
                 command_timeout=COMMAND_TIMEOUT,
             )
         try:
-            await self._hold_process_lock()
             await self._migrate()
+            await self._opened()
         except BaseException:
             await self.close()
             raise
 
-    async def _hold_process_lock(self) -> None:
-        with self._translated():
-            holder = self._holder = await asyncpg.connect(self._url, timeout=CONNECT_TIMEOUT)
-            got = await holder.fetchval("SELECT pg_try_advisory_lock($1)", PROCESS_LOCK)
-        if not got:
-            raise StoreError(
-                _NO_PATH,
-                f"{self.where} is in use by another running bot: stop it, or give each bot "
-                "its own database (several processes on one database are not supported yet)",
-            )
+    async def _opened(self) -> None:
+        """Open and up to date: what the parts start (leases.py)."""
+
+    async def _closing(self) -> None:
+        """About to close: what the parts hand back while the pool still works."""
 
     async def _migrate(self) -> None:
         latest = len(MIGRATIONS)
@@ -116,14 +125,12 @@ class PgBase:
             await conn.execute("UPDATE schema_version SET version = $1", latest)
 
     async def close(self) -> None:
+        if self._pool is not None:
+            await self._closing()
         pool, self._pool = self._pool, None
         if pool is not None:
             with contextlib.suppress(Exception):
                 await pool.close()
-        holder, self._holder = self._holder, None
-        if holder is not None:  # closing the session releases its lock
-            with contextlib.suppress(Exception):
-                await holder.close()
 
     async def __aenter__(self) -> Self:
         await self.open()

@@ -14,6 +14,7 @@ from ..models import (
     InvalidTransition,
     JobRecord,
     JobState,
+    LeaseLost,
 )
 from ..records import COLUMNS, SELECT, from_row, new_row
 from ..transitions import (
@@ -25,13 +26,16 @@ from ..transitions import (
     refusal,
 )
 from .base import PgBase, numbered
+from .leases import NOW
 from .order import INSERTED
 
 log = logging.getLogger(__name__)
 
+# A new job is leased to the process that accepted it (leases.py).
 _INSERT = (
-    f"INSERT INTO jobs ({SELECT}) VALUES ({', '.join(f'${n + 1}' for n in range(len(COLUMNS)))}) "
-    f"ON CONFLICT (id) DO NOTHING RETURNING {SELECT}"
+    f"INSERT INTO jobs ({SELECT}, lease_owner, lease_until) VALUES "
+    f"({', '.join(f'${n + 1}' for n in range(len(COLUMNS) + 1))}, "
+    f"{NOW} + ${len(COLUMNS) + 2}::float8) ON CONFLICT (id) DO NOTHING RETURNING {SELECT}"
 )
 _OPEN = tuple(state.value for state in OPEN_STATES)
 _TERMINAL = tuple(state.value for state in TERMINAL_STATES)
@@ -51,14 +55,19 @@ class PgJobs(PgBase):
     def _update_sql(self, change: Change) -> str:
         sql = self._updates.get(change.sql)
         if sql is None:
-            sql = self._updates[change.sql] = f"{numbered(change.sql)} RETURNING {SELECT}"
+            # Only the lease holder moves a job (leases.py): its owner is the last parameter.
+            owner = f"${change.sql.count('?') + 1}"
+            sql = f"{numbered(change.sql)} AND lease_owner = {owner} RETURNING {SELECT}"
+            self._updates[change.sql] = sql
         return sql
 
     async def _transition(
         self, job_id: str, change: Change, values: tuple[object, ...]
     ) -> JobRecord:
         """Apply `change` with `values` (for its columns but `updated_at`)."""
-        row = await self._fetchrow(self._update_sql(change), *values, self._clock(), job_id)
+        row = await self._fetchrow(
+            self._update_sql(change), *values, self._clock(), job_id, self.owner
+        )
         if row is None:
             raise await self._refusal(job_id, change.operation)
         self._writes += 1
@@ -66,16 +75,22 @@ class PgJobs(PgBase):
         log.debug("job %s: %s -> %s", job_id, change.operation, record.state.name)
         return record
 
-    async def _refusal(self, job_id: str, operation: str) -> InvalidTransition:
-        rows = await self._fetch("SELECT state, submit_started_at FROM jobs WHERE id = $1", job_id)
-        return refusal(job_id, operation, [tuple(row) for row in rows])
+    async def _refusal(self, job_id: str, operation: str) -> InvalidTransition | LeaseLost:
+        rows = await self._fetch(
+            "SELECT state, submit_started_at, lease_owner FROM jobs WHERE id = $1", job_id
+        )
+        if operation != "add" and rows and rows[0][0] in _OPEN and rows[0][2] != self.owner:
+            return LeaseLost(job_id, operation)
+        return refusal(job_id, operation, [tuple(row)[:2] for row in rows])
 
     async def add(self, record: JobRecord, *, deadline: float | None = None) -> JobRecord:
         """Record a newly accepted job; an id already present is refused. `deadline` is
         kept for the interface: a statement here is sent at once, so it is never late."""
         if record.state is not JobState.ACCEPTED:
             raise InvalidTransition(record.id, "add", record.state, " (a new job is ACCEPTED)")
-        row = await self._fetchrow(_INSERT, *new_row(record, self._clock()))
+        row = await self._fetchrow(
+            _INSERT, *new_row(record, self._clock()), self.owner, self.lease_seconds
+        )
         if row is None:
             raise await self._refusal(record.id, "add")
         self._writes += 1

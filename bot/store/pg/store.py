@@ -9,6 +9,7 @@ from collections.abc import Callable
 from ..changes import JobChanges
 from ..transitions import Transitions
 from .jobs import PgJobs
+from .leases import PgLeases
 from .policy import PgPolicy
 from .provenance import PgProvenance
 from .replays import PgReplays
@@ -18,11 +19,25 @@ from .voices import PgVoices
 
 
 class PostgresJobStore(
-    JobChanges, PgJobs, PgPolicy, PgReplays, PgResultCache, PgProvenance, PgStatus, PgVoices
+    JobChanges,
+    PgJobs,
+    PgLeases,
+    PgPolicy,
+    PgReplays,
+    PgResultCache,
+    PgProvenance,
+    PgStatus,
+    PgVoices,
 ):
     def __init__(
-        self, url: str, *, clock: Callable[[], float] = time.time, keep_text: bool = False
+        self,
+        url: str,
+        *,
+        clock: Callable[[], float] = time.time,
+        keep_text: bool = False,
+        lease_seconds: float = 30.0,
+        shards: tuple[int, tuple[int, ...]] = (1, ()),
     ) -> None:
-        super().__init__(url, clock=clock)
+        super().__init__(url, clock=clock, lease_seconds=lease_seconds, shards=shards)
         self._machine = Transitions(keep_text=keep_text)
         self._updates = {}
