@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from ..changes import JobChanges
 from ..transitions import Transitions
+from .budget import PgBudget
 from .jobs import PgJobs
 from .policy import PgPolicy
 from .provenance import PgProvenance
@@ -18,7 +19,15 @@ from .voices import PgVoices
 
 
 class PostgresJobStore(
-    JobChanges, PgJobs, PgPolicy, PgReplays, PgResultCache, PgProvenance, PgStatus, PgVoices
+    JobChanges,
+    PgJobs,
+    PgPolicy,
+    PgReplays,
+    PgResultCache,
+    PgProvenance,
+    PgStatus,
+    PgVoices,
+    PgBudget,
 ):
     def __init__(
         self, url: str, *, clock: Callable[[], float] = time.time, keep_text: bool = False
