@@ -215,7 +215,7 @@ async def test_a_pause_seen_by_one_process_holds_the_others(
     assert other.has_room()  # it has not asked yet: nothing to know
     await asyncio.wait_for(other.acquire(), 2)
     assert loop.time() - t0 >= 0.4 - 0.02  # the database's clock, not the loop's
-    assert other.paused_for == 0  # its own downloads are not held (see the report)
+    assert other.paused_for == 0  # only grants are shared: its downloads are not held
     pausing.close()
     other.close()
 
