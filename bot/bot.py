@@ -20,7 +20,7 @@ from .jobs.resample import Resampler
 from .observe import Metrics
 from .observe.server import MetricsServer, extra_pages
 from .policy import Policy
-from .segmind.budget import RequestBudget
+from .segmind.budget import RequestBudget, shared_grants_of
 from .segmind.client import SegmindClient
 from .store import JobRecord, SqliteJobStore, Store
 from .transcoder import Transcoder
@@ -147,7 +147,7 @@ class VoiceCloneBot(commands.AutoShardedBot):
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=SESSION_TIMEOUT)
         if self._segmind is None:
-            budget = RequestBudget(settings.segmind_rpm)
+            budget = RequestBudget(settings.segmind_rpm, shared=shared_grants_of(self._store))
             self._segmind = SegmindClient.from_settings(self._session, settings, budget)
         if self._jobs is None:
             self._jobs = JobRunner.from_settings(self._segmind, settings, self.credits)

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from ..changes import JobChanges
 from ..transitions import Transitions
+from .budget import PgBudget
 from .jobs import PgJobs
 from .leases import PgLeases
 from .policy import PgPolicy
@@ -28,6 +29,7 @@ class PostgresJobStore(
     PgProvenance,
     PgStatus,
     PgVoices,
+    PgBudget,
 ):
     def __init__(
         self,
