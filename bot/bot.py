@@ -197,7 +197,11 @@ class VoiceCloneBot(commands.AutoShardedBot):
         # Once per process, not per cog load: a reload must not drive the same jobs twice.
         self.spawn(self._service.recover(self.unfinished_at_start), name="recover-jobs")
         await sync_commands(
-            self.tree, settings.bot_data_dir, settings.discord_guild_ids, force=self._force_sync
+            self.tree,
+            settings.bot_data_dir,
+            settings.discord_guild_ids,
+            force=self._force_sync,
+            shared=self._store,
         )
 
     def _watch_metrics(self, runner: JobRunner) -> None:

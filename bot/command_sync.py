@@ -1,18 +1,22 @@
 """Slash-command sync that spares Discord's 200-creates-a-day limit.
 
 The command set is fingerprinted (its exact payload plus where it goes) and stored in
-BOT_DATA_DIR; the bot pushes only when that fingerprint changes or when asked.
+BOT_DATA_DIR; the bot pushes only when that fingerprint changes or when asked. Processes
+sharing a PostgreSQL store (`SharedSync`) keep the fingerprint there and sync one at a
+time, so of several starting together one pushes and the others find it done.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import discord
 from discord import app_commands
@@ -20,6 +24,16 @@ from discord import app_commands
 log = logging.getLogger(__name__)
 
 FINGERPRINT_FILE = "command-sync.json"
+FINGERPRINT_FLAG = "command_sync_fingerprint"
+
+
+@runtime_checkable
+class SharedSync(Protocol):
+    """A store several processes share (PostgreSQL)."""
+
+    def one_at_a_time(self, name: str) -> contextlib.AbstractAsyncContextManager[None]: ...
+    async def flags(self) -> dict[str, str]: ...
+    async def set_flag(self, key: str, value: str) -> None: ...
 
 
 def command_payloads(tree: app_commands.CommandTree[Any]) -> list[dict[str, Any]]:
@@ -54,13 +68,46 @@ async def sync_commands(
     guild_ids: tuple[int, ...],
     *,
     force: bool = False,
+    shared: object = None,
 ) -> bool:
-    """Push the commands if they changed (or `force`); True if a sync was sent."""
-    path = data_dir / FINGERPRINT_FILE
+    """Push the commands if they changed (or `force`); True if a sync was sent. `shared`:
+    the store, which keeps the fingerprint if several processes share it."""
     current = fingerprint(command_payloads(tree), guild_ids)
-    if not force and await asyncio.to_thread(_read, path) == current:
-        log.info("Slash commands unchanged since the last sync; not syncing")
-        return False
+    async with _remembered(data_dir, shared) as memory:
+        if not force and memory.last == current:
+            log.info("Slash commands unchanged since the last sync; not syncing")
+            return False
+        await _push(tree, guild_ids)
+        memory.last = current
+    return True
+
+
+class _Memory:
+    def __init__(self, last: str | None) -> None:
+        self.last = last
+
+
+@contextlib.asynccontextmanager
+async def _remembered(data_dir: Path, shared: object) -> AsyncIterator[_Memory]:
+    """The last fingerprint pushed, written back if changed: in the shared store (under
+    its lock, held across the push) or in BOT_DATA_DIR."""
+    if isinstance(shared, SharedSync):
+        async with shared.one_at_a_time("command-sync"):
+            memory = _Memory((await shared.flags()).get(FINGERPRINT_FLAG))
+            before = memory.last
+            yield memory
+            if memory.last is not None and memory.last != before:
+                await shared.set_flag(FINGERPRINT_FLAG, memory.last)
+        return
+    path = data_dir / FINGERPRINT_FILE
+    memory = _Memory(await asyncio.to_thread(_read, path))
+    before = memory.last
+    yield memory
+    if memory.last is not None and memory.last != before:
+        await asyncio.to_thread(_write, path, memory.last)
+
+
+async def _push(tree: app_commands.CommandTree[Any], guild_ids: tuple[int, ...]) -> None:
     if guild_ids:
         for guild_id in guild_ids:
             guild = discord.Object(guild_id)
@@ -70,5 +117,3 @@ async def sync_commands(
     else:
         synced = await tree.sync()
         log.info("Synced %d slash commands globally (may take up to an hour)", len(synced))
-    await asyncio.to_thread(_write, path, current)
-    return True

@@ -10,6 +10,7 @@ atomic in the database itself, so any number of processes may share it.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import re
@@ -179,6 +180,25 @@ class PgBase:
         with self._translated():
             async with self._ready().acquire() as conn, conn.transaction():
                 yield conn
+
+    @contextlib.asynccontextmanager
+    async def one_at_a_time(self, name: str) -> AsyncIterator[None]:
+        """Hold a lock named `name` that every process on the database respects (a
+        session advisory lock on a pooled connection), waiting for it if need be."""
+        key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+        pool = self._ready()
+        with self._translated():  # only the database's own calls: not the body's errors
+            conn = await pool.acquire()
+        try:
+            with self._translated():
+                await conn.execute("SELECT pg_advisory_lock($1)", key)
+            try:
+                yield
+            finally:
+                with self._translated():
+                    await conn.execute("SELECT pg_advisory_unlock($1)", key)
+        finally:
+            await pool.release(conn)
 
     @contextlib.contextmanager
     def _translated(self) -> Iterator[None]:
