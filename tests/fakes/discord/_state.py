@@ -177,6 +177,15 @@ class FakeState:
         """True when a client holds an identified, open gateway connection."""
         return any(self._live_connections())
 
+    @property
+    def connected_shards(self) -> list[int]:
+        """The shard ids of the identified, open gateway connections (any client)."""
+        return sorted(
+            session.shard[0]
+            for session in self._sessions.values()
+            if session.connection is not None and not session.connection.closed
+        )
+
     def _live_connections(self) -> Iterator[GatewayConnection]:
         for session in self._sessions.values():
             connection = session.connection

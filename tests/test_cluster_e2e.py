@@ -1,0 +1,157 @@
+"""Three bot processes, one PostgreSQL database, one Segmind account, end to end: each
+process opens one of three shards (SHARD_COUNT=3, SHARD_IDS=i) of the fake Discord, which
+routes each server's commands to its shard's process. One process is killed (`kill -9`)
+while its jobs are at Segmind: the others resume them once its leases run out, and every
+job is delivered exactly once, with one submit each, the Free plan's requests per minute
+held across all three (the fake Segmind answers 429 past it) and the commands synced by
+one process only.
+
+Time runs SCALE times faster for the budget (botproc's VOICECLONE_TEST_BUDGET_WINDOW):
+the plan's minute is three seconds here, as in test_budget_e2e.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+
+from tests.fakes.discord import FakeDiscord, FakeInteraction
+from tests.fakes.segmind import FakeSegmind, JobScript, fake_mp3
+from tests.proc import kill, start_bot, stop
+
+SHARDS = 3
+RPM = 5  # the Free plan
+WINDOW = 3.0  # the plan's minute, scaled
+LEASE = 2.0  # JOB_LEASE_SECONDS, its minimum
+JOB_SECONDS = 2.5  # each job's time at the fake Segmind
+JOBS_PER_SHARD = 2
+
+
+def shard_of(guild_id: int) -> int:
+    return (guild_id >> 22) % SHARDS
+
+
+def guilds_on_every_shard(discord: FakeDiscord) -> dict[int, int]:
+    """shard -> a guild routed to it."""
+    guilds = {shard_of(discord.guild_id): discord.guild_id}
+    while len(guilds) < SHARDS:
+        guild_id = discord.add_guild("another")
+        guilds.setdefault(shard_of(guild_id), guild_id)
+    return guilds
+
+
+async def job_states(url: str) -> dict[str, str]:
+    connection = await asyncpg.connect(url)
+    try:
+        rows = await connection.fetch("SELECT id, state FROM jobs")
+    finally:
+        await connection.close()
+    return {str(row["id"]): str(row["state"]) for row in rows}
+
+
+async def until_all(url: str, state: str, ids: list[str] | None = None) -> None:
+    """Only the database knows another process's job states: it is re-read every 50 ms."""
+    async with asyncio.timeout(30):
+        while True:
+            states = await job_states(url)
+            if all(states.get(job_id) == state for job_id in ids or states):
+                return
+            await asyncio.sleep(0.05)
+
+
+def most_in_a_window(times: list[float]) -> int:
+    ordered = sorted(times)
+    start = best = 0
+    for end, t in enumerate(ordered):
+        while t - ordered[start] >= WINDOW:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+def delivered(interaction: FakeInteraction) -> bool:
+    """The job's own message carries the audio (its token is alive all test long)."""
+    return interaction.original is not None and bool(interaction.original.attachments)
+
+
+def audio_messages(discord: FakeDiscord, interactions: list[FakeInteraction]) -> int:
+    """Messages with audio the members can see, wherever they are."""
+    channels = {x.channel_id for x in interactions}
+    users = {x.user_id for x in interactions}
+    places = [m for c in channels for m in discord.channel_messages(c)]
+    places += [m for u in users for m in discord.dm_messages(u)]
+    return sum(1 for m in places if m.attachments)
+
+
+@contextlib.asynccontextmanager
+async def cluster(
+    tmp_path: Path, url: str, discord: FakeDiscord, segmind: FakeSegmind, guilds: list[int]
+) -> AsyncIterator[list[asyncio.subprocess.Process]]:
+    procs = [
+        await start_bot(
+            discord,
+            segmind,
+            tmp_path / f"data-{shard}",
+            DATABASE_URL=url,
+            SHARD_COUNT=str(SHARDS),
+            SHARD_IDS=str(shard),
+            JOB_LEASE_SECONDS=str(LEASE),
+            SEGMIND_RPM=str(RPM),
+            SEGMIND_POLL_INTERVAL="0.3",
+            DISCORD_GUILD_IDS=",".join(str(g) for g in guilds),
+            VOICECLONE_TEST_BUDGET_WINDOW=str(WINDOW),
+        )
+        for shard in range(SHARDS)
+    ]
+    try:
+        yield procs
+    finally:
+        for proc in procs:
+            if proc.returncode is None:
+                await stop(proc, signal.SIGTERM)
+
+
+async def test_three_processes_one_killed_every_job_delivered_once(
+    tmp_path: Path, pg_database: str
+) -> None:
+    async with (
+        FakeDiscord(shards=SHARDS) as discord,
+        FakeSegmind(rate_limit=(RPM, WINDOW)) as segmind,
+    ):
+        segmind.script_jobs(*[JobScript(duration=JOB_SECONDS)] * (SHARDS * JOBS_PER_SHARD))
+        by_shard = guilds_on_every_shard(discord)
+        guilds = list(by_shard.values())
+        async with cluster(tmp_path, pg_database, discord, segmind, guilds) as procs:
+            await discord.wait_for(lambda: discord.connected_shards == [0, 1, 2], 30)
+            await discord.wait_for(lambda: all(discord.commands(g) for g in guilds), 30)
+            jobs: dict[int, list[FakeInteraction]] = {}
+            for shard, guild_id in by_shard.items():
+                channel_id = discord.guild(guild_id).channel_ids[0]
+                for n in range(JOBS_PER_SHARD):
+                    clip = discord.add_attachment("voice.mp3", fake_mp3(b"clip"), "audio/mpeg")
+                    interaction = await discord.slash(
+                        "speak",
+                        {"voice": clip, "text": f"shard {shard} job {n}"},
+                        guild_id=guild_id,
+                        channel_id=channel_id,
+                        user_id=discord.owner_id,
+                    )
+                    jobs.setdefault(shard, []).append(interaction)
+            doomed = [str(x.id) for x in jobs[1]]
+            await until_all(pg_database, "submitted", doomed)
+            log = await kill(procs[1])
+            everything = [x for batch in jobs.values() for x in batch]
+            await discord.wait_for(lambda: all(delivered(x) for x in everything), 60)
+            await until_all(pg_database, "delivered")
+        assert audio_messages(discord, everything) == len(everything)  # each exactly once
+    assert "Resuming" not in log  # the killed one resumed nothing of the others'
+    assert segmind.count("submit") == len(everything)  # one submit each, none again
+    assert segmind.count_status(429) == 0
+    api = [r.time for r in segmind.requests if r.kind in ("submit", "poll")]
+    assert most_in_a_window(api) <= RPM
+    assert discord.command_puts == len(guilds)  # one process synced, once per server
