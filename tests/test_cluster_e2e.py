@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -22,6 +23,7 @@ import asyncpg
 
 from tests.fakes.discord import FakeDiscord, FakeInteraction
 from tests.fakes.segmind import FakeSegmind, JobScript, fake_mp3
+from tests.harness import bot_settings, running_bot
 from tests.proc import kill, start_bot, stop
 
 SHARDS = 3
@@ -155,3 +157,56 @@ async def test_three_processes_one_killed_every_job_delivered_once(
     api = [r.time for r in segmind.requests if r.kind in ("submit", "poll")]
     assert most_in_a_window(api) <= RPM
     assert discord.command_puts == len(guilds)  # one process synced, once per server
+
+
+async def test_a_limit_holds_across_processes(tmp_path: Path, pg_database: str) -> None:
+    """GLOBAL_DAILY_JOBS=1 with two processes (in one test process, each its own bot and
+    shard): the second server's process has not seen the first's job in its own counts,
+    and the database's count refuses it all the same."""
+    async with FakeDiscord(shards=2) as discord, FakeSegmind() as segmind:
+        guilds = {shard_of_two(discord.guild_id): discord.guild_id}
+        while len(guilds) < 2:
+            guild_id = discord.add_guild("another")
+            guilds.setdefault(shard_of_two(guild_id), guild_id)
+        with discord.patch_discord_py():
+            common = {
+                "DATABASE_URL": pg_database,
+                "SHARD_COUNT": "2",
+                "DISCORD_GUILD_IDS": ",".join(str(g) for g in guilds.values()),
+                "GLOBAL_DAILY_JOBS": "1",
+            }
+            bots = [
+                running_bot(
+                    discord,
+                    bot_settings(tmp_path / str(n), segmind, discord, SHARD_IDS=str(n), **common),
+                )
+                for n in range(2)
+            ]
+            async with bots[0], bots[1]:
+                answers = []
+                for shard in range(2):
+                    guild_id = guilds[shard]
+                    clip = discord.add_attachment("voice.mp3", fake_mp3(b"clip"), "audio/mpeg")
+                    interaction = await discord.slash(
+                        "speak",
+                        {"voice": clip, "text": f"on shard {shard}"},
+                        guild_id=guild_id,
+                        channel_id=discord.guild(guild_id).channel_ids[0],
+                        user_id=discord.owner_id,
+                    )
+                    await discord.wait_for(functools.partial(answered, interaction), 15)
+                    answers.append(interaction)
+                await discord.wait_for(lambda: delivered(answers[0]), 15)
+                refused = answers[1].original
+                assert refused is not None
+                assert refused.ephemeral
+                assert "daily limit across all servers" in refused.content
+    assert segmind.count("submit") == 1
+
+
+def answered(interaction: FakeInteraction) -> bool:
+    return interaction.original is not None
+
+
+def shard_of_two(guild_id: int) -> int:
+    return (guild_id >> 22) % 2

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from ..config import Settings
-from ..store import JobRecord, JobState, MemberRecord, PolicyStore
+from ..store import Admission, JobRecord, JobState, MemberRecord, PolicyStore, Standing
 from .ledger import DAY, Counts, Job, Ledger, day_of, utc_day_start
 from .limits import (
     GLOBAL_DAILY_JOBS,
@@ -259,46 +259,82 @@ class Policy:
         return None
 
     def _quota_refusal(self, ask: Ask, now: float) -> Refusal | None:
-        """Cooldown, jobs in flight, daily budgets: what counting this job would break.
-        Each refusal names who set the limit (the server's admins or the operator)."""
-        tomorrow = (self._ledger.day + 1) * DAY
-        guild_id = ask.guild_id
+        """Cooldown, jobs in flight, daily budgets, by this process's own counts."""
+        key = (ask.guild_id or 0, ask.user_id)
+        return self._over_quota(key, ask.chars, now, self._standing(key))
+
+    def _standing(self, key: tuple[int, int]) -> Standing:
+        used = self._ledger.users.get(key, Counts())
+        spent = self._ledger.guilds.get(key[0], Counts())
+        return Standing(
+            user_jobs=used.jobs,
+            user_chars=used.chars,
+            guild_jobs=spent.jobs,
+            guild_chars=spent.chars,
+            total_jobs=self._ledger.total_jobs,
+            open_jobs=self._in_flight.get(key, 0),
+            last_start=self._last_start.get(key),
+        )
+
+    def admission(self, job_id: str) -> Admission | None:
+        """For a store several processes share: the same quota rules for a job reserved
+        here, asked again with the database's counts of every process's jobs (which do
+        not hold this job yet) as it is inserted. None: the job is not reserved here."""
+        job = self._jobs.get(job_id)
+        if job is None:
+            return None
+        now = self._clock()
+        cooldown = self.limits(job.key[0] or None).user_cooldown_seconds
+        return Admission(
+            guild_id=job.key[0],
+            user_id=job.key[1],
+            since=utc_day_start(now),
+            recent=now - cooldown,
+            decide=lambda standing: self._over_quota(job.key, job.chars, now, standing),
+        )
+
+    def _over_quota(
+        self, key: tuple[int, int], chars: int, now: float, standing: Standing
+    ) -> Refusal | None:
+        """Cooldown, jobs in flight, daily budgets: what counting one more job of `chars`
+        on top of `standing` would break. Each refusal names who set the limit (the
+        server's admins or the operator)."""
+        tomorrow = (day_of(now) + 1) * DAY
+        guild_id = key[0] or None
         limits = self.limits(guild_id)
-        key = (guild_id or 0, ask.user_id)
-        last = self._last_start.get(key)
+        last = standing.last_start
         if limits.user_cooldown_seconds and last is not None:
             ready = last + limits.user_cooldown_seconds
             if ready > now:
                 return self._over(
                     Reason.COOLDOWN, guild_id, "user_cooldown_seconds", limits, retry_at=ready
                 )
-        running = self._in_flight.get(key, 0)
+        running = standing.open_jobs
         if limits.user_max_in_flight and running >= limits.user_max_in_flight:
             return self._over(
                 Reason.IN_FLIGHT, guild_id, "user_max_in_flight", limits, running=running
             )
-        used = self._ledger.users.get(key, Counts())
-        if limits.user_daily_chars and used.chars + ask.chars > limits.user_daily_chars:
+        used = standing.user_chars
+        if limits.user_daily_chars and used + chars > limits.user_daily_chars:
             return self._over(
                 Reason.USER_DAILY_CHARS,
                 guild_id,
                 "user_daily_chars",
                 limits,
                 retry_at=tomorrow,
-                chars=ask.chars,
-                left=max(0, limits.user_daily_chars - used.chars),
+                chars=chars,
+                left=max(0, limits.user_daily_chars - used),
             )
-        spent = self._ledger.guilds.get(key[0], Counts())
-        if limits.guild_daily_jobs and spent.jobs >= limits.guild_daily_jobs:
+        if limits.guild_daily_jobs and standing.guild_jobs >= limits.guild_daily_jobs:
             return self._over(
                 Reason.GUILD_DAILY, guild_id, "guild_daily_jobs", limits, retry_at=tomorrow
             )
-        if limits.guild_daily_chars and spent.chars + ask.chars > limits.guild_daily_chars:
+        if limits.guild_daily_chars and standing.guild_chars + chars > limits.guild_daily_chars:
             return self._over(
                 Reason.GUILD_DAILY, guild_id, "guild_daily_chars", limits, retry_at=tomorrow
             )
         global_jobs = self.settings.global_daily_jobs
-        if global_jobs and self._ledger.total_jobs >= global_jobs:
+        if global_jobs and standing.total_jobs >= global_jobs:
             return Refusal(
                 Reason.GLOBAL_DAILY,
                 retry_at=tomorrow,

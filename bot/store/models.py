@@ -9,6 +9,7 @@ refused by the store rather than left to the caller's care.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -147,6 +148,42 @@ class StoreUnavailable(StoreError):
     be recorded or read until the bot restarts."""
 
 
+@dataclass(frozen=True, slots=True)
+class Standing:
+    """What fair use counts, as the database has it (every process's jobs): today's
+    billable jobs and characters of one member in one server, of the server and of the
+    bot, the member's open jobs there and their latest start."""
+
+    user_jobs: int = 0
+    user_chars: int = 0
+    guild_jobs: int = 0
+    guild_chars: int = 0
+    total_jobs: int = 0
+    open_jobs: int = 0
+    last_start: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """The policy's last word on a new job, asked by a store several processes share,
+    with the database's counts, in the same transaction as the insert: `decide` returns
+    a refusal (then `add` raises AdmissionRefused) or None."""
+
+    guild_id: int  # 0 for a DM
+    user_id: int
+    since: float  # the UTC day's start
+    recent: float  # the latest start older than this is past its cooldown
+    decide: Callable[[Standing], object | None]
+
+
+class AdmissionRefused(Exception):
+    """A new job that would break a fair-use limit counting other processes' jobs."""
+
+    def __init__(self, refusal: object) -> None:
+        super().__init__(f"refused by fair use: {refusal}")
+        self.refusal = refusal
+
+
 class LeaseLost(Exception):
     """Another process holds the job's lease now (this one stopped renewing it in time):
     this process must stop driving the job at once, without telling anyone anything."""
@@ -186,7 +223,13 @@ class JobStore(Protocol):
         tb: TracebackType | None,
     ) -> None: ...
 
-    async def add(self, record: JobRecord, *, deadline: float | None = None) -> JobRecord: ...
+    async def add(
+        self,
+        record: JobRecord,
+        *,
+        deadline: float | None = None,
+        admit: Admission | None = None,
+    ) -> JobRecord: ...
     async def mark_submit_started(
         self, job_id: str, original_message_id: int | None = None
     ) -> JobRecord: ...

@@ -35,6 +35,7 @@ from .fair_use import FairUseQueries
 from .migrations import migrate
 from .models import (
     TERMINAL_STATES,
+    Admission,
     InvalidTransition,
     JobRecord,
     JobState,
@@ -280,10 +281,18 @@ class SqliteJobStore(
     async def _refusal(self, job_id: str, operation: str) -> InvalidTransition:
         return refusal(job_id, operation, await self._query(REFUSAL, (job_id,)))
 
-    async def add(self, record: JobRecord, *, deadline: float | None = None) -> JobRecord:
+    async def add(
+        self,
+        record: JobRecord,
+        *,
+        deadline: float | None = None,
+        admit: Admission | None = None,
+    ) -> JobRecord:
         """Record a newly accepted job; an id already present is refused. `deadline`: a
         `time.monotonic()` by which the writer must have got to the insert; if it gets
-        there later (the caller stopped waiting), nothing is inserted (TimeoutError)."""
+        there later (the caller stopped waiting), nothing is inserted (TimeoutError).
+        `admit` is not asked: this is the only process (jobs.lock), whose policy counted
+        every job itself."""
         if record.state is not JobState.ACCEPTED:
             raise InvalidTransition(record.id, "add", record.state, " (a new job is ACCEPTED)")
         values = new_row(record, self._clock())

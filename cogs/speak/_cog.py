@@ -16,8 +16,8 @@ from discord.ext import commands
 from bot import languages
 from bot.audio import looks_like_audio
 from bot.bot import STORE_BROKEN_TEXT
-from bot.policy import Ask
-from bot.store import JobRecord, JobState, StoreError, StoreUnavailable
+from bot.policy import Ask, Refusal
+from bot.store import AdmissionRefused, JobRecord, JobState, StoreError, StoreUnavailable
 
 from ..buttons import DYNAMIC_ITEMS
 from ..delivery import Answer
@@ -248,10 +248,19 @@ class Speak(ConsentFlow, OwnerConsent, ResultButtons, commands.Cog):
                     token_expires_at=interaction.expires_at.timestamp(),
                 ),
                 deadline=time.monotonic() + ACCEPT_TIMEOUT,
+                # PostgreSQL: the limits again, with every process's jobs counted.
+                admit=self.bot.policy.admission(draft.id),
             )
         )
         try:
             record = await asyncio.wait_for(asyncio.shield(add), ACCEPT_TIMEOUT)
+        except AdmissionRefused as exc:
+            self.bot.job_service.abandon(draft.id)
+            refusal = exc.refusal
+            if not isinstance(refusal, Refusal):  # what Policy.admission decides
+                raise
+            await self._refuse(interaction, refusal_text(refusal), refusal.code)
+            return None
         except (StoreError, TimeoutError) as exc:
             self.bot.job_service.abandon(draft.id)
             if not add.done():

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from ...audio import AudioFile
 from ..models import (
     TERMINAL_STATES,
+    Admission,
     InvalidTransition,
     JobRecord,
     JobState,
@@ -25,7 +26,8 @@ from ..transitions import (
     Transitions,
     refusal,
 )
-from .base import PgBase, numbered
+from .admission import PgAdmission
+from .base import numbered
 from .leases import NOW
 from .order import INSERTED
 
@@ -41,7 +43,7 @@ _OPEN = tuple(state.value for state in OPEN_STATES)
 _TERMINAL = tuple(state.value for state in TERMINAL_STATES)
 
 
-class PgJobs(PgBase):
+class PgJobs(PgAdmission):
     """Mixed into `PostgresJobStore`, first among its bases (the others' `_transition`
     placeholders resolve to this one)."""
 
@@ -83,14 +85,23 @@ class PgJobs(PgBase):
             return LeaseLost(job_id, operation)
         return refusal(job_id, operation, [tuple(row)[:2] for row in rows])
 
-    async def add(self, record: JobRecord, *, deadline: float | None = None) -> JobRecord:
+    async def add(
+        self,
+        record: JobRecord,
+        *,
+        deadline: float | None = None,
+        admit: Admission | None = None,
+    ) -> JobRecord:
         """Record a newly accepted job; an id already present is refused. `deadline` is
-        kept for the interface: a statement here is sent at once, so it is never late."""
+        kept for the interface: a statement here is sent at once, so it is never late.
+        `admit`: fair use's last word with every process's jobs counted (admission.py)."""
         if record.state is not JobState.ACCEPTED:
             raise InvalidTransition(record.id, "add", record.state, " (a new job is ACCEPTED)")
-        row = await self._fetchrow(
-            _INSERT, *new_row(record, self._clock()), self.owner, self.lease_seconds
-        )
+        values = (*new_row(record, self._clock()), self.owner, self.lease_seconds)
+        if admit is None:
+            row = await self._fetchrow(_INSERT, *values)
+        else:
+            row = await self._admitted(admit, _INSERT, values)
         if row is None:
             raise await self._refusal(record.id, "add")
         self._writes += 1
