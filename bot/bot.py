@@ -22,7 +22,7 @@ from .observe.server import MetricsServer, extra_pages
 from .policy import Policy
 from .segmind.budget import RequestBudget, shared_grants_of
 from .segmind.client import SegmindClient
-from .store import JobRecord, SqliteJobStore, Store
+from .store import JobRecord, SharedPolicyStore, SqliteJobStore, Store, StoreError
 from .transcoder import Transcoder
 from .tree import VoiceCloneTree
 
@@ -49,6 +49,7 @@ STORE_BROKEN_TEXT = (
     "is restarting. Nothing was sent and it costs nothing: please try again in a minute."
 )
 STORE_CHECK_INTERVAL = 1.0  # seconds between looks at the store's health
+POLICY_FOLLOW_SECONDS = 2.0  # between looks at other processes' fair-use changes
 
 
 class VoiceCloneBot(commands.AutoShardedBot):
@@ -162,6 +163,8 @@ class VoiceCloneBot(commands.AutoShardedBot):
         for chars, running, done in await self._store.finish_times(HISTORY):
             self._jobs.durations.observe(Observation(chars, running, done))
         self.spawn(self._watch_store(self._store), name="store-watchdog")
+        if isinstance(self._store, SharedPolicyStore):
+            self.spawn(self._follow_policy(self._policy), name="policy-follow")
         self._cache = ResultCache(
             self._store,
             self._session,
@@ -240,6 +243,17 @@ class VoiceCloneBot(commands.AutoShardedBot):
             if problem is not None:
                 self.store_broken(problem)
                 return
+
+    async def _follow_policy(self, policy: Policy) -> None:
+        """Several processes: what an admin changed through another (a block, a server's
+        settings, the global switch) applies here within POLICY_FOLLOW_SECONDS."""
+        while True:
+            await asyncio.sleep(POLICY_FOLLOW_SECONDS)
+            try:
+                if await policy.refresh():
+                    log.info("Fair-use settings changed in another process; reloaded")
+            except StoreError as exc:  # the watchdog stops the bot if the store is gone
+                log.warning("Could not look for fair-use changes: %s", exc)
 
     def _out_of_credits(self, detail: str, until: float | None) -> None:
         """Tell the operator once (not once per job) that the Segmind account is empty."""

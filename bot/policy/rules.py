@@ -28,7 +28,15 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from ..config import Settings
-from ..store import Admission, JobRecord, JobState, MemberRecord, PolicyStore, Standing
+from ..store import (
+    Admission,
+    JobRecord,
+    JobState,
+    MemberRecord,
+    PolicyStore,
+    SharedPolicyStore,
+    Standing,
+)
 from .ledger import DAY, Counts, Job, Ledger, day_of, utc_day_start
 from .limits import (
     GLOBAL_DAILY_JOBS,
@@ -69,6 +77,7 @@ class Policy:
         # One read-modify-write of a guild's or a member's record at a time: two commands
         # at once (an /optout and an /optin, two admins) would otherwise lose a change.
         self._saving = asyncio.Lock()
+        self._version = 0  # the store's policy_version last read (SharedPolicyStore)
         self._ledger = Ledger(day_of(clock()))
         self._last_start: dict[tuple[int, int], float] = {}
         self._jobs: dict[str, Job] = {}
@@ -76,13 +85,7 @@ class Policy:
 
     async def load(self, unfinished: Iterable[JobRecord]) -> None:
         """Rebuild from the store: settings, members, today's usage, jobs still running."""
-        flags = await self._store.flags()
-        self.globally_enabled = flags.get(GLOBAL_SWITCH, "true") == "true"
-        self._guilds = {
-            gid: GuildConfig.from_json(data)
-            for gid, data in (await self._store.guild_settings()).items()
-        }
-        self._members = {(m.guild_id, m.user_id): m for m in await self._store.members()}
+        await self._read_settings()
         now = self._clock()
         self._ledger = Ledger(day_of(now))
         for row in await self._store.usage(utc_day_start(now)):
@@ -91,6 +94,29 @@ class Policy:
             key = (row.guild_id or 0, row.user_id)
             self._last_start[key] = max(self._last_start.get(key, 0.0), row.last_at)
         self.adopt(unfinished)
+
+    async def _read_settings(self) -> None:
+        store = self._store
+        if isinstance(store, SharedPolicyStore):  # read first: a change meanwhile shows next
+            self._version = await store.policy_version()
+        flags = await store.flags()
+        self.globally_enabled = flags.get(GLOBAL_SWITCH, "true") == "true"
+        self._guilds = {
+            gid: GuildConfig.from_json(data) for gid, data in (await store.guild_settings()).items()
+        }
+        self._members = {(m.guild_id, m.user_id): m for m in await store.members()}
+
+    async def refresh(self) -> bool:
+        """With a store other processes write to: reload the settings, members and flags
+        if any process changed them since the last read; True if it did."""
+        store = self._store
+        if not isinstance(store, SharedPolicyStore):
+            return False
+        if await store.policy_version() == self._version:
+            return False
+        async with self._saving:  # not between a change of ours and its write
+            await self._read_settings()
+        return True
 
     def adopt(self, records: Iterable[JobRecord]) -> None:
         """Jobs this process drives from now on that it did not reserve (the last run's,

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Protocol, Self
+from typing import TYPE_CHECKING, Protocol, Self, runtime_checkable
 
 from ..audio import AudioFile
 
@@ -320,6 +320,13 @@ class PolicyStore(Protocol):
     async def save_member(self, member: MemberRecord) -> None: ...
     async def flags(self) -> dict[str, str]: ...
     async def set_flag(self, key: str, value: str) -> None: ...
+
+
+@runtime_checkable
+class SharedPolicyStore(Protocol):
+    """A policy store several processes write to (PostgreSQL): what changed elsewhere."""
+
+    async def policy_version(self) -> int: ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -16,6 +16,13 @@ from .order import INSERTED
 _MEMBER_COLUMNS = tuple(f.name for f in fields(MemberRecord))
 _MEMBER_UPDATES = ", ".join(f"{name} = excluded.{name}" for name in _MEMBER_COLUMNS[2:])
 _MEMBER_VALUES = ", ".join(f"${i}" for i in range(1, len(_MEMBER_COLUMNS) + 1))
+VERSION_KEY = "policy_version"
+# Each write of settings, members or flags also counts up this version, in the same
+# statement: other processes reload what the policy keeps in memory when it moved.
+_BUMP = (
+    "WITH bump AS (INSERT INTO bot_state (key, value) VALUES ('policy_version', '1') "
+    "ON CONFLICT (key) DO UPDATE SET value = (bot_state.value::bigint + 1)::text) "
+)
 
 
 class PgPolicy(PgBase):
@@ -53,7 +60,7 @@ class PgPolicy(PgBase):
         self, guild_id: int, settings: dict[str, object], by: int | None
     ) -> None:
         await self._fetch(
-            "INSERT INTO guild_settings (guild_id, settings, updated_at, updated_by) "
+            _BUMP + "INSERT INTO guild_settings (guild_id, settings, updated_at, updated_by) "
             "VALUES ($1, $2, $3, $4) ON CONFLICT (guild_id) DO UPDATE SET "
             "settings = excluded.settings, updated_at = excluded.updated_at, "
             "updated_by = excluded.updated_by",
@@ -69,17 +76,23 @@ class PgPolicy(PgBase):
 
     async def save_member(self, member: MemberRecord) -> None:
         await self._fetch(
-            f"INSERT INTO members ({', '.join(_MEMBER_COLUMNS)}) VALUES ({_MEMBER_VALUES}) "
+            _BUMP + f"INSERT INTO members ({', '.join(_MEMBER_COLUMNS)}) VALUES ({_MEMBER_VALUES}) "
             f"ON CONFLICT (guild_id, user_id) DO UPDATE SET {_MEMBER_UPDATES}",
             *astuple(member),
         )
 
+    async def policy_version(self) -> int:
+        """Counts up with every change of settings, members or flags, by any process."""
+        value = await self._fetchval("SELECT value FROM bot_state WHERE key = $1", VERSION_KEY)
+        return int(value or 0)
+
     async def flags(self) -> dict[str, str]:
-        return {str(k): str(v) for k, v in await self._fetch("SELECT key, value FROM bot_state")}
+        rows = await self._fetch("SELECT key, value FROM bot_state WHERE key <> $1", VERSION_KEY)
+        return {str(k): str(v) for k, v in rows}
 
     async def set_flag(self, key: str, value: str) -> None:
         await self._fetch(
-            "INSERT INTO bot_state (key, value) VALUES ($1, $2) "
+            _BUMP + "INSERT INTO bot_state (key, value) VALUES ($1, $2) "
             "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             key,
             value,

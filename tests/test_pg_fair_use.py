@@ -1,6 +1,7 @@
 """Fair use across processes on PostgreSQL: a new job is inserted only if the policy
-agrees with the database's counts of every process's jobs, and two processes admitting
-at the same instant are counted one after the other. Real PostgreSQL."""
+agrees with the database's counts of every process's jobs, two processes admitting at
+the same instant are counted one after the other, and what an admin changes through one
+process reaches the others' policies. Real PostgreSQL."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ from typing import Any
 
 import pytest
 
+from bot.policy import Policy, Reason
 from bot.store import Admission, AdmissionRefused, Standing
 from tests.store_backends import pg_database, pg_server  # noqa: F401 (fixtures)
+from tests.test_policy import ask, settings
 from tests.test_store import make_job
 
 
@@ -72,3 +75,24 @@ async def test_the_standing_counts_what_fair_use_counts(two_stores: list[Any]) -
         last_start=standing.last_start,
     )
     assert standing.last_start is not None
+
+
+async def test_a_change_made_through_one_process_reaches_the_other(
+    two_stores: list[Any],
+) -> None:
+    here, there = (Policy(settings(), store) for store in two_stores)
+    for policy in (here, there):
+        await policy.load([])
+    assert not await there.refresh()  # nothing changed yet
+    await here.update_member(8, 9, blocked_at=1.0, blocked_by=1)
+    await here.update_guild(8, 1, require_consent=True)
+    assert there.check(ask()) is None  # not yet read
+    assert await there.refresh()
+    refusal = there.check(ask())
+    assert refusal is not None
+    assert refusal.reason is Reason.BLOCKED
+    assert there.guild(8).require_consent is True
+    await here.set_globally_enabled(False)
+    assert await there.refresh()
+    assert not there.globally_enabled
+    assert not await there.refresh()  # read once per change
