@@ -13,6 +13,9 @@ refused. The check never takes the lock itself (even an instant would make a bot
 starting refuse to start), never opens the database, and imports nothing of discord.py,
 so it costs a few milliseconds.
 
+With DATABASE_URL (PostgreSQL) there is no lock file to look at: set METRICS_PORT, or the
+check reports unhealthy and says so.
+
 What the lock check does not see: that Discord or Segmind are reachable, or that the event
 loop is making progress (`/healthz` does). A bot whose store writer died exits with a
 non-zero status on its own, and the restart policy brings it back.
@@ -134,6 +137,8 @@ def main() -> int:
             why = http_problem(healthz_url(port, os.environ.get("METRICS_HOST", "").strip()))
         except ValueError:
             why = f"METRICS_PORT is not a port number: {port!r}"
+    elif os.environ.get("DATABASE_URL", "").strip():
+        why = "with DATABASE_URL the health check asks /healthz: set METRICS_PORT"
     else:
         data_dir = Path(os.environ.get("BOT_DATA_DIR") or "data")  # the settings' default
         why = problem(data_dir)

@@ -30,6 +30,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from bot import healthcheck
+from bot.config import load_settings
 from bot.store import sqlite
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.segmind import FakeSegmind
@@ -267,3 +268,33 @@ async def test_healthy_only_while_a_live_bot_holds_its_store(
     assert code == 1
     assert "nobody holds" in why  # the lock file stays; its holder is gone
     assert (data / "jobs.lock").exists()
+
+
+def test_healthcheck_with_postgresql_needs_the_metrics_port(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No lock file to read with DATABASE_URL: unhealthy, and the line says what to set."""
+    monkeypatch.delenv("METRICS_PORT", raising=False)
+    monkeypatch.setenv("DATABASE_URL", "postgresql://voice:secret@db/voiceclone")
+    assert healthcheck.main() == 1
+    err = capsys.readouterr().err
+    assert "set METRICS_PORT" in err
+    assert "secret" not in err
+
+
+def test_the_scale_compose_file_runs_each_shard_once_on_one_database() -> None:
+    document = yaml.safe_load((ROOT / "compose.scale.yml").read_text())
+    bots = {name: s for name, s in document["services"].items() if name.startswith("bot-")}
+    secrets = {"DISCORD_TOKEN": "t", "SEGMIND_API_KEY": "k"}  # from .env
+    settings = [
+        load_settings({**s["environment"], **secrets}, dotenv_path=None) for s in bots.values()
+    ]
+    assert len(bots) >= 2
+    assert len({s.database_url.get() for s in settings}) == 1  # one database
+    assert {s.shard_count for s in settings} == {len(bots)}
+    assert sorted(i for s in settings for i in s.shard_ids) == list(range(len(bots)))
+    assert all(s.metrics_port for s in settings)  # the health check needs /healthz
+    assert all(s["depends_on"]["postgres"]["condition"] == "service_healthy" for s in bots.values())
+    # Each process its own data directory, all locked down as the one-process file is.
+    assert len({s["volumes"][0] for s in bots.values()}) == len(bots)
+    assert all(s["read_only"] is True and s["cap_drop"] == ["ALL"] for s in bots.values())
