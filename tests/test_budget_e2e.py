@@ -33,7 +33,7 @@ class Plan:
     rpm: int
 
     def api_requests(self) -> list[float]:
-        return [r.time for r in self.world.segmind.requests if r.kind in ("submit", "poll")]
+        return self.world.segmind.api_times()
 
 
 @contextlib.asynccontextmanager
@@ -55,16 +55,6 @@ async def on_plan(tmp_path: Path, rpm: int, poll_interval: float) -> AsyncIterat
             client = SegmindClient.from_settings(http, config, budget)
             async with running_bot(discord, config, session=http, segmind=client) as bot:
                 yield Plan(World(discord, segmind, bot, config), rpm)
-
-
-def most_in_a_window(times: list[float]) -> int:
-    ordered = sorted(times)
-    start = best = 0
-    for end, t in enumerate(ordered):
-        while t - ordered[start] >= WINDOW:
-            start += 1
-        best = max(best, end - start + 1)
-    return best
 
 
 async def delivered_at(plan: Plan, interactions: list[FakeInteraction]) -> list[float]:
@@ -98,7 +88,7 @@ async def test_free_plan_two_jobs_come_one_after_the_other_without_a_429(
         assert w.segmind.count_status(429) == 0
         requests = plan.api_requests()
         assert len(requests) <= 5  # two submits, each job found done by its first poll or so
-        assert most_in_a_window(requests) <= 5
+        assert w.segmind.most_in_window(WINDOW) <= 5
         # Spread over the minute, ~12 s apart (the plan's pace), not a burst.
         gaps = [b - a for a, b in itertools.pairwise(sorted(requests))]
         assert min(gaps) >= 0.9 * WINDOW / 5
@@ -117,7 +107,7 @@ async def test_pro_plan_short_polls_do_not_empty_the_minute(tmp_path: Path) -> N
         times = await delivered_at(plan, interactions)
         assert w.segmind.count_status(429) == 0
         requests = plan.api_requests()
-        assert most_in_a_window(requests) <= 50
+        assert w.segmind.most_in_window(WINDOW) <= 50
         t0 = min(requests)
         early = [t for t in requests if t - t0 < 5 / SCALE]
         assert len(early) <= 8  # a few back to back, then ~1.2 s apart: not 60 at once

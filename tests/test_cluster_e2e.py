@@ -66,16 +66,6 @@ async def until_all(url: str, state: str, ids: list[str] | None = None) -> None:
             await asyncio.sleep(0.05)
 
 
-def most_in_a_window(times: list[float]) -> int:
-    ordered = sorted(times)
-    start = best = 0
-    for end, t in enumerate(ordered):
-        while t - ordered[start] >= WINDOW:
-            start += 1
-        best = max(best, end - start + 1)
-    return best
-
-
 def delivered(interaction: FakeInteraction) -> bool:
     """The job's own message carries the audio (its token is alive all test long)."""
     return interaction.original is not None and bool(interaction.original.attachments)
@@ -154,8 +144,7 @@ async def test_three_processes_one_killed_every_job_delivered_once(
     assert "Resuming" not in log  # the killed one resumed nothing of the others'
     assert segmind.count("submit") == len(everything)  # one submit each, none again
     assert segmind.count_status(429) == 0
-    api = [r.time for r in segmind.requests if r.kind in ("submit", "poll")]
-    assert most_in_a_window(api) <= RPM
+    assert segmind.most_in_window(WINDOW) <= RPM
     assert discord.command_puts == len(guilds)  # one process synced, once per server
 
 

@@ -416,6 +416,20 @@ class FakeSegmind:
         """How many requests of `kind` arrived (including injected, refused, dropped ones)."""
         return self._counts[kind]
 
+    def api_times(self) -> list[float]:
+        """When each API request (submits and polls: what a plan's rate counts) arrived."""
+        return [r.time for r in self.requests if r.kind in ("submit", "poll")]
+
+    def most_in_window(self, window: float) -> int:
+        """The most API requests that arrived within any `window` seconds."""
+        ordered = sorted(self.api_times())
+        start = best = 0
+        for end, t in enumerate(ordered):
+            while t - ordered[start] >= window:
+                start += 1
+            best = max(best, end - start + 1)
+        return best
+
     def count_status(self, status: int, kind: str | None = None) -> int:
         """How many answers had `status` (of `kind`, or of any kind); dropped ones are not
         answers. Counted when the answer is decided, before its body is written."""
