@@ -332,16 +332,19 @@ times, medians; ours alone 1.74–1.76 ms/job in the same series):
 What the PostgreSQL store adds (`ours+pg`, measured since 2026-12-02): the same five
 writes per job, each one statement in its own transaction (autocommit, one WAL flush per
 commit unless the server's own group commit merges them), sent at once on one of the
-pool's 10 connections: at N = 1,000 the jobs queue for a connection, hence the longer
-wall time. The bot's share is asyncpg's work per statement (a pool acquire, encoding the
-parameters, decoding the reply, a loop wake-up for it); the server's (postmaster, backends,
-walwriter, checkpointer, autovacuum: the postmaster's whole process tree, read from
-`/proc/<pid>/stat` before and after the measured run, the children it reaped included) is
-reported apart, as it runs outside the bot's process. Every transition and the insert end
-in `RETURNING` every column and build a `JobRecord` from the row, which the SQLite store
-stopped doing (see above): not yet measured apart, the first lead if the PostgreSQL
-figures need to come down. The server's CPU is also taken out of "other processes' share"
-(pg_ctl daemonises it, so it is not a child of the bench).
+pool's 10 connections: at N = 1,000 the jobs queue for a connection, the likely reason for
+the longer wall time (not measured apart). The bot's share is asyncpg's work per statement
+(a pool acquire, encoding the parameters, decoding the reply, a loop wake-up for it); the
+server's (postmaster, backends, walwriter, checkpointer, autovacuum: the postmaster's
+whole process tree, read from `/proc/<pid>/stat` before and after the measured run, the
+children it reaped included) is reported apart, as it runs outside the bot's process. On
+2026-12-02, in five runs before the one above (medians of 2–3 rounds) at N = 1,000: the
+bot's extra 1.06–1.56 ms/job, the server's 1.37–2.09, wall 2.98–4.15 s against SQLite's
+1.22–1.78. Every transition and the insert end in `RETURNING` every column and build a
+`JobRecord` from the row, which the SQLite store stopped doing (see above): not yet
+measured apart, the first lead if the PostgreSQL figures need to come down. The server's
+CPU is also taken out of "other processes' share" (pg_ctl daemonises it, so it is not a
+child of the bench).
 
 Where ours spends its CPU (cProfile of `python -m bench.scenario --impl ours --jobs 1000`
 against a running fake): about nine tenths in aiohttp's client, asyncio and the socket

@@ -5,6 +5,7 @@ and fresh databases on it. Plain functions, no pytest, so the store tests
 
 from __future__ import annotations
 
+import atexit
 import importlib
 import os
 import uuid
@@ -48,6 +49,9 @@ def start_server(data_dir: Path, runtime_dir: Path) -> PgServer:
 
 def stop_server(server: PgServer) -> None:
     server.handle.cleanup()
+    # pgserver registered the same cleanup with atexit; left there, it would take its lock
+    # again at exit and so recreate the lock file under a runtime dir already removed.
+    atexit.unregister(server.handle._cleanup)
 
 
 def database_url(server_url: str, name: str) -> str:
