@@ -87,22 +87,45 @@ def ratios(outcomes: list[Outcome]) -> str:
     return docs.table(["peer", "N", "CPU/job", "peak RSS", "lag p99", "wall"], rows)
 
 
-def store_line(outcomes: list[Outcome]) -> str:
-    """What the job store costs: `ours+store` minus `ours` at the same N."""
+STORES = {"ours+store": "SQLite", "ours+pg": "PostgreSQL"}
+"""The rows that journal each job in a store, and the store's name."""
+
+
+def store_table(outcomes: list[Outcome]) -> str:
+    """The stores side by side: each row minus `ours` at the same N. SQLite does its work
+    in the bot's process (a writer thread, counted in its CPU); PostgreSQL in a server's
+    processes of its own, reported apart and in the sum."""
     ours = {o.jobs: o for o in outcomes if isinstance(o, ScenarioResult) and o.impl == "ours"}
-    lines = []
+    rows = []
     for o in outcomes:
         base = ours.get(o.jobs)
-        if isinstance(o, ScenarioResult) and o.impl == "ours+store" and base is not None:
-            extra = o.cpu_ms_per_job - base.cpu_ms_per_job
-            writer = o.writer_cpu_s * 1000 / o.jobs
-            lines.append(
-                f"Job store at N = {o.jobs:,}: {o.writes_per_job:.1f} committed writes per job, "
-                f"{extra:+.2f} ms CPU per job over ours without it; its writer thread used "
-                f"{writer:.2f} ms per job (SQLite, WAL, synchronous=FULL, group commit; audio "
-                "kept in the row; each figure is its own median)."
-            )
-    return "\n".join(lines)
+        if not isinstance(o, ScenarioResult) or o.impl not in STORES or base is None:
+            continue
+        server = o.server_cpu_s * 1000 / o.jobs
+        in_process = o.impl == "ours+store"
+        rows.append(
+            [
+                STORES[o.impl],
+                f"{o.jobs:,}",
+                _fmt(o.writes_per_job, 1),
+                _fmt(o.wall_s),
+                _fmt(o.cpu_ms_per_job),
+                f"{o.cpu_ms_per_job - base.cpu_ms_per_job:+.2f}",
+                _fmt(o.writer_cpu_s * 1000 / o.jobs) if in_process else docs.NONE,
+                docs.NONE if in_process else _fmt(server),
+                _fmt(o.cpu_ms_per_job + (0.0 if in_process else server)),
+                _fmt(o.peak_rss_mb, 1),
+            ]
+        )
+    if not rows:
+        return ""
+    headers = ["store", "N", "writes/job", "wall s", "bot CPU ms/job", "over ours"]
+    headers += ["writer thread ms/job", "server CPU ms/job", "bot + server ms/job"]
+    return docs.table([*headers, "peak RSS MB"], rows)
+
+
+def pg_skip_line(reason: str) -> str:
+    return f"PostgreSQL rows skipped: {reason}." if reason else ""
 
 
 def floors_table(floors: list[Floor]) -> str:
@@ -131,6 +154,8 @@ class Figures:
     floor_jobs: int
     other_load: float
     """Share of the CPUs other processes used during the run."""
+    pg_skipped: str = ""
+    """Why there are no ours+pg rows (no pgserver, the server did not start), if so."""
     when: date = field(default_factory=date.today)
 
 
@@ -148,12 +173,14 @@ def text(f: Figures) -> str:
         f"{f.when.isoformat()}, {docs.machine()}, other processes' CPU share {f.other_load:.0%}"
     )
     ratio_table, floor_table = ratios(f.outcomes), floors_table(f.floors)
+    store_tab = store_table(f.outcomes)
     parts = [
         f"{f.title}: N jobs in flight ({conditions})",
         table(f.outcomes),
         "\n".join(problems(f)),
         ratio_table and f"Peer ÷ ours, same N:\n{ratio_table}",
-        store_line(f.outcomes),
+        pg_skip_line(f.pg_skipped),
+        store_tab and f"Job stores, each minus ours at the same N:\n{store_tab}",
         floor_table and f"Floors (N = {f.floor_jobs:,}):\n{floor_table}",
     ]
     return "\n\n".join(part for part in parts if part)
@@ -164,7 +191,14 @@ def markdown(f: Figures) -> str:
     parts = [
         f"## {f.title}",
         docs.provenance(
-            f.when.isoformat(), f.other_load, "aiohttp", "requests", "segmind", "httpx"
+            f.when.isoformat(),
+            f.other_load,
+            "aiohttp",
+            "requests",
+            "segmind",
+            "httpx",
+            "asyncpg",
+            "pgserver",
         ),
         'Reproduce: `make bench` (this section alone: `make bench ARGS="--only core"`).',
         f"N jobs in flight at once against the fake Segmind on loopback, poll interval "
@@ -177,12 +211,25 @@ def markdown(f: Figures) -> str:
         parts.append("\n".join(f"- **{p}**" for p in found))
     if ratio_table := ratios(f.outcomes):
         parts += ["Peer ÷ ours at the same N (above 1× means the peer costs more):", ratio_table]
-    if line := store_line(f.outcomes):
-        parts.append(line)
+    if line := pg_skip_line(f.pg_skipped):
+        parts.append(f"**{line}**")
+    if store_tab := store_table(f.outcomes):
+        parts += [STORES_INTRO, store_tab]
     if floor_table := floors_table(f.floors):
         parts += [f"Floors at N = {f.floor_jobs:,}:", floor_table]
     parts.append(NOTES)
     return "\n\n".join(parts)
+
+
+STORES_INTRO = (
+    "The job stores side by side (`ours+store`: SQLite, WAL, synchronous=FULL, group commit "
+    "on a writer thread; `ours+pg`: PostgreSQL through asyncpg, a pool of 10 connections, "
+    "the server a throwaway pgserver on a unix socket with its default settings, fsync on). "
+    "**over ours**: the bot's CPU per job minus ours' without a store; **server CPU**: the "
+    "PostgreSQL server's processes (postmaster, backends, walwriter, checkpointer, "
+    "autovacuum) over the same measured run, from `/proc`, not part of the bot's figure; "
+    "**bot + server**: both. Each figure is its own median."
+)
 
 
 NOTES = """How it is measured:
@@ -235,7 +282,7 @@ whatever is waiting as one transaction; at N = 1,000 about 9–14 statements sha
 (470–570 commits, one WAL fsync each). A transition returns its record without reading the
 row back: the writer keeps each unfinished job's last record and applies the values it
 wrote (the former `RETURNING *` and the dataclass built from it were ~40% of the store's
-own CPU). Measured per thread (the writer's CPU is in the line above; the store alone
+own CPU). Measured per thread (the writer's CPU is in the stores' table above; the store alone
 is `python -m bench.store_only`): a statement costs the writer ~20 µs when the loop is
 idle and about twice that at N = 1,000, a commit ~200 µs (in this VM the fsync's I/O
 submission is CPU; the commits are ~30% of the writer's CPU); the loop's share
@@ -281,6 +328,23 @@ times, medians; ours alone 1.74–1.76 ms/job in the same series):
   cost the same as 3.11.7 within noise (ours 1.6–1.9 ms/job, ours+store 2.1–2.9, all three).
 - A slower poll does not help: at a 1 s interval ours costs 1.9–2.2 ms/job and ours+store
   2.3–3.1, because fewer requests and writes share a loop wake-up or a commit.
+
+What the PostgreSQL store adds (`ours+pg`, measured since 2026-12-02): the same five
+writes per job, each one statement in its own transaction (autocommit, one WAL flush per
+commit unless the server's own group commit merges them), sent at once on one of the
+pool's 10 connections: at N = 1,000 the jobs queue for a connection, the likely reason for
+the longer wall time (not measured apart). The bot's share is asyncpg's work per statement
+(a pool acquire, encoding the parameters, decoding the reply, a loop wake-up for it); the
+server's (postmaster, backends, walwriter, checkpointer, autovacuum: the postmaster's
+whole process tree, read from `/proc/<pid>/stat` before and after the measured run, the
+children it reaped included) is reported apart, as it runs outside the bot's process. On
+2026-12-02, in five runs before the one above (medians of 2–3 rounds) at N = 1,000: the
+bot's extra 1.06–1.56 ms/job, the server's 1.37–2.09, wall 2.98–4.15 s against SQLite's
+1.22–1.78. Every transition and the insert end in `RETURNING` every column and build a
+`JobRecord` from the row, which the SQLite store stopped doing (see above): not yet
+measured apart, the first lead if the PostgreSQL figures need to come down. The server's
+CPU is also taken out of "other processes' share" (pg_ctl daemonises it, so it is not a
+child of the bench).
 
 Where ours spends its CPU (cProfile of `python -m bench.scenario --impl ours --jobs 1000`
 against a running fake): about nine tenths in aiohttp's client, asyncio and the socket

@@ -16,6 +16,8 @@ from pathlib import Path
 from .fake import ROOT
 
 DOCS_PATH = ROOT / "docs" / "benchmarks.md"
+NONE = "–"
+"""A table cell for a figure the row does not have."""
 HEADER = """# Benchmarks
 
 Figures measured by `make bench` (`python -m bench`; `--only SECTION` runs one section).
@@ -66,7 +68,11 @@ def provenance(when: str, other_load: float, *distributions: str) -> str:
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """A markdown table padded to line up in a terminal too; numbers right-aligned."""
     widths = [max(len(str(c)) for c in col) for col in zip(headers, *rows, strict=True)]
-    numeric = [all(_is_number(r[i]) for r in rows) and bool(rows) for i in range(len(headers))]
+    # A column of numbers with a few "–" (no such figure for this row) is still numeric.
+    numeric = [
+        all(_is_number(r[i]) or r[i] == NONE for r in rows) and any(_is_number(r[i]) for r in rows)
+        for i in range(len(headers))
+    ]
 
     def line(cells: Sequence[str]) -> str:
         padded = (

@@ -38,9 +38,11 @@ class OtherLoad:
     def __init__(self) -> None:
         self._start = (time.monotonic(), _machine_busy_s(), own_cpu_s())
 
-    def share(self) -> float:
+    def share(self, own_extra_s: float = 0.0) -> float:
+        """`own_extra_s`: CPU of processes we started that are not our children (a
+        daemonised database server), so not in `own_cpu_s`."""
         wall0, busy0, own0 = self._start
         wall = time.monotonic() - wall0
-        others = (_machine_busy_s() - busy0) - (own_cpu_s() - own0)
+        others = (_machine_busy_s() - busy0) - (own_cpu_s() - own0) - own_extra_s
         cores = os.cpu_count() or 1
         return max(0.0, others / (wall * cores)) if wall > 0 else float("nan")

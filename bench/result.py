@@ -32,6 +32,9 @@ class ScenarioResult:
     """Committed job-store writes per job (ours+store only)."""
     writer_cpu_s: float = 0.0
     """Of `cpu_s`, the job store's writer thread's share (ours+store only)."""
+    server_cpu_s: float = 0.0
+    """CPU of the database server's processes during the measured run, not in `cpu_s`
+    (ours+pg only: PostgreSQL does the store's work in processes of its own)."""
 
     @property
     def cpu_ms_per_job(self) -> float:
@@ -79,6 +82,7 @@ def median(results: list[ScenarioResult]) -> ScenarioResult:
         runs=len(results),
         writes_per_job=mid("writes_per_job"),
         writer_cpu_s=mid("writer_cpu_s"),
+        server_cpu_s=mid("server_cpu_s"),
     )
 
 

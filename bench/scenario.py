@@ -25,12 +25,13 @@ from .lag import LagTicker
 from .result import ScenarioResult
 from .target import Implementation, Target
 
-OUR_IMPLS = ("ours", "ours+store")
+PG_IMPL = "ours+pg"  # the PostgreSQL store: needs a server (the section starts one)
+OUR_IMPLS = ("ours", "ours+store", PG_IMPL)
 STORE_THREAD = "job-store"  # the job store's writer thread (bot/store/writer.py)
 IMPLS = (*OUR_IMPLS, "requests", "segmind-sdk")
 
 
-def load(impl: str) -> Implementation:
+def load(impl: str, database_url: str = "") -> Implementation:
     """Import only the chosen implementation, so no other client's modules inflate RSS."""
     if impl == "ours":
         from .ours import ours
@@ -40,6 +41,12 @@ def load(impl: str) -> Implementation:
         from .ours import ours_with_store
 
         return ours_with_store
+    if impl == PG_IMPL:
+        if not database_url:
+            raise SystemExit(f"{PG_IMPL} needs --database-url")
+        from .ours import ours_with_pg
+
+        return ours_with_pg(database_url)
     if impl == "requests":
         from .peers import requests_peer
 
@@ -64,6 +71,12 @@ def _thread_cpu_s(name: str) -> float:
     return procstat.thread_cpu_s(thread.native_id)
 
 
+def _server_cpu_s(pid: int) -> float:
+    """CPU so far of the database server's whole process tree (0 without a server): its
+    backends serve only this run's fresh database while it is measured."""
+    return procstat.tree_cpu_s(pid) if pid else 0.0
+
+
 def _rss_mb() -> float:
     """Peak RSS so far in MB (10^6 bytes): VmHWM, the high-water mark of this process's
     own memory. Not `ru_maxrss`: Linux carries that over from the parent across fork and
@@ -84,8 +97,15 @@ def _kind(outcome: object) -> str:
     return f"{type(outcome).__name__} in {notes[0]}" if notes else type(outcome).__name__
 
 
-async def measure(impl: str, target: Target, jobs: int, interval: float) -> ScenarioResult:
-    async with load(impl)(target, jobs, interval) as job:
+async def measure(
+    impl: str,
+    target: Target,
+    jobs: int,
+    interval: float,
+    database_url: str = "",
+    server_pid: int = 0,
+) -> ScenarioResult:
+    async with load(impl, database_url)(target, jobs, interval) as job:
         # One job first, unmeasured: lazy imports and first connections are start-up costs.
         try:
             await job(-1)
@@ -97,9 +117,11 @@ async def measure(impl: str, target: Target, jobs: int, interval: float) -> Scen
         writes = getattr(job, "store_writes", lambda: 0)
         writes0 = writes()
         writer0 = _thread_cpu_s(STORE_THREAD)
+        server0 = _server_cpu_s(server_pid)
         cpu0, wall0 = _cpu_s(), time.perf_counter()
         outcomes = await asyncio.gather(*(job(i) for i in range(jobs)), return_exceptions=True)
         wall, cpu = time.perf_counter() - wall0, _cpu_s() - cpu0
+        server_cpu = _server_cpu_s(server_pid) - server0
         writer_cpu = _thread_cpu_s(STORE_THREAD) - writer0
         store_writes = writes() - writes0
         await ticker.stop()
@@ -120,6 +142,7 @@ async def measure(impl: str, target: Target, jobs: int, interval: float) -> Scen
         failures=sum(errors.values()),
         writes_per_job=store_writes / jobs,
         writer_cpu_s=writer_cpu,
+        server_cpu_s=server_cpu,
         errors=dict(errors),
         first_error="" if first is None else repr(first)[:300],
     )
@@ -133,12 +156,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--workflow-url", required=True)
     parser.add_argument("--sample-url", required=True)
     parser.add_argument("--api-key", required=True)
+    parser.add_argument("--database-url", default="", help="ours+pg: a fresh database")
+    parser.add_argument("--server-pid", type=int, default=0, help="ours+pg: the postmaster")
     args = parser.parse_args(argv)
     # The runner logs every job at INFO; at 1,000 jobs that is noise, not what we measure.
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     target = Target(args.workflow_url, args.sample_url, args.api_key)
     # Every implementation is hosted on the loop the bot itself runs on (uvloop if present).
-    result = run(measure(args.impl, target, args.jobs, args.interval))
+    result = run(
+        measure(args.impl, target, args.jobs, args.interval, args.database_url, args.server_pid)
+    )
     print(result.to_json(), flush=True)
 
 

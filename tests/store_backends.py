@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn
@@ -21,6 +20,8 @@ import pytest
 
 from bot.store import SqliteJobStore
 from bot.store.models import Store
+
+from . import pg
 
 BACKENDS = ("sqlite", "postgres")
 MakeStore = Callable[..., Store]
@@ -35,43 +36,25 @@ def postgres_unavailable(reason: str) -> NoReturn:
 
 @pytest.fixture(scope="session")
 def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A throwaway PostgreSQL server for the session (pgserver: a unix socket, no
-    network); its URL."""
-    # pgserver's platformdirs warns without a runtime dir (root in a container has none).
-    os.environ.setdefault("XDG_RUNTIME_DIR", str(tmp_path_factory.mktemp("run")))
+    """A throwaway PostgreSQL server for the session (tests/pg.py); its URL."""
     try:
-        pgserver = importlib.import_module("pgserver")
-    except ImportError as exc:
-        postgres_unavailable(f"the pgserver package is missing ({exc}): make .venv/.installed")
+        server = pg.start_server(tmp_path_factory.mktemp("pg"), tmp_path_factory.mktemp("run"))
+    except pg.PgUnavailable as exc:
+        postgres_unavailable(str(exc))
     try:
-        server = pgserver.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="stop")
-    except Exception as exc:  # any reason it cannot start is the reason
-        postgres_unavailable(f"the throwaway server did not start: {exc}")
-    try:
-        yield str(server.get_uri())
+        yield server.url
     finally:
-        server.cleanup()
+        pg.stop_server(server)
 
 
 @pytest.fixture
 async def pg_database(pg_server: str) -> AsyncIterator[str]:
     """A fresh, empty database on the session's server, dropped after the test; its URL."""
-    asyncpg = importlib.import_module("asyncpg")
-    name = f"t_{uuid.uuid4().hex}"
-    admin = await asyncpg.connect(pg_server)
+    url = await pg.create_database(pg_server)
     try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
+        yield url
     finally:
-        await admin.close()
-    base, _, query = pg_server.partition("?")
-    try:
-        yield f"{base.rsplit('/', 1)[0]}/{name}?{query}"
-    finally:
-        admin = await asyncpg.connect(pg_server)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
+        await pg.drop_database(pg_server, url)
 
 
 @pytest.fixture(params=BACKENDS)
