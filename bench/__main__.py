@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import budget, core, discord_e2e, docs, transcode
+from . import budget, cluster, core, discord_e2e, docs, transcode
 from .section import Options, Section
 
 SECTIONS: dict[str, Section] = {
@@ -20,6 +20,7 @@ SECTIONS: dict[str, Section] = {
     discord_e2e.NAME: discord_e2e.run,
     budget.NAME: budget.run,
     transcode.NAME: transcode.run,
+    cluster.NAME: cluster.run,
 }
 """Add a section here: a name (its docs block) and a function Options -> SectionReport."""
 
