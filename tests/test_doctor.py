@@ -17,6 +17,8 @@ import pytest
 from bot.doctor import Check, Status, collect, exit_status, render
 from bot.doctor.permissions import INVITE_PERMISSIONS
 from bot.store.migrations import MIGRATIONS
+from bot.store.pg import PostgresJobStore
+from bot.store.pg.schema import MIGRATIONS as PG_MIGRATIONS
 from bot.store.sqlite import SqliteJobStore
 from tests.fakes.discord import (
     ATTACH_FILES,
@@ -170,7 +172,7 @@ async def test_an_unusable_answer_is_a_line_not_a_traceback(
     discord, segmind = fakes
     discord.inject_error("GET", r"/oauth2/applications/@me$", 200, message="no id here")
 
-    def broken(data_dir: Path) -> list[Check]:
+    def broken(data_dir: Path, sqlite: bool = True) -> list[Check]:
         raise RuntimeError(f"a bug that mentions {discord.token}")
 
     monkeypatch.setattr("bot.doctor.local_checks", broken)
@@ -455,3 +457,40 @@ def test_report_symbols_on_a_terminal() -> None:
     )
     assert "s3cret-value" not in scrubbed
     assert "[redacted]" in scrubbed
+
+
+async def test_postgresql_schema_and_its_errors(
+    fakes: tuple[FakeDiscord, FakeSegmind], tmp_path: Path, pg_database: str
+) -> None:
+    """With DATABASE_URL the job database is PostgreSQL's, read-only; BOT_DATA_DIR has no
+    job file to look at."""
+    discord, segmind = fakes
+    data_dir = tmp_path / "data"
+    checks, _ = await doctor(discord, segmind, data_dir, DATABASE_URL=pg_database)
+    assert one(checks, "Job database").message.endswith(
+        "empty; the bot creates its tables at start"
+    )
+    async with PostgresJobStore(pg_database):
+        checks, _ = await doctor(discord, segmind, data_dir, DATABASE_URL=pg_database)
+    schema = one(checks, "Job database")
+    assert schema.status is Status.OK
+    assert schema.message.endswith(f"schema version {len(PG_MIGRATIONS)}, this bot's")
+    assert exit_status(checks) == 0
+
+    wrong = pg_database.replace("postgres:@", "postgres:hunter2@").replace("/t_", "/missing_")
+    checks, report = await doctor(discord, segmind, data_dir, DATABASE_URL=wrong)
+    schema = one(checks, "Job database")
+    assert schema.status is Status.FAIL
+    assert "does not exist" in schema.message
+    assert "hunter2" not in report
+
+
+async def test_shard_ids_without_a_shared_database_warn(
+    fakes: tuple[FakeDiscord, FakeSegmind], tmp_path: Path
+) -> None:
+    discord, segmind = fakes
+    checks, _ = await doctor(discord, segmind, tmp_path / "data", SHARD_COUNT="2", SHARD_IDS="1")
+    sharing = one(checks, "Several processes")
+    assert sharing.status is Status.WARN
+    assert "SHARD_IDS=1 of SHARD_COUNT=2 without DATABASE_URL" in sharing.message
+    assert "DATABASE_URL" in sharing.fix

@@ -15,6 +15,7 @@ from typing import TextIO
 from ..config import Settings
 from ..logs import setup_logging
 from ..runtime import run
+from .database import check_postgres, check_sharing
 from .discord_rest import discord_checks
 from .local import local_checks
 from .report import Check, Status, exit_status, fail, render
@@ -34,11 +35,13 @@ async def collect(settings: Settings) -> list[Check]:
             settings.shard_count,
         ),
         segmind_checks(settings.segmind_api_key.get(), settings.segmind_workflow_url),
-        asyncio.to_thread(local_checks, settings.bot_data_dir),
+        asyncio.to_thread(local_checks, settings.bot_data_dir, not settings.database_url.get()),
+        _database_checks(settings),
         return_exceptions=True,
     )
     checks: list[Check] = []
-    for name, group in zip(("Discord", "Segmind", "Local checks"), groups, strict=True):
+    names = ("Discord", "Segmind", "Local checks", "Job database")
+    for name, group in zip(names, groups, strict=True):
         if isinstance(group, BaseException):
             if not isinstance(group, Exception):
                 raise group
@@ -47,6 +50,13 @@ async def collect(settings: Settings) -> list[Check]:
         else:
             checks += group
     return checks
+
+
+async def _database_checks(settings: Settings) -> list[Check]:
+    url = settings.database_url.get()
+    sharing = check_sharing(settings)
+    checks = [await check_postgres(url)] if url else []
+    return checks + ([sharing] if sharing is not None else [])
 
 
 def run_doctor(settings: Settings, *, out: TextIO | None = None, fancy: bool | None = None) -> int:

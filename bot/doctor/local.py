@@ -142,5 +142,7 @@ def check_pyav() -> Check:
     return ok(VOICE, f"PyAV {av.__version__} with the libopus encoder")
 
 
-def local_checks(data_dir: Path) -> list[Check]:
-    return [check_data_dir(data_dir), check_schema(data_dir), check_disk(data_dir), check_pyav()]
+def local_checks(data_dir: Path, sqlite: bool = True) -> list[Check]:
+    """`sqlite`: the jobs are in BOT_DATA_DIR (no DATABASE_URL), so its file is checked."""
+    schema = [check_schema(data_dir)] if sqlite else []
+    return [check_data_dir(data_dir), *schema, check_disk(data_dir), check_pyav()]
