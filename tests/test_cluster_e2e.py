@@ -15,15 +15,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
 import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
+import pytest
 
 from tests.fakes.discord import FakeDiscord, FakeInteraction
 from tests.fakes.segmind import FakeSegmind, JobScript, fake_mp3
-from tests.harness import bot_settings, running_bot
+from tests.harness import bot_settings, running_bot, world
 from tests.proc import kill, start_bot, stop
 
 SHARDS = 3
@@ -199,3 +201,27 @@ def answered(interaction: FakeInteraction) -> bool:
 
 def shard_of_two(guild_id: int) -> int:
     return (guild_id >> 22) % 2
+
+
+async def test_a_process_that_lost_its_job_stops_without_a_word(
+    tmp_path: Path, pg_database: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Another process claimed the job while this one was at Segmind (this one stalled
+    past its lease): the result comes in, and this process posts nothing and explains
+    nothing; the job is the other's to finish."""
+    async with world(tmp_path, None, DATABASE_URL=pg_database) as w:
+        w.segmind.script_jobs(JobScript(duration=1.0))
+        interaction = await w.speak("taken over")
+        await until_all(pg_database, "submitted", [str(interaction.id)])
+        connection = await asyncpg.connect(pg_database)
+        try:
+            await connection.execute("UPDATE jobs SET lease_owner = 'another process'")
+        finally:
+            await connection.close()
+        with caplog.at_level(logging.WARNING, logger="bot.jobs.driver"):
+            await w.job_ended(interaction, within=15)
+        assert "another bot process drives it now; stopped here" in caplog.text
+        assert interaction.original is not None
+        assert not interaction.original.attachments  # still its progress message
+        assert not interaction.followups
+        assert (await job_states(pg_database)) == {str(interaction.id): "submitted"}
