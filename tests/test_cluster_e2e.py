@@ -25,8 +25,9 @@ import pytest
 
 from tests.fakes.discord import FakeDiscord, FakeInteraction
 from tests.fakes.segmind import FakeSegmind, JobScript, fake_mp3
-from tests.harness import bot_settings, running_bot, world
+from tests.harness import World, bot_settings, running_bot, world
 from tests.proc import kill, start_bot, stop
+from tests.test_fair_use_e2e import speak_from
 
 SHARDS = 3
 RPM = 5  # the Free plan
@@ -225,3 +226,116 @@ async def test_a_process_that_lost_its_job_stops_without_a_word(
         assert not interaction.original.attachments  # still its progress message
         assert not interaction.followups
         assert (await job_states(pg_database)) == {str(interaction.id): "submitted"}
+
+
+async def test_clicks_reach_the_process_driving_the_job(tmp_path: Path, pg_database: str) -> None:
+    """Two processes. The voice owner answers in a DM, which Discord sends to shard 0's
+    process, for a job on a server of shard 1; and a Cancel clicked on shard 1's server
+    for a job shard 0's process drives (as after a failover). Each reaches the process
+    driving the job through the database."""
+    async with FakeDiscord(shards=2) as discord, FakeSegmind() as segmind:
+        guilds = {shard_of_two(discord.guild_id): discord.guild_id}
+        while len(guilds) < 2:
+            guild_id = discord.add_guild("another")
+            guilds.setdefault(shard_of_two(guild_id), guild_id)
+        far = guilds[1]  # its commands go to process 1, DMs to process 0
+        author = discord.add_user("author", guild_id=far)
+        channel_id = discord.guild(far).channel_ids[0]
+        with discord.patch_discord_py():
+            common = {
+                "DATABASE_URL": pg_database,
+                "SHARD_COUNT": "2",
+                "DISCORD_GUILD_IDS": ",".join(str(g) for g in guilds.values()),
+                "REQUIRE_OWNER_CONSENT": "true",
+            }
+            configs = [
+                bot_settings(tmp_path / str(n), segmind, discord, SHARD_IDS=str(n), **common)
+                for n in range(2)
+            ]
+            async with running_bot(discord, configs[0]), running_bot(discord, configs[1]) as one:
+                w = World(discord, segmind, one, configs[1])
+                post = await discord.user_message(
+                    user_id=author,
+                    channel_id=channel_id,
+                    attachments=[w.clip(data=fake_mp3(b"the author's voice"))],
+                )
+                job = await speak_from(w, post.id, discord.owner_id, "In your voice")
+                await discord.wait_for(lambda: bool(discord.dm_messages(author)), 15)
+                [prompt] = discord.dm_messages(author)
+                await discord.click(prompt.id, f"vc:owner:once:{job.id}", user_id=author)
+                await discord.wait_for(lambda: delivered(job), 15)
+    assert segmind.count("submit") == 1
+
+
+async def test_a_cancel_reaches_the_process_that_resumed_the_job(
+    tmp_path: Path, pg_database: str
+) -> None:
+    """Shard 1's process stops with a job at Segmind, shard 0's resumes it; shard 1's
+    process comes back and gets the member's Cancel (the server is its), which goes on to
+    shard 0's, and the job ends cancelled there."""
+    async with FakeDiscord(shards=2) as discord, FakeSegmind() as segmind:
+        segmind.script_jobs(JobScript(duration=60.0))
+        guilds = {shard_of_two(discord.guild_id): discord.guild_id}
+        while len(guilds) < 2:
+            guild_id = discord.add_guild("another")
+            guilds.setdefault(shard_of_two(guild_id), guild_id)
+        far = guilds[1]
+        with discord.patch_discord_py():
+            common = {
+                "DATABASE_URL": pg_database,
+                "SHARD_COUNT": "2",
+                "DISCORD_GUILD_IDS": ",".join(str(g) for g in guilds.values()),
+                "JOB_LEASE_SECONDS": "2",
+            }
+            configs = [
+                bot_settings(tmp_path / str(n), segmind, discord, SHARD_IDS=str(n), **common)
+                for n in range(2)
+            ]
+            async with running_bot(discord, configs[0]) as zero:
+                async with running_bot(discord, configs[1]):
+                    job = await speak(discord, far, "cancel me later")
+                    await until_all(pg_database, "submitted", [str(job.id)])
+                # Shard 1's process stopped (its lease handed back): shard 0's takes it
+                # a lease later, being another shard's.
+                await until_leased_by(pg_database, str(job.id), zero.store)
+                async with running_bot(discord, configs[1]):
+                    assert job.original is not None
+                    await discord.click(
+                        job.original.id, f"vc:cancel:{job.id}", user_id=discord.owner_id
+                    )
+                    await discord.wait_for(functools.partial(cancelled, job), 15)
+                await until_all(pg_database, "explained", [str(job.id)])
+    assert segmind.count("submit") == 1
+
+
+async def speak(discord: FakeDiscord, guild_id: int, text: str) -> FakeInteraction:
+    clip = discord.add_attachment("voice.mp3", fake_mp3(b"clip"), "audio/mpeg")
+    return await discord.slash(
+        "speak",
+        {"voice": clip, "text": text},
+        guild_id=guild_id,
+        channel_id=discord.guild(guild_id).channel_ids[0],
+        user_id=discord.owner_id,
+    )
+
+
+def cancelled(interaction: FakeInteraction) -> bool:
+    message = interaction.original
+    return message is not None and message.content.startswith("🚫 Cancelled")
+
+
+async def until_leased_by(url: str, job_id: str, store: object) -> None:
+    """Only the database knows who holds a lease: it is re-read every 50 ms."""
+    owner = getattr(store, "owner")  # noqa: B009 (a PostgreSQL store's)
+    connection = await asyncpg.connect(url)
+    try:
+        async with asyncio.timeout(15):
+            while True:
+                holder = await connection.fetchval(
+                    "SELECT lease_owner FROM jobs WHERE id = $1", job_id
+                )
+                if holder == owner:
+                    return
+                await asyncio.sleep(0.05)
+    finally:
+        await connection.close()

@@ -130,3 +130,17 @@ async def test_a_process_that_lost_its_job_cannot_move_it(open_store: Open) -> N
     with pytest.raises(LeaseLost):
         await first.mark_submit_started("1")
     await second.mark_submit_started("1")
+
+
+async def test_a_click_waits_for_the_process_holding_the_job(open_store: Open) -> None:
+    first, second = await open_store(), await open_store()
+    await first.add(make_job("1"))
+    await second.signal_job("1", "cancel", "9")  # Discord sent the click to `second`
+    assert await second.take_signals() == []  # not its job
+    assert await first.take_signals() == [("1", "cancel", "9")]
+    assert await first.take_signals() == []  # taken once
+    await second.signal_job("1", "owner", "allowed")
+    await die(first)
+    [claimed] = await claimed_within(second, 5 * LEASE)  # whoever claims it gets it
+    assert claimed.id == "1"
+    assert await second.take_signals() == [("1", "owner", "allowed")]

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from discord.ext import tasks
 
 from ..policy import Policy
-from ..store import JobRecord, JobStore, StoreError
+from ..store import JobRecord, JobSignals, JobStore, StoreError
 from ..transcoder import Transcoder
 from .cache import ResultCache
 from .delivery import Delivery
@@ -29,6 +29,8 @@ from .runner import JobRunner
 log = logging.getLogger(__name__)
 
 PURGE_HOURS = 24.0
+SIGNAL_SECONDS = 1.0  # between looks for clicks another process took for this one's jobs
+CANCEL, OWNER = "cancel", "owner"  # job_signals kinds
 
 DeliveryFactory = Callable[[JobRecord, int | None], Delivery]
 """(record, the interaction's upload limit when known) -> how the job reaches its member."""
@@ -64,6 +66,9 @@ class JobService:
         self._claiming = (
             tasks.loop(seconds=claim_every)(self._claim_orphans) if claim_every else None
         )
+        # Several processes: a click Discord sent to another one (signals.py).
+        self._signals = store if claim_every and isinstance(store, JobSignals) else None
+        self._listening = tasks.loop(seconds=SIGNAL_SECONDS)(self._take_signals)
 
     def use(self, deliveries: DeliveryFactory) -> None:
         """How jobs reach their members: the Discord layer's side of the service."""
@@ -77,10 +82,36 @@ class JobService:
         """A Cancel click: False if the job is past the stages a cancel can stop."""
         return self.driver.cancel(job_id, by)
 
-    def owner_answered(self, job_id: str, verdict: OwnerVerdict) -> bool:
-        """The voice owner's click (or that they cannot be asked): False if the job is not
-        waiting for it right now (it ended, or a restart has not resumed it yet)."""
+    async def cancel_elsewhere(self, job_id: str, by: int) -> bool:
+        """A Cancel click for a job this process does not drive: with several processes,
+        passed on to the one that does (it cancels it if it still can). False with one."""
+        if self._signals is None:
+            return False
+        await self._signals.signal_job(job_id, CANCEL, str(by))
+        return True
+
+    async def owner_answered(self, job_id: str, verdict: OwnerVerdict) -> bool:
+        """The voice owner's click (or that they cannot be asked), for a job the caller
+        found waiting in the store. With several processes, one this process does not
+        drive gets it through the store. False if it was answered already."""
+        if self._signals is not None and not self.driver.owner_waits.waiting(job_id):
+            await self._signals.signal_job(job_id, OWNER, verdict.value)
+            return True
         return self.driver.owner_waits.answer(job_id, verdict)
+
+    async def _take_signals(self) -> None:
+        assert self._signals is not None
+        try:
+            signals = await self._signals.take_signals()
+        except StoreError as exc:  # tried again next round; the clicks wait in the store
+            log.warning("Could not look for clicks other processes took: %s", exc)
+            return
+        for job_id, kind, value in signals:
+            log.info("Job %s: a %s click another process took", job_id, kind)
+            if kind == CANCEL:
+                self.driver.cancel(job_id, int(value))
+            elif kind == OWNER:
+                self.driver.owner_waits.answer(job_id, OwnerVerdict(value))
 
     def abandon(self, job_id: str) -> None:
         """A reserved request that never became a job (declined, timed out, refused
@@ -113,6 +144,8 @@ class JobService:
             self.start(record)
         if self._claiming is not None:
             self._claiming.start()
+        if self._signals is not None:
+            self._listening.start()
 
     async def _claim_orphans(self) -> None:
         """Resume the jobs of a process that stopped renewing its leases (the store
@@ -150,3 +183,4 @@ class JobService:
         self._housekeeping.cancel()
         if self._claiming is not None:
             self._claiming.cancel()
+        self._listening.cancel()

@@ -323,6 +323,16 @@ class PolicyStore(Protocol):
 
 
 @runtime_checkable
+class JobSignals(Protocol):
+    """Messages to the process driving a job, when several share the store (PostgreSQL)."""
+
+    async def signal_job(self, job_id: str, kind: str, value: str) -> None: ...
+    async def take_signals(self) -> list[tuple[str, str, str]]:
+        """(job id, kind, value) for the jobs this process drives, each once."""
+        ...
+
+
+@runtime_checkable
 class SharedPolicyStore(Protocol):
     """A policy store several processes write to (PostgreSQL): what changed elsewhere."""
 

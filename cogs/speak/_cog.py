@@ -341,7 +341,9 @@ class Speak(ConsentFlow, OwnerConsent, ResultButtons, commands.Cog):
                 allowed_mentions=NO_MENTIONS,
             )
             return
-        if not self.bot.job_service.cancel(job_id, interaction.user.id):
+        if not self.bot.job_service.cancel(
+            job_id, interaction.user.id
+        ) and not await self._cancel_elsewhere(record, interaction.user.id):
             text = (
                 "Too late to cancel: the audio is ready or being posted."
                 if record.state in (JobState.COMPLETED, JobState.DELIVERING)
@@ -355,6 +357,16 @@ class Speak(ConsentFlow, OwnerConsent, ResultButtons, commands.Cog):
             return
         # The job's own message says what happened; this click needs no reply of its own.
         await interaction.response.defer()
+
+    async def _cancel_elsewhere(self, record: JobRecord, by: int) -> bool:
+        """Several processes: a job another one drives (resumed there) is cancelled there."""
+        if record.state not in (JobState.ACCEPTED, JobState.SUBMITTED):
+            return False
+        try:
+            return await self.bot.job_service.cancel_elsewhere(record.id, by)
+        except StoreError as exc:
+            log.warning("Job %s: could not pass a Cancel on (%s)", record.id, exc)
+            return False
 
     @speak.autocomplete("language")
     async def language_autocomplete(

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 from bot.jobs.owner_wait import OwnerVerdict
-from bot.store import JobRecord, JobState
+from bot.store import JobRecord, JobState, StoreError
 
 from ..buttons import cancel_view, owner_view
 from ..echo import neutralise
@@ -87,7 +87,13 @@ class OwnerConsent:
         ):
             return
         log.info("Job %s: the voice owner %s could not be asked", record.id, owner)
-        self.bot.job_service.owner_answered(record.id, OwnerVerdict.UNREACHABLE)
+        await self._answered(record.id, OwnerVerdict.UNREACHABLE)
+
+    async def _answered(self, job_id: str, verdict: OwnerVerdict) -> None:
+        try:
+            await self.bot.job_service.owner_answered(job_id, verdict)
+        except StoreError as exc:  # the job then ends when the owner's time runs out
+            log.error("Job %s: the voice owner's answer could not be passed on (%s)", job_id, exc)
 
     async def _ask_by_dm(self, record: JobRecord, owner: int, text: str) -> bool:
         try:
@@ -140,7 +146,7 @@ class OwnerConsent:
                 record.guild_id, interaction.user.id, voice_allowed_at=time.time()
             )
         verdict = OwnerVerdict.DENIED if answer == "deny" else OwnerVerdict.ALLOWED
-        self.bot.job_service.owner_answered(job_id, verdict)
+        await self._answered(job_id, verdict)
         log.info("Job %s: the voice owner answered %s", job_id, answer)
         await interaction.response.edit_message(
             content=OWNER_ANSWERED_TEXT[answer], view=None, allowed_mentions=NO_MENTIONS

@@ -190,5 +190,7 @@ class PgJobs(PgAdmission):
         )
         if rows:
             self._writes += 1
+        # Clicks no process took (their job ended first, or its process with it).
+        await self._fetch("DELETE FROM job_signals WHERE at < $1", before)
         await self._purge_replays(before)
         return len(rows)

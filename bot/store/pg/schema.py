@@ -71,7 +71,8 @@ _INDEXES = (
 
 # Several processes on one database: a job is driven by the process holding its lease
 # (`lease_owner`, renewed until `lease_until`, database time); the Segmind request budget
-# all of them share is one row (`pg/budget.py`).
+# all of them share is one row (`pg/budget.py`); clicks for another process's job wait in
+# `job_signals`.
 _VERSION_2 = (
     "ALTER TABLE jobs ADD COLUMN lease_owner TEXT, ADD COLUMN lease_until DOUBLE PRECISION",
     "CREATE INDEX jobs_open_by_lease ON jobs (lease_until) "
@@ -81,6 +82,12 @@ _VERSION_2 = (
     "paused_until DOUBLE PRECISION NOT NULL DEFAULT 0, "
     "grants DOUBLE PRECISION[] NOT NULL DEFAULT '{}')",
     "INSERT INTO segmind_budget (id) VALUES (1)",
+    # Clicks that reach a process other than the job's (a DM's go to shard 0): kept for
+    # the process holding the job's lease (signals.py).
+    "CREATE TABLE job_signals (seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "
+    "job_id TEXT NOT NULL, kind TEXT NOT NULL, value TEXT NOT NULL, "
+    "at DOUBLE PRECISION NOT NULL)",
+    "CREATE INDEX job_signals_by_job ON job_signals (job_id)",
 )
 
 MIGRATIONS: tuple[tuple[str, ...], ...] = ((*_VERSION_1, *_INDEXES), _VERSION_2)

@@ -15,6 +15,7 @@ from .policy import PgPolicy
 from .provenance import PgProvenance
 from .replays import PgReplays
 from .result_cache import PgResultCache
+from .signals import PgSignals
 from .status import PgStatus
 from .voices import PgVoices
 
@@ -30,6 +31,7 @@ class PostgresJobStore(
     PgStatus,
     PgVoices,
     PgBudget,
+    PgSignals,
 ):
     def __init__(
         self,
