@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 import sys
 import tempfile
 import time
@@ -24,12 +23,11 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import asyncpg
-
 from tests import pg
+from tests.cluster import delivered, guilds_on_every_shard, processes, speak, until_all
 from tests.fakes.discord import FakeDiscord, FakeInteraction
-from tests.fakes.segmind import FakeSegmind, JobScript, fake_mp3
-from tests.proc import kill, start_bot, stop
+from tests.fakes.segmind import FakeSegmind, JobScript
+from tests.proc import kill
 
 from . import docs
 from .core_report import floors_table
@@ -83,14 +81,6 @@ class ClusterRun:
         return BURST / self.burst_seconds if self.burst_seconds else 0.0
 
 
-def shard_of(guild_id: int) -> int:
-    return (guild_id >> 22) % PROCESSES
-
-
-def delivered(interaction: FakeInteraction) -> bool:
-    return interaction.original is not None and bool(interaction.original.attachments)
-
-
 @contextlib.asynccontextmanager
 async def database(workdir: Path) -> AsyncIterator[str]:
     try:
@@ -103,33 +93,6 @@ async def database(workdir: Path) -> AsyncIterator[str]:
         await asyncio.to_thread(pg.stop_server, server)
 
 
-async def speak(discord: FakeDiscord, guild_id: int, text: str) -> FakeInteraction:
-    clip = discord.add_attachment("voice.mp3", fake_mp3(b"clip"), "audio/mpeg")
-    return await discord.slash(
-        "speak",
-        {"voice": clip, "text": text},
-        guild_id=guild_id,
-        channel_id=discord.guild(guild_id).channel_ids[0],
-        user_id=discord.owner_id,
-    )
-
-
-async def until_submitted(url: str, ids: list[str]) -> None:
-    """The database is the only place another process's job states can be seen."""
-    connection = await asyncpg.connect(url)
-    try:
-        async with asyncio.timeout(60):
-            while True:
-                rows = await connection.fetch(
-                    "SELECT count(*) FROM jobs WHERE id = ANY($1) AND state = 'submitted'", ids
-                )
-                if rows[0][0] == len(ids):
-                    return
-                await asyncio.sleep(0.05)
-    finally:
-        await connection.close()
-
-
 async def run_scenario(workdir: Path) -> ClusterRun:
     result = ClusterRun()
     async with (
@@ -139,36 +102,19 @@ async def run_scenario(workdir: Path) -> ClusterRun:
     ):
         segmind.script_jobs(*[JobScript(duration=JOB_SECONDS)] * BURST)
         segmind.script_jobs(*[JobScript(duration=RECOVERY_JOB_SECONDS)] * RECOVERY_JOBS)
-        guilds = {shard_of(discord.guild_id): discord.guild_id}
-        while len(guilds) < PROCESSES:
-            guild_id = discord.add_guild("another")
-            guilds.setdefault(shard_of(guild_id), guild_id)
-        procs = [
-            await start_bot(
-                discord,
-                segmind,
-                workdir / f"data-{shard}",
-                DATABASE_URL=url,
-                SHARD_COUNT=str(PROCESSES),
-                SHARD_IDS=str(shard),
-                JOB_LEASE_SECONDS=str(LEASE),
-                SEGMIND_RPM=str(RPM),
-                SEGMIND_POLL_INTERVAL=str(POLL),
-                DISCORD_GUILD_IDS=",".join(str(g) for g in guilds.values()),
-                VOICECLONE_TEST_BUDGET_WINDOW=str(WINDOW),
-                LOG_LEVEL="WARNING",
-            )
-            for shard in range(PROCESSES)
-        ]
-        try:
+        guilds = guilds_on_every_shard(discord, PROCESSES)
+        settings = {
+            "JOB_LEASE_SECONDS": str(LEASE),
+            "SEGMIND_RPM": str(RPM),
+            "SEGMIND_POLL_INTERVAL": str(POLL),
+            "VOICECLONE_TEST_BUDGET_WINDOW": str(WINDOW),
+            "LOG_LEVEL": "WARNING",
+        }
+        async with processes(workdir, url, discord, segmind, guilds, **settings) as procs:
             await discord.wait_for(lambda: len(discord.connected_shards) == PROCESSES, 60)
             await discord.wait_for(lambda: all(discord.commands(g) for g in guilds.values()), 60)
             everything = await _burst(discord, guilds, procs, result)
             everything += await _recovery(discord, url, guilds, procs, result)
-        finally:
-            for proc in procs:
-                if proc.returncode is None:
-                    await stop(proc, signal.SIGTERM)
         result.jobs = len(everything)
         result.delivered_once = sum(1 for x in everything if delivered(x))
         result.audio_messages = sum(
@@ -211,7 +157,7 @@ async def _recovery(
     result: ClusterRun,
 ) -> list[FakeInteraction]:
     doomed = [await speak(discord, guilds[1], f"doomed job {n}") for n in range(RECOVERY_JOBS)]
-    await until_submitted(url, [str(x.id) for x in doomed])
+    await until_all(url, "submitted", [str(x.id) for x in doomed])
     await kill(procs[1])
     killed = time.monotonic()
     times: list[float] = []
@@ -281,7 +227,8 @@ Throughput is the plan's: {RPM} requests per (scaled) minute shared by all three
 at the requests per job below; the CPU is far from the limit. CPU per job is the whole bot
 process (gateway, the interaction's answer and progress edits, the result's provenance
 tags and upload, the leases and the shared budget's row), not only the core section's
-client and store."""
+client and store; the launcher sets PROGRESS_UPDATE_SECONDS=0.1 (tests/proc.py), so each
+job's message is edited several times a second, where the default is every 3 s."""
 
 
 def notes(run: ClusterRun) -> str:

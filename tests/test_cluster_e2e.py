@@ -13,20 +13,26 @@ the plan's minute is three seconds here, as in test_budget_e2e.py.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
-import signal
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
 import pytest
 
+from tests.cluster import (
+    delivered,
+    guilds_on_every_shard,
+    job_states,
+    per_shard_settings,
+    processes,
+    speak,
+    until_all,
+)
 from tests.fakes.discord import FakeDiscord, FakeInteraction
 from tests.fakes.segmind import FakeSegmind, JobScript, fake_mp3
-from tests.harness import World, bot_settings, running_bot, world
-from tests.proc import kill, start_bot, stop
+from tests.harness import World, running_bot, world
+from tests.proc import kill
 from tests.test_fair_use_e2e import speak_from
 
 SHARDS = 3
@@ -35,43 +41,6 @@ WINDOW = 3.0  # the plan's minute, scaled
 LEASE = 2.0  # JOB_LEASE_SECONDS, its minimum
 JOB_SECONDS = 2.5  # each job's time at the fake Segmind
 JOBS_PER_SHARD = 2
-
-
-def shard_of(guild_id: int) -> int:
-    return (guild_id >> 22) % SHARDS
-
-
-def guilds_on_every_shard(discord: FakeDiscord) -> dict[int, int]:
-    """shard -> a guild routed to it."""
-    guilds = {shard_of(discord.guild_id): discord.guild_id}
-    while len(guilds) < SHARDS:
-        guild_id = discord.add_guild("another")
-        guilds.setdefault(shard_of(guild_id), guild_id)
-    return guilds
-
-
-async def job_states(url: str) -> dict[str, str]:
-    connection = await asyncpg.connect(url)
-    try:
-        rows = await connection.fetch("SELECT id, state FROM jobs")
-    finally:
-        await connection.close()
-    return {str(row["id"]): str(row["state"]) for row in rows}
-
-
-async def until_all(url: str, state: str, ids: list[str] | None = None) -> None:
-    """Only the database knows another process's job states: it is re-read every 50 ms."""
-    async with asyncio.timeout(30):
-        while True:
-            states = await job_states(url)
-            if all(states.get(job_id) == state for job_id in ids or states):
-                return
-            await asyncio.sleep(0.05)
-
-
-def delivered(interaction: FakeInteraction) -> bool:
-    """The job's own message carries the audio (its token is alive all test long)."""
-    return interaction.original is not None and bool(interaction.original.attachments)
 
 
 def audio_messages(discord: FakeDiscord, interactions: list[FakeInteraction]) -> int:
@@ -83,34 +52,6 @@ def audio_messages(discord: FakeDiscord, interactions: list[FakeInteraction]) ->
     return sum(1 for m in places if m.attachments)
 
 
-@contextlib.asynccontextmanager
-async def cluster(
-    tmp_path: Path, url: str, discord: FakeDiscord, segmind: FakeSegmind, guilds: list[int]
-) -> AsyncIterator[list[asyncio.subprocess.Process]]:
-    procs = [
-        await start_bot(
-            discord,
-            segmind,
-            tmp_path / f"data-{shard}",
-            DATABASE_URL=url,
-            SHARD_COUNT=str(SHARDS),
-            SHARD_IDS=str(shard),
-            JOB_LEASE_SECONDS=str(LEASE),
-            SEGMIND_RPM=str(RPM),
-            SEGMIND_POLL_INTERVAL="0.3",
-            DISCORD_GUILD_IDS=",".join(str(g) for g in guilds),
-            VOICECLONE_TEST_BUDGET_WINDOW=str(WINDOW),
-        )
-        for shard in range(SHARDS)
-    ]
-    try:
-        yield procs
-    finally:
-        for proc in procs:
-            if proc.returncode is None:
-                await stop(proc, signal.SIGTERM)
-
-
 async def test_three_processes_one_killed_every_job_delivered_once(
     tmp_path: Path, pg_database: str
 ) -> None:
@@ -119,23 +60,23 @@ async def test_three_processes_one_killed_every_job_delivered_once(
         FakeSegmind(rate_limit=(RPM, WINDOW)) as segmind,
     ):
         segmind.script_jobs(*[JobScript(duration=JOB_SECONDS)] * (SHARDS * JOBS_PER_SHARD))
-        by_shard = guilds_on_every_shard(discord)
+        by_shard = guilds_on_every_shard(discord, SHARDS)
         guilds = list(by_shard.values())
-        async with cluster(tmp_path, pg_database, discord, segmind, guilds) as procs:
+        settings = {
+            "JOB_LEASE_SECONDS": str(LEASE),
+            "SEGMIND_RPM": str(RPM),
+            "SEGMIND_POLL_INTERVAL": "0.3",
+            "VOICECLONE_TEST_BUDGET_WINDOW": str(WINDOW),
+        }
+        async with processes(
+            tmp_path, pg_database, discord, segmind, by_shard, **settings
+        ) as procs:
             await discord.wait_for(lambda: discord.connected_shards == [0, 1, 2], 30)
             await discord.wait_for(lambda: all(discord.commands(g) for g in guilds), 30)
             jobs: dict[int, list[FakeInteraction]] = {}
             for shard, guild_id in by_shard.items():
-                channel_id = discord.guild(guild_id).channel_ids[0]
                 for n in range(JOBS_PER_SHARD):
-                    clip = discord.add_attachment("voice.mp3", fake_mp3(b"clip"), "audio/mpeg")
-                    interaction = await discord.slash(
-                        "speak",
-                        {"voice": clip, "text": f"shard {shard} job {n}"},
-                        guild_id=guild_id,
-                        channel_id=channel_id,
-                        user_id=discord.owner_id,
-                    )
+                    interaction = await speak(discord, guild_id, f"shard {shard} job {n}")
                     jobs.setdefault(shard, []).append(interaction)
             doomed = [str(x.id) for x in jobs[1]]
             await until_all(pg_database, "submitted", doomed)
@@ -156,36 +97,15 @@ async def test_a_limit_holds_across_processes(tmp_path: Path, pg_database: str) 
     shard): the second server's process has not seen the first's job in its own counts,
     and the database's count refuses it all the same."""
     async with FakeDiscord(shards=2) as discord, FakeSegmind() as segmind:
-        guilds = {shard_of_two(discord.guild_id): discord.guild_id}
-        while len(guilds) < 2:
-            guild_id = discord.add_guild("another")
-            guilds.setdefault(shard_of_two(guild_id), guild_id)
+        guilds = guilds_on_every_shard(discord, 2)
         with discord.patch_discord_py():
-            common = {
-                "DATABASE_URL": pg_database,
-                "SHARD_COUNT": "2",
-                "DISCORD_GUILD_IDS": ",".join(str(g) for g in guilds.values()),
-                "GLOBAL_DAILY_JOBS": "1",
-            }
-            bots = [
-                running_bot(
-                    discord,
-                    bot_settings(tmp_path / str(n), segmind, discord, SHARD_IDS=str(n), **common),
-                )
-                for n in range(2)
-            ]
-            async with bots[0], bots[1]:
+            configs = per_shard_settings(
+                tmp_path, segmind, discord, pg_database, guilds, GLOBAL_DAILY_JOBS="1"
+            )
+            async with running_bot(discord, configs[0]), running_bot(discord, configs[1]):
                 answers = []
                 for shard in range(2):
-                    guild_id = guilds[shard]
-                    clip = discord.add_attachment("voice.mp3", fake_mp3(b"clip"), "audio/mpeg")
-                    interaction = await discord.slash(
-                        "speak",
-                        {"voice": clip, "text": f"on shard {shard}"},
-                        guild_id=guild_id,
-                        channel_id=discord.guild(guild_id).channel_ids[0],
-                        user_id=discord.owner_id,
-                    )
+                    interaction = await speak(discord, guilds[shard], f"on shard {shard}")
                     await discord.wait_for(functools.partial(answered, interaction), 15)
                     answers.append(interaction)
                 await discord.wait_for(lambda: delivered(answers[0]), 15)
@@ -198,10 +118,6 @@ async def test_a_limit_holds_across_processes(tmp_path: Path, pg_database: str) 
 
 def answered(interaction: FakeInteraction) -> bool:
     return interaction.original is not None
-
-
-def shard_of_two(guild_id: int) -> int:
-    return (guild_id >> 22) % 2
 
 
 async def test_a_process_that_lost_its_job_stops_without_a_word(
@@ -228,30 +144,21 @@ async def test_a_process_that_lost_its_job_stops_without_a_word(
         assert (await job_states(pg_database)) == {str(interaction.id): "submitted"}
 
 
-async def test_clicks_reach_the_process_driving_the_job(tmp_path: Path, pg_database: str) -> None:
+async def test_an_owner_s_dm_answer_reaches_the_process_driving_the_job(
+    tmp_path: Path, pg_database: str
+) -> None:
     """Two processes. The voice owner answers in a DM, which Discord sends to shard 0's
-    process, for a job on a server of shard 1; and a Cancel clicked on shard 1's server
-    for a job shard 0's process drives (as after a failover). Each reaches the process
-    driving the job through the database."""
+    process, for a job on a server of shard 1: the answer reaches shard 1's process,
+    which drives the job, through the database."""
     async with FakeDiscord(shards=2) as discord, FakeSegmind() as segmind:
-        guilds = {shard_of_two(discord.guild_id): discord.guild_id}
-        while len(guilds) < 2:
-            guild_id = discord.add_guild("another")
-            guilds.setdefault(shard_of_two(guild_id), guild_id)
+        guilds = guilds_on_every_shard(discord, 2)
         far = guilds[1]  # its commands go to process 1, DMs to process 0
         author = discord.add_user("author", guild_id=far)
         channel_id = discord.guild(far).channel_ids[0]
         with discord.patch_discord_py():
-            common = {
-                "DATABASE_URL": pg_database,
-                "SHARD_COUNT": "2",
-                "DISCORD_GUILD_IDS": ",".join(str(g) for g in guilds.values()),
-                "REQUIRE_OWNER_CONSENT": "true",
-            }
-            configs = [
-                bot_settings(tmp_path / str(n), segmind, discord, SHARD_IDS=str(n), **common)
-                for n in range(2)
-            ]
+            configs = per_shard_settings(
+                tmp_path, segmind, discord, pg_database, guilds, REQUIRE_OWNER_CONSENT="true"
+            )
             async with running_bot(discord, configs[0]), running_bot(discord, configs[1]) as one:
                 w = World(discord, segmind, one, configs[1])
                 post = await discord.user_message(
@@ -275,22 +182,12 @@ async def test_a_cancel_reaches_the_process_that_resumed_the_job(
     shard 0's, and the job ends cancelled there."""
     async with FakeDiscord(shards=2) as discord, FakeSegmind() as segmind:
         segmind.script_jobs(JobScript(duration=60.0))
-        guilds = {shard_of_two(discord.guild_id): discord.guild_id}
-        while len(guilds) < 2:
-            guild_id = discord.add_guild("another")
-            guilds.setdefault(shard_of_two(guild_id), guild_id)
+        guilds = guilds_on_every_shard(discord, 2)
         far = guilds[1]
         with discord.patch_discord_py():
-            common = {
-                "DATABASE_URL": pg_database,
-                "SHARD_COUNT": "2",
-                "DISCORD_GUILD_IDS": ",".join(str(g) for g in guilds.values()),
-                "JOB_LEASE_SECONDS": "2",
-            }
-            configs = [
-                bot_settings(tmp_path / str(n), segmind, discord, SHARD_IDS=str(n), **common)
-                for n in range(2)
-            ]
+            configs = per_shard_settings(
+                tmp_path, segmind, discord, pg_database, guilds, JOB_LEASE_SECONDS="2"
+            )
             async with running_bot(discord, configs[0]) as zero:
                 async with running_bot(discord, configs[1]):
                     job = await speak(discord, far, "cancel me later")
@@ -306,17 +203,6 @@ async def test_a_cancel_reaches_the_process_that_resumed_the_job(
                     await discord.wait_for(functools.partial(cancelled, job), 15)
                 await until_all(pg_database, "explained", [str(job.id)])
     assert segmind.count("submit") == 1
-
-
-async def speak(discord: FakeDiscord, guild_id: int, text: str) -> FakeInteraction:
-    clip = discord.add_attachment("voice.mp3", fake_mp3(b"clip"), "audio/mpeg")
-    return await discord.slash(
-        "speak",
-        {"voice": clip, "text": text},
-        guild_id=guild_id,
-        channel_id=discord.guild(guild_id).channel_ids[0],
-        user_id=discord.owner_id,
-    )
 
 
 def cancelled(interaction: FakeInteraction) -> bool:
