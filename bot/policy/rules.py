@@ -39,7 +39,6 @@ from ..store import (
 )
 from .ledger import DAY, Counts, Job, Ledger, day_of, utc_day_start
 from .limits import (
-    GLOBAL_DAILY_JOBS,
     OPERATOR,
     SERVER,
     AboveCeiling,
@@ -51,6 +50,7 @@ from .limits import (
     replaced,
     stricter,
 )
+from .quota import quota_refusal
 from .refusals import Ask, Reason, Refusal
 
 log = logging.getLogger(__name__)
@@ -322,64 +322,14 @@ class Policy:
     def _over_quota(
         self, key: tuple[int, int], chars: int, now: float, standing: Standing
     ) -> Refusal | None:
-        """Cooldown, jobs in flight, daily budgets: what counting one more job of `chars`
-        on top of `standing` would break. Each refusal names who set the limit (the
-        server's admins or the operator)."""
-        tomorrow = (day_of(now) + 1) * DAY
         guild_id = key[0] or None
-        limits = self.limits(guild_id)
-        last = standing.last_start
-        if limits.user_cooldown_seconds and last is not None:
-            ready = last + limits.user_cooldown_seconds
-            if ready > now:
-                return self._over(
-                    Reason.COOLDOWN, guild_id, "user_cooldown_seconds", limits, retry_at=ready
-                )
-        running = standing.open_jobs
-        if limits.user_max_in_flight and running >= limits.user_max_in_flight:
-            return self._over(
-                Reason.IN_FLIGHT, guild_id, "user_max_in_flight", limits, running=running
-            )
-        used = standing.user_chars
-        if limits.user_daily_chars and used + chars > limits.user_daily_chars:
-            return self._over(
-                Reason.USER_DAILY_CHARS,
-                guild_id,
-                "user_daily_chars",
-                limits,
-                retry_at=tomorrow,
-                chars=chars,
-                left=max(0, limits.user_daily_chars - used),
-            )
-        if limits.guild_daily_jobs and standing.guild_jobs >= limits.guild_daily_jobs:
-            return self._over(
-                Reason.GUILD_DAILY, guild_id, "guild_daily_jobs", limits, retry_at=tomorrow
-            )
-        if limits.guild_daily_chars and standing.guild_chars + chars > limits.guild_daily_chars:
-            return self._over(
-                Reason.GUILD_DAILY, guild_id, "guild_daily_chars", limits, retry_at=tomorrow
-            )
-        global_jobs = self.settings.global_daily_jobs
-        if global_jobs and standing.total_jobs >= global_jobs:
-            return Refusal(
-                Reason.GLOBAL_DAILY,
-                retry_at=tomorrow,
-                limit=GLOBAL_DAILY_JOBS,
-                setter=OPERATOR,
-                cap=global_jobs,
-            )
-        return None
-
-    def _over(
-        self, reason: Reason, guild_id: int | None, name: str, limits: Limits, **data: Any
-    ) -> Refusal:
-        """A refusal by limit `name`, with its value and who set it."""
-        return Refusal(
-            reason,
-            limit=name,
-            setter=self.setter(guild_id, name),
-            cap=getattr(limits, name),
-            **data,
+        return quota_refusal(
+            self.limits(guild_id),
+            lambda name: self.setter(guild_id, name),
+            self.settings.global_daily_jobs,
+            chars,
+            now,
+            standing,
         )
 
     # -- what admins and members change --------------------------------------------
